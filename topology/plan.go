@@ -1,0 +1,204 @@
+package topology
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Plan is one running instance of a topology: the topology plus what a runtime decided when it
+// brought it up (secrets, WAN links, how each region reaches each remote node). The runtime writes
+// it to the run directory; every agent reads it, so all nodes agree on one plan.
+type Plan struct {
+	// Topology is what runs.
+	Topology *Topology `json:"topology"`
+	// RunID identifies this bring-up; it labels every object the runtime creates.
+	RunID string `json:"run_id"`
+	// Runtime is the name of the runtime that brought it up ("local", "docker").
+	Runtime string `json:"runtime"`
+	// RunDir holds the plan, node data and logs.
+	RunDir string `json:"run_dir"`
+	// GossipKey is the AES-256 key that encrypts gossip (generated per bring-up).
+	GossipKey []byte `json:"gossip_key"`
+	// Secret is the bearer token every control endpoint requires.
+	Secret string `json:"secret"`
+	// Links are the WAN proxies: every cross-site TCP connection goes through one of them.
+	Links []Link `json:"links"`
+	// Started is when the runtime wrote the plan.
+	Started time.Time `json:"started"`
+}
+
+// Link is one toxiproxy proxy carrying one direction of cross-site traffic: nodes of FromSite dial
+// Listen to reach node To's db port.
+type Link struct {
+	// Name is the toxiproxy proxy name, "<from>--<to>".
+	Name string `json:"name"`
+	// FromSite is the region (or "witness") whose nodes use this link.
+	FromSite string `json:"from_site"`
+	// ToNode is the node reached.
+	ToNode string `json:"to_node"`
+	// ToSite is the region (or "witness") of ToNode.
+	ToSite string `json:"to_site"`
+	// Listen is the proxy's address, inside FromSite's address range.
+	Listen string `json:"listen"`
+	// Upstream is ToNode's real address.
+	Upstream string `json:"upstream"`
+}
+
+// Site is the name of the place a node lives: its region, or "witness" for the witness, "wan" for
+// the WAN node.
+func (n Node) Site() string {
+	switch n.Role {
+	case RoleWitness:
+		return "witness"
+	case RoleWAN:
+		return "wan"
+	}
+	return n.Region
+}
+
+// SitePrefix is the loopback range of a site's nodes.
+func (t *Topology) SitePrefix(site string) netip.Prefix {
+	b := t.base()
+	switch site {
+	case "witness":
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], 250, 0}), 24)
+	case "wan":
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], 0, 0}), 24)
+	}
+	return t.RegionPrefix(site)
+}
+
+// Sites lists the regions then "witness".
+func (t *Topology) Sites() []string { return append(t.RegionNames(), "witness") }
+
+// SiteLatency is the one-way latency and jitter between two sites. The witness is a third site at
+// the default WAN latency from every region.
+func (t *Topology) SiteLatency(a, b string) (time.Duration, time.Duration) {
+	if a == b {
+		return 0, 0
+	}
+	if a == "witness" || b == "witness" {
+		return t.WAN.Latency.D(), t.WAN.Jitter.D()
+	}
+	return t.LinkLatency(a, b)
+}
+
+// NewPlan makes a plan for the local runtime: fresh secrets and one WAN link per (site, remote db or
+// witness node). Proxies listen at .100 upward in the dialling site's range.
+func NewPlan(t *Topology, runtime, runDir string) (*Plan, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("generate gossip key: %w", err)
+	}
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("generate control secret: %w", err)
+	}
+	runID := make([]byte, 4)
+	if _, err := rand.Read(runID); err != nil {
+		return nil, fmt.Errorf("generate run id: %w", err)
+	}
+	p := &Plan{
+		Topology:  t,
+		RunID:     t.Name + "-" + hex.EncodeToString(runID),
+		Runtime:   runtime,
+		RunDir:    runDir,
+		GossipKey: key,
+		Secret:    hex.EncodeToString(secret),
+		Started:   time.Now().UTC(),
+	}
+	targets := t.Voters() // db nodes and the witness: everything dialled across sites
+	for _, site := range t.Sites() {
+		prefix := t.SitePrefix(site).Addr().As4()
+		next := 100
+		for _, to := range targets {
+			if to.Site() == site {
+				continue
+			}
+			listen := netip.AddrPortFrom(netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(next)}), PortDB)
+			next++
+			p.Links = append(p.Links, Link{
+				Name:     site + "--" + to.Name,
+				FromSite: site,
+				ToNode:   to.Name,
+				ToSite:   to.Site(),
+				Listen:   listen.String(),
+				Upstream: to.Addr(PortDB),
+			})
+		}
+	}
+	return p, nil
+}
+
+// DBAddr is the address a node in site `from` dials to reach node `to`'s db port: direct within a
+// site, through the WAN link across sites.
+func (p *Plan) DBAddr(from string, to string) (string, error) {
+	n, ok := p.Topology.Node(to)
+	if !ok {
+		return "", fmt.Errorf("unknown node %q", to)
+	}
+	if n.Site() == from {
+		return n.Addr(PortDB), nil
+	}
+	for _, l := range p.Links {
+		if l.FromSite == from && l.ToNode == to {
+			return l.Listen, nil
+		}
+	}
+	return "", fmt.Errorf("no WAN link from %s to %s", from, to)
+}
+
+// LinksBetween lists the links carrying traffic between two sites (both directions).
+func (p *Plan) LinksBetween(a, b string) []Link {
+	var out []Link
+	for _, l := range p.Links {
+		if (l.FromSite == a && l.ToSite == b) || (l.FromSite == b && l.ToSite == a) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// WANAPI is the address of the toxiproxy API on the WAN node.
+func (p *Plan) WANAPI() string {
+	n, _ := p.Topology.Node("wan")
+	return n.Addr(PortWANAPI)
+}
+
+// Save writes the plan atomically (mode 0600: it holds secrets).
+func (p *Plan) Save(path string) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode plan: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create plan dir: %w", err)
+	}
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write plan: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// LoadPlan reads a plan written by Save.
+func LoadPlan(path string) (*Plan, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	var p Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("decode plan %s: %w", path, err)
+	}
+	if p.Topology == nil {
+		return nil, fmt.Errorf("plan %s has no topology", path)
+	}
+	return &p, nil
+}

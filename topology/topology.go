@@ -1,0 +1,330 @@
+// Package topology is the model of what drill runs: the regions, their nodes and addresses, the WAN
+// between them, the gossip timing profile, the DNS zone and the design settings that drills judge.
+// A topology is read from YAML (Load, Parse) or taken from the embedded default (Default); every
+// address in it is derived deterministically from the topology, so every runtime, every agent and
+// every drill computes the same plan from the same file.
+package topology
+
+import (
+	_ "embed"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+)
+
+// Role is what a node does.
+type Role string
+
+const (
+	// RoleWeb is a stateless HTTP front.
+	RoleWeb Role = "web"
+	// RoleDB is a database node: the primary or a replica.
+	RoleDB Role = "db"
+	// RoleDNS is a GeoDNS instance.
+	RoleDNS Role = "dns"
+	// RoleWitness is the tie-breaking lease voter at a third site, outside every region.
+	RoleWitness Role = "witness"
+	// RoleWAN is the WAN node: the toxiproxy server through which every cross-region TCP link goes.
+	RoleWAN Role = "wan"
+)
+
+// Fixed ports. Every node has an address of its own, so every service can use a fixed port.
+const (
+	PortWeb     = 8080 // web HTTP
+	PortDB      = 7000 // db HTTP: kv, replication, lease votes, status
+	PortControl = 7001 // agent control endpoint (fault injection; needs the topology secret)
+	PortGossip  = 7946 // memberlist, UDP and TCP
+	PortDNS     = 5353 // GeoDNS, UDP and TCP (non-privileged)
+	PortDNSHTTP = 8053 // GeoDNS metrics and status
+	PortWANAPI  = 8474 // toxiproxy HTTP API on the WAN node
+)
+
+// Design-setting values.
+const (
+	ReplicationAsync    = "async"
+	ReplicationSemiSync = "semi-sync"
+	FencingLease        = "lease"
+	FencingNone         = "none"
+	ProfileFast         = "fast"
+	ProfileLAN          = "lan"
+	ProfileWAN          = "wan"
+)
+
+// Topology is a whole multi-region system. Field comments say what each YAML key means.
+type Topology struct {
+	// Name identifies the topology; it labels gossip, run directories and every object drill creates.
+	Name string `yaml:"name" json:"name"`
+	// Network is where node addresses come from.
+	Network Network `yaml:"network" json:"network"`
+	// Regions are the data centres, in order; the order is the default DNS preference order.
+	Regions []Region `yaml:"regions" json:"regions"`
+	// PrimaryRegion is the home region of the database primary at bootstrap.
+	PrimaryRegion string `yaml:"primary_region" json:"primary_region"`
+	// WAN is the simulated wide-area network between regions.
+	WAN WAN `yaml:"wan" json:"wan"`
+	// Gossip is the membership timing.
+	Gossip Gossip `yaml:"gossip" json:"gossip"`
+	// DNS is the GeoDNS zone.
+	DNS DNS `yaml:"dns" json:"dns"`
+	// Design holds the design settings drills judge (replication mode, fencing, ...).
+	Design Design `yaml:"design" json:"design"`
+
+	// Source is the file the topology came from ("<default>" for the embedded one). Not in YAML.
+	Source string `yaml:"-" json:"source,omitempty"`
+}
+
+// Network says where node addresses come from.
+type Network struct {
+	// LoopbackBase is a /16 inside 127.0.0.0/8. Region i (1-based, in file order) gets the /24
+	// <base>.i.0/24; the WAN node is <base>.0.1 and the witness <base>.250.1.
+	LoopbackBase string `yaml:"loopback_base" json:"loopback_base"`
+	// DockerBase is a /16 for the Docker runtime's region networks (region i gets <base>.i.0/24).
+	DockerBase string `yaml:"docker_base,omitempty" json:"docker_base,omitempty"`
+}
+
+// Region is one data centre.
+type Region struct {
+	// Name is the region's name, e.g. us-east.
+	Name string `yaml:"name" json:"name"`
+	// ClientSubnets are the networks whose users are near this region (CIDR strings).
+	ClientSubnets []string `yaml:"client_subnets" json:"client_subnets"`
+	// Nodes are the node counts per role.
+	Nodes NodeCounts `yaml:"nodes" json:"nodes"`
+	// DockerHost names the Docker engine this region runs on (multi-host plan); empty = local.
+	DockerHost string `yaml:"docker_host,omitempty" json:"docker_host,omitempty"`
+}
+
+// NodeCounts are how many nodes of each role a region runs.
+type NodeCounts struct {
+	Web int `yaml:"web" json:"web"`
+	DB  int `yaml:"db" json:"db"`
+	DNS int `yaml:"dns" json:"dns"`
+}
+
+// WAN is the simulated network between regions.
+type WAN struct {
+	// Latency is the default one-way latency on every cross-region link.
+	Latency Duration `yaml:"latency" json:"latency"`
+	// Jitter is the default jitter on every cross-region link.
+	Jitter Duration `yaml:"jitter" json:"jitter"`
+	// Links override latency and jitter for given region pairs.
+	Links []WANLink `yaml:"links,omitempty" json:"links,omitempty"`
+}
+
+// WANLink is the one-way latency between two named regions (both directions).
+type WANLink struct {
+	Between []string `yaml:"between" json:"between"`
+	Latency Duration `yaml:"latency" json:"latency"`
+	Jitter  Duration `yaml:"jitter" json:"jitter"`
+}
+
+// Gossip is the membership timing.
+type Gossip struct {
+	// Profile is fast, lan or wan (see agents/gossip profiles).
+	Profile string `yaml:"profile" json:"profile"`
+	// RejoinInterval is how often nodes re-join the seeds so a split cluster re-forms.
+	RejoinInterval Duration `yaml:"rejoin_interval" json:"rejoin_interval"`
+}
+
+// DNS is the GeoDNS zone.
+type DNS struct {
+	// Zone is the authoritative zone, fully qualified (e.g. drill.test.).
+	Zone string `yaml:"zone" json:"zone"`
+	// TTL is the TTL of answers while every region is healthy.
+	TTL Duration `yaml:"ttl" json:"ttl"`
+	// DegradedTTL is the TTL while any region is degraded.
+	DegradedTTL Duration `yaml:"degraded_ttl" json:"degraded_ttl"`
+	// HoldDown is how long a region must stay healthy before it is re-admitted.
+	HoldDown Duration `yaml:"hold_down" json:"hold_down"`
+}
+
+// Design holds the settings whose known-bad values drills must catch.
+type Design struct {
+	// Replication is async (ack once durable on the primary) or semi-sync (ack once a remote replica has it).
+	Replication string `yaml:"replication" json:"replication"`
+	// Fencing is lease (writes need a majority lease) or none (a partitioned primary keeps writing).
+	Fencing string `yaml:"fencing" json:"fencing"`
+	// ReadYourWrites: a client passing the LSN of its last write is never served older data.
+	ReadYourWrites bool `yaml:"read_your_writes" json:"read_your_writes"`
+	// FailoverAfter is how long the primary must be dead in gossip before a replica promotes.
+	FailoverAfter Duration `yaml:"failover_after" json:"failover_after"`
+	// LeaseDuration is how long a primary's lease lasts (fencing: lease).
+	LeaseDuration Duration `yaml:"lease_duration" json:"lease_duration"`
+}
+
+// Node is one planned node, with its deterministic address.
+type Node struct {
+	// Name is unique, e.g. us-east-web-1, witness, wan.
+	Name string `json:"name"`
+	// Region is the region's name; empty for the witness and the WAN node.
+	Region string `json:"region"`
+	// Role is what the node does.
+	Role Role `json:"role"`
+	// Index is 1-based within region and role.
+	Index int `json:"index"`
+	// IP is the node's loopback address in the local runtime.
+	IP netip.Addr `json:"ip"`
+}
+
+// Addr is ip:port for one of the node's services.
+func (n Node) Addr(port int) string { return netip.AddrPortFrom(n.IP, uint16(port)).String() }
+
+// Duration is a time.Duration written in YAML as "40ms", "3s".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalText writes the duration as Go syntax ("40ms").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads Go duration syntax.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. 40ms, 3s)", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML is the embedded default topology file.
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
+
+// Default returns the embedded default topology: us-east and eu-west, 2 web + 1 db + 1 dns each.
+func Default() *Topology {
+	t, err := Parse("<default>", defaultYAML)
+	if err != nil {
+		panic("embedded default topology is invalid: " + err.Error())
+	}
+	return t
+}
+
+// Region returns the named region.
+func (t *Topology) Region(name string) (Region, bool) {
+	for _, r := range t.Regions {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Region{}, false
+}
+
+// RegionIndex is the 1-based index of the named region, 0 if unknown.
+func (t *Topology) RegionIndex(name string) int {
+	for i, r := range t.Regions {
+		if r.Name == name {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func (t *Topology) base() [4]byte {
+	p, err := netip.ParsePrefix(t.Network.LoopbackBase)
+	if err != nil {
+		return [4]byte{127, 77, 0, 0}
+	}
+	return p.Addr().As4()
+}
+
+// RegionPrefix is the loopback /24 of a region's nodes in the local runtime.
+func (t *Topology) RegionPrefix(name string) netip.Prefix {
+	b := t.base()
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], byte(t.RegionIndex(name)), 0}), 24)
+}
+
+// Role offsets inside a region's /24: web .10+, db .20+, dns .30+, proxies .100+ (see compose).
+var roleOffset = map[Role]int{RoleWeb: 10, RoleDB: 20, RoleDNS: 30}
+
+// Nodes lists every node, deterministically ordered: the WAN node, the witness, then per region
+// (file order) web, db, dns nodes.
+func (t *Topology) Nodes() []Node {
+	b := t.base()
+	nodes := []Node{
+		{Name: "wan", Role: RoleWAN, Index: 1, IP: netip.AddrFrom4([4]byte{b[0], b[1], 0, 1})},
+		{Name: "witness", Role: RoleWitness, Index: 1, IP: netip.AddrFrom4([4]byte{b[0], b[1], 250, 1})},
+	}
+	for ri, r := range t.Regions {
+		for _, rc := range []struct {
+			role  Role
+			count int
+		}{{RoleWeb, r.Nodes.Web}, {RoleDB, r.Nodes.DB}, {RoleDNS, r.Nodes.DNS}} {
+			for i := 1; i <= rc.count; i++ {
+				nodes = append(nodes, Node{
+					Name:   fmt.Sprintf("%s-%s-%d", r.Name, rc.role, i),
+					Region: r.Name,
+					Role:   rc.role,
+					Index:  i,
+					IP:     netip.AddrFrom4([4]byte{b[0], b[1], byte(ri + 1), byte(roleOffset[rc.role] + i - 1)}),
+				})
+			}
+		}
+	}
+	return nodes
+}
+
+// Node returns the named node.
+func (t *Topology) Node(name string) (Node, bool) {
+	for _, n := range t.Nodes() {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// NodesOf lists the nodes of one role, optionally restricted to one region ("" = all).
+func (t *Topology) NodesOf(role Role, region string) []Node {
+	var out []Node
+	for _, n := range t.Nodes() {
+		if n.Role == role && (region == "" || n.Region == region) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Voters are the lease voters: every db node plus the witness. With one db node per region in two
+// regions, that is three voters, majority two, so the two regions can never both hold a lease.
+func (t *Topology) Voters() []Node {
+	v := t.NodesOf(RoleDB, "")
+	w, _ := t.Node("witness")
+	return append(v, w)
+}
+
+// LinkLatency is the one-way latency and jitter between two regions (zero within a region).
+func (t *Topology) LinkLatency(a, b string) (latency, jitter time.Duration) {
+	if a == b || a == "" || b == "" {
+		return 0, 0
+	}
+	for _, l := range t.WAN.Links {
+		if len(l.Between) == 2 && ((l.Between[0] == a && l.Between[1] == b) || (l.Between[0] == b && l.Between[1] == a)) {
+			return l.Latency.D(), l.Jitter.D()
+		}
+	}
+	return t.WAN.Latency.D(), t.WAN.Jitter.D()
+}
+
+// RegionNames lists the regions' names in file order.
+func (t *Topology) RegionNames() []string {
+	out := make([]string, len(t.Regions))
+	for i, r := range t.Regions {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// SortedNodeNames is a convenience for stable output.
+func SortedNodeNames(nodes []Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Name
+	}
+	sort.Strings(out)
+	return out
+}
