@@ -1,0 +1,323 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// failoverTick is how often the failover loop looks at the gossip view.
+const failoverTick = 100 * time.Millisecond
+
+// goneTracker remembers since when the last primary has not been seen serving as primary, for the
+// cases gossip gives no timestamp for (alive but no longer primary, or absent from the view).
+type goneTracker struct {
+	name  string
+	since time.Time
+}
+
+// failoverLoop promotes a replica when its last primary is gone, and steps a primary down when an
+// alive peer claims a newer epoch.
+func (n *Node) failoverLoop(ctx context.Context) {
+	ticker := time.NewTicker(failoverTick)
+	defer ticker.Stop()
+	var gone goneTracker
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		n.failoverStep(time.Now(), &gone)
+	}
+}
+
+func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
+	peers := n.cfg.View.DBPeers()
+	n.mu.Lock()
+	role, epoch, lsn, lastPrimary := n.role, n.epoch, n.lastLSNLocked(), n.lastPrimary
+	n.mu.Unlock()
+
+	if role == RolePrimary {
+		gone.name, gone.since = "", time.Time{}
+		n.maybeStepDown(peers, epoch)
+		return
+	}
+
+	// A replica promotes only when it has followed some primary, that primary has been gone for
+	// FailoverAfter, nobody alive claims primary, and it is the most up-to-date alive replica.
+	if lastPrimary == "" {
+		return
+	}
+	if gone.name != lastPrimary {
+		gone.name, gone.since = lastPrimary, time.Time{}
+	}
+	var last *PeerState
+	for i := range peers {
+		if peers[i].Alive && peers[i].Primary {
+			gone.since = time.Time{}
+			return
+		}
+		if peers[i].Name == lastPrimary {
+			last = &peers[i]
+		}
+	}
+	var since time.Time
+	switch {
+	case lastPrimary == n.cfg.Name:
+		// We were the primary and restarted as a replica: we have been "gone" since this start.
+		since = n.startedAt
+	case last != nil && !last.Alive && !last.Since.IsZero():
+		since = last.Since
+	default: // alive but not primary any more, or not in the view
+		if gone.since.IsZero() {
+			gone.since = now
+		}
+		since = gone.since
+	}
+	if now.Sub(since) < n.cfg.FailoverAfter {
+		return
+	}
+	for _, p := range peers {
+		if p.Alive && (p.LSN > lsn || (p.LSN == lsn && p.Name < n.cfg.Name)) {
+			return // a better-placed replica will promote
+		}
+	}
+	n.promote(peers, lastPrimary, now.Sub(since))
+}
+
+// maybeStepDown steps a primary down when an alive peer claims primary with a higher epoch. With
+// fencing none an equal epoch is broken by name (lowest wins); with fencing lease equal epochs are
+// settled by the voters instead (see renewLease), because gossip cannot tell who holds the lease.
+func (n *Node) maybeStepDown(peers []PeerState, epoch uint64) {
+	var winner *PeerState
+	for i := range peers {
+		p := &peers[i]
+		if !p.Alive || !p.Primary {
+			continue
+		}
+		newer := p.Epoch > epoch || (n.cfg.Fencing == FencingNone && p.Epoch == epoch && p.Name < n.cfg.Name)
+		if newer && (winner == nil || p.Epoch > winner.Epoch) {
+			winner = p
+		}
+	}
+	if winner != nil {
+		n.stepDown(winner.Epoch, winner.Name, fmt.Sprintf("peer %s is primary at epoch %d", winner.Name, winner.Epoch))
+	}
+}
+
+// promote makes this replica the primary at a new epoch, persisted before anything else.
+func (n *Node) promote(peers []PeerState, lastPrimary string, goneFor time.Duration) {
+	n.mu.Lock()
+	if n.role != RoleReplica {
+		n.mu.Unlock()
+		return
+	}
+	newEpoch := n.epoch
+	for _, p := range peers {
+		newEpoch = max(newEpoch, p.Epoch)
+	}
+	newEpoch++
+	prevEpoch, prevLastPrimary, prevFollowing := n.epoch, n.lastPrimary, n.following
+	n.role, n.epoch, n.lastPrimary, n.following = RolePrimary, newEpoch, n.cfg.Name, n.cfg.Name
+	if err := n.persistMetaLocked(); err != nil {
+		n.role, n.epoch, n.lastPrimary, n.following = RoleReplica, prevEpoch, prevLastPrimary, prevFollowing
+		n.mu.Unlock()
+		n.logger.Error("db: promotion aborted: cannot persist the new epoch", "err", err)
+		return
+	}
+	n.leaseUntil, n.leaseEpoch = time.Time{}, 0
+	n.replicas = map[string]*replicaProgress{}
+	lsn := n.lastLSNLocked()
+	n.signalAppliedLocked()
+	n.mu.Unlock()
+	n.logger.Warn("db: promoted to primary", "epoch", newEpoch, "lsn", lsn,
+		"last_primary", lastPrimary, "gone_for", goneFor.Round(time.Millisecond).String())
+	n.notifyChange()
+	select {
+	case n.leaseKick <- struct{}{}:
+	default:
+	}
+}
+
+// stepDown turns this primary into a replica following follow ("" = not known yet) at epoch >= newEpoch.
+func (n *Node) stepDown(newEpoch uint64, follow, reason string) {
+	n.mu.Lock()
+	if n.role != RolePrimary {
+		n.mu.Unlock()
+		return
+	}
+	n.role = RoleReplica
+	n.epoch = max(n.epoch, newEpoch)
+	// Without a known new primary, forget the last one: this node then never promotes itself
+	// before it has followed the primary that fenced it.
+	n.lastPrimary, n.following = follow, follow
+	n.leaseUntil, n.leaseEpoch = time.Time{}, 0
+	n.replicas = map[string]*replicaProgress{}
+	n.caughtUp = false
+	n.caughtUpAt = time.Now()
+	if err := n.persistMetaLocked(); err != nil {
+		n.logger.Error("db: persist metadata after stepping down", "err", err)
+	}
+	epoch := n.epoch
+	n.signalAckedLocked()
+	n.signalAppliedLocked()
+	n.mu.Unlock()
+	n.logger.Warn("db: stepped down to replica", "reason", reason, "epoch", epoch, "following", follow)
+	n.notifyChange()
+}
+
+// leaseLoop keeps the primary's majority lease (fencing lease): a round every LeaseDuration/3 while
+// the lease is valid, every LeaseDuration/10 while it is not, so a new primary starts writing soon.
+// Rounds run concurrently: a black-holed voter holds its round for the full request timeout, and
+// that must not delay the next round.
+func (n *Node) leaseLoop(ctx context.Context) {
+	var rounds sync.WaitGroup
+	defer rounds.Wait()
+	renewEvery := n.cfg.LeaseDuration / 3
+	retryEvery := max(n.cfg.LeaseDuration/10, 10*time.Millisecond)
+	for ctx.Err() == nil {
+		n.mu.Lock()
+		isPrimary, epoch, valid := n.role == RolePrimary, n.epoch, n.leaseValidLocked(time.Now())
+		n.mu.Unlock()
+		interval := renewEvery
+		if isPrimary && n.cfg.Fencing == FencingLease {
+			rounds.Add(1)
+			go func() {
+				defer rounds.Done()
+				n.renewLease(ctx, epoch, valid)
+			}()
+			if !valid {
+				interval = retryEvery
+			}
+		}
+		timer := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		case <-n.leaseKick:
+		}
+		timer.Stop()
+	}
+}
+
+// renewLease runs one lease round: it asks every voter in parallel and takes the lease as soon as a
+// majority granted; it steps down when a voter reports a newer epoch, or when a rival holds the
+// lease in our own epoch and we never won that epoch. The lease counts
+// from the request's start: valid until start + LeaseDuration - LeaseDuration/10, which ends before
+// any voter (whose grant runs LeaseDuration from its receipt) can grant someone else.
+func (n *Node) renewLease(ctx context.Context, epoch uint64, heldAtStart bool) {
+	start := time.Now()
+	roundCtx, cancel := context.WithTimeout(ctx, n.cfg.LeaseDuration/3)
+	defer cancel()
+	req := LeaseRequest{Candidate: n.cfg.Name, Epoch: epoch, DurationMS: n.cfg.LeaseDuration.Milliseconds()}
+	type vote struct {
+		voter string
+		resp  LeaseResponse
+		err   error
+	}
+	votes := make(chan vote, len(n.cfg.Voters))
+	for _, voter := range n.cfg.Voters {
+		go func() {
+			resp, err := n.askVoter(roundCtx, voter, req)
+			votes <- vote{voter, resp, err}
+		}()
+	}
+	majority := len(n.cfg.Voters)/2 + 1
+	granted := 0
+	var highest uint64
+	lostElection := false
+	for range n.cfg.Voters {
+		v := <-votes
+		if v.err != nil {
+			continue
+		}
+		highest = max(highest, v.resp.Epoch)
+		if v.resp.Granted {
+			granted++
+			if granted == majority {
+				n.takeLease(epoch, start)
+			}
+		} else if v.resp.Holder != n.cfg.Name && v.resp.HolderEpoch == epoch && v.resp.ExpiresInMS > 0 {
+			lostElection = true // a rival holds this voter's lease in our very epoch
+		}
+	}
+	if granted >= majority {
+		n.metrics.leaseRenewals.WithLabelValues("granted").Inc()
+	} else {
+		n.metrics.leaseRenewals.WithLabelValues("denied").Inc()
+		if heldAtStart && ctx.Err() == nil {
+			n.logger.Warn("db: lease renewal denied; writes stop when the lease runs out",
+				"epoch", epoch, "granted", granted, "majority", majority)
+		}
+		n.mu.Lock()
+		wonThisEpoch := n.wonEpoch == epoch
+		n.mu.Unlock()
+		if lostElection && !wonThisEpoch {
+			n.stepDown(epoch, "", fmt.Sprintf("another candidate holds the lease for epoch %d", epoch))
+			return
+		}
+	}
+	if highest > epoch {
+		n.stepDown(highest, "", fmt.Sprintf("a voter has seen epoch %d", highest))
+	}
+}
+
+// takeLease records a majority grant made in the round that started at start.
+func (n *Node) takeLease(epoch uint64, start time.Time) {
+	until := start.Add(n.cfg.LeaseDuration - n.cfg.LeaseDuration/10)
+	n.mu.Lock()
+	if n.role != RolePrimary || n.epoch != epoch {
+		n.mu.Unlock()
+		return
+	}
+	first := n.leaseEpoch != epoch || !time.Now().Before(n.leaseUntil)
+	if n.leaseEpoch != epoch || until.After(n.leaseUntil) {
+		n.leaseUntil, n.leaseEpoch = until, epoch
+	}
+	n.wonEpoch = max(n.wonEpoch, epoch)
+	n.mu.Unlock()
+	if first {
+		n.logger.Info("db: lease acquired", "epoch", epoch, "valid_for", time.Until(until).Round(time.Millisecond).String())
+		n.notifyChange()
+	}
+}
+
+// askVoter asks one voter: this node's own voter in-process, the others over HTTP via PeerURL.
+func (n *Node) askVoter(ctx context.Context, voter string, req LeaseRequest) (LeaseResponse, error) {
+	if voter == n.cfg.Name {
+		return n.voter.Vote(req)
+	}
+	base := n.cfg.PeerURL(voter)
+	if base == "" {
+		return LeaseResponse{}, fmt.Errorf("no URL for voter %s", voter)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return LeaseResponse{}, fmt.Errorf("encode lease request: %w", err)
+	}
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/lease", bytes.NewReader(body))
+	if err != nil {
+		return LeaseResponse{}, fmt.Errorf("build lease request: %w", err)
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	res, err := n.peers.Do(httpReq)
+	if err != nil {
+		return LeaseResponse{}, fmt.Errorf("ask voter %s: %w", voter, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return LeaseResponse{}, fmt.Errorf("voter %s: status %d: %s", voter, res.StatusCode, msg)
+	}
+	var resp LeaseResponse
+	if err := json.NewDecoder(res.Body).Decode(&resp); err != nil {
+		return LeaseResponse{}, fmt.Errorf("decode vote from %s: %w", voter, err)
+	}
+	return resp, nil
+}

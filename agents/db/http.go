@@ -1,0 +1,155 @@
+package db
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const (
+	// maxValueBytes caps a PUT body.
+	maxValueBytes = 1 << 20
+	// defaultReadWait is how long a read with min_lsn waits for the node to catch up by default.
+	defaultReadWait = 500 * time.Millisecond
+)
+
+// errorBody is every error response; like every response it names the node, region, epoch and lsn.
+type errorBody struct {
+	Error string `json:"error"`
+	// Primary is the primary this node follows (on "not primary").
+	Primary string `json:"primary,omitempty"`
+	// Outcome is "unknown" when the write reached the local log but could not be acknowledged.
+	Outcome string `json:"outcome,omitempty"`
+	// WriteLSN is the LSN such a write got, so a drill can check later whether it survived.
+	WriteLSN uint64 `json:"write_lsn,omitempty"`
+	Node     string `json:"node"`
+	Region   string `json:"region"`
+	Epoch    uint64 `json:"epoch"`
+	LSN      uint64 `json:"lsn"`
+}
+
+// Handler is the node's HTTP API: /v1/kv/{key}, /v1/wal, /v1/lease, /v1/status and /metrics.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/kv/{key...}", n.handlePut)
+	mux.HandleFunc("GET /v1/kv/{key...}", n.handleGet)
+	mux.HandleFunc("GET /v1/wal", n.handleWAL)
+	voter := n.voter.Handler()
+	mux.Handle("POST /v1/lease", voter)
+	mux.Handle("GET /v1/lease", voter)
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, n.State())
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// writeError fills in the node fields of body and writes it.
+func (n *Node) writeError(w http.ResponseWriter, status int, body errorBody) {
+	n.mu.Lock()
+	body.Node, body.Region, body.Epoch, body.LSN = n.cfg.Name, n.cfg.Region, n.epoch, n.lastLSNLocked()
+	n.mu.Unlock()
+	writeJSON(w, status, body)
+}
+
+func (n *Node) handlePut(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if key == "" {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "empty key"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueBytes))
+	if err != nil {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "read value: " + err.Error()})
+		return
+	}
+	if !utf8.Valid(body) || !utf8.ValidString(key) {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "key and value must be UTF-8 text"})
+		return
+	}
+	lsn, epoch, err := n.put(r.Context(), key, string(body))
+	if err == nil {
+		n.metrics.writes.WithLabelValues("ok").Inc()
+		writeJSON(w, http.StatusOK, WriteResult{Key: key, LSN: lsn, Epoch: epoch, Node: n.cfg.Name, Region: n.cfg.Region})
+		return
+	}
+	n.mu.Lock()
+	following := n.following
+	n.mu.Unlock()
+	var unknown unknownOutcomeError
+	switch {
+	case errors.Is(err, errSemiSyncTimeout):
+		n.metrics.writes.WithLabelValues("semi_sync_timeout").Inc()
+		n.writeError(w, http.StatusGatewayTimeout, errorBody{Error: "semi-sync timeout", Outcome: "unknown", WriteLSN: lsn})
+	case errors.As(err, &unknown):
+		n.metrics.writes.WithLabelValues("unknown").Inc()
+		n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: unknown.err.Error(), Outcome: "unknown", WriteLSN: lsn, Primary: following})
+	case errors.Is(err, errNotPrimary):
+		n.metrics.writes.WithLabelValues("not_primary").Inc()
+		n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "not primary", Primary: following})
+	case errors.Is(err, errNoLease):
+		n.metrics.writes.WithLabelValues("no_lease").Inc()
+		n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "no lease"})
+	case errors.Is(err, errClosed):
+		n.metrics.writes.WithLabelValues("closed").Inc()
+		n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "node closed"})
+	default:
+		n.metrics.writes.WithLabelValues("error").Inc()
+		n.writeError(w, http.StatusInternalServerError, errorBody{Error: err.Error()})
+	}
+}
+
+func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	q := r.URL.Query()
+	minLSN, err := parseOptionalUint(q.Get("min_lsn"))
+	if err != nil {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad min_lsn"})
+		return
+	}
+	wait, err := parseWait(q.Get("wait_ms"), defaultReadWait)
+	if err != nil {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad wait_ms"})
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	n.mu.Lock()
+	for timedOut := false; n.lastLSNLocked() < minLSN && !timedOut; {
+		wake := n.applied
+		n.mu.Unlock()
+		select {
+		case <-wake:
+		case <-timer.C:
+			timedOut = true
+		case <-r.Context().Done():
+			return
+		case <-n.ctx.Done():
+			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "node closed"})
+			return
+		}
+		n.mu.Lock()
+	}
+	if n.lastLSNLocked() < minLSN {
+		n.mu.Unlock()
+		n.writeError(w, http.StatusConflict, errorBody{Error: "behind"})
+		return
+	}
+	v, found := n.data[key]
+	res := ReadResult{Key: key, Value: v.value, Found: found, KeyLSN: v.lsn, LSN: n.lastLSNLocked(),
+		Epoch: n.epoch, Node: n.cfg.Name, Region: n.cfg.Region}
+	n.mu.Unlock()
+	status := http.StatusOK
+	if !found {
+		status = http.StatusNotFound
+	}
+	writeJSON(w, status, res)
+}
+
+// formatUint is strconv.FormatUint in base 10.
+func formatUint(v uint64) string { return strconv.FormatUint(v, 10) }
