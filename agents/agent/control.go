@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/agents/internal/ctlauth"
+	"github.com/drillworks/drill/topology"
+)
+
+// Info is what the control endpoint says about the node.
+type Info struct {
+	Node   string `json:"node"`
+	Role   string `json:"role"`
+	Region string `json:"region"`
+	RunID  string `json:"run_id"`
+	PID    int    `json:"pid"`
+}
+
+// control is the node's fault-injection endpoint. Only drill may use it: every call needs the
+// plan's secret, and it listens only on the node's own address.
+type control struct {
+	plan  *topology.Plan
+	node  topology.Node
+	g     *gossip.Node
+	log   *slog.Logger
+	base  gossip.Rules
+	mu    sync.Mutex
+	fault gossip.Rules
+}
+
+func newControl(p *topology.Plan, n topology.Node, g *gossip.Node, log *slog.Logger) *control {
+	return &control{plan: p, node: n, g: g, log: log, base: baseRules(p.Topology, n.Site())}
+}
+
+func (c *control) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, Info{Node: c.node.Name, Role: string(c.node.Role), Region: c.node.Region,
+			RunID: c.plan.RunID, PID: os.Getpid()})
+	})
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, c.g.Members())
+	})
+	mux.HandleFunc("GET /v1/gossip/faults", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		writeJSON(w, http.StatusOK, c.fault)
+	})
+	mux.HandleFunc("PUT /v1/gossip/faults", func(w http.ResponseWriter, r *http.Request) {
+		var rules gossip.Rules
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&rules); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode rules: " + err.Error()})
+			return
+		}
+		c.setFault(rules)
+		writeJSON(w, http.StatusOK, rules)
+	})
+	mux.HandleFunc("DELETE /v1/gossip/faults", func(w http.ResponseWriter, r *http.Request) {
+		c.setFault(gossip.Rules{})
+		writeJSON(w, http.StatusOK, gossip.Rules{})
+	})
+	return ctlauth.Require(c.plan.Secret, mux)
+}
+
+// setFault layers drill's fault rules over the steady WAN rules. A fault delay for a prefix replaces
+// the base delay for it.
+func (c *control) setFault(f gossip.Rules) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fault = f
+	merged := gossip.Rules{Drop: append([]netip.Prefix(nil), f.Drop...)}
+	merged.Delays = append(merged.Delays, f.Delays...)
+	for _, b := range c.base.Delays {
+		overridden := false
+		for _, d := range f.Delays {
+			if d.Prefix == b.Prefix {
+				overridden = true
+			}
+		}
+		if !overridden {
+			merged.Delays = append(merged.Delays, b)
+		}
+	}
+	c.g.Faults().Set(merged)
+	c.log.Info("gossip fault rules set", "drop", len(f.Drop), "delays", len(f.Delays))
+}
+
+func (c *control) Serve(ctx context.Context, bindIP string) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(bindIP, fmt.Sprint(topology.PortControl)))
+	if err != nil {
+		return fmt.Errorf("control listen: %w", err)
+	}
+	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

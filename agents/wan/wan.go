@@ -1,0 +1,101 @@
+// Package wan is the WAN node: an embedded toxiproxy server carrying every cross-site TCP link of a
+// plan. Each link gets the topology's one-way latency as two base toxics (one per direction), so
+// replication lag is real; drills add and remove their own toxics through the API, which requires
+// the plan's secret.
+package wan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/drillworks/drill/agents/internal/ctlauth"
+	"github.com/drillworks/drill/topology"
+)
+
+// BaseToxicPrefix names the toxics that model the steady WAN; a residue check ignores them.
+const BaseToxicPrefix = "wan_base_"
+
+// Config configures the WAN node.
+type Config struct {
+	// Plan is the running plan: its Links become proxies.
+	Plan *topology.Plan
+	// APIListen is where the (authenticated) toxiproxy API listens.
+	APIListen string
+	// Logger receives the node's logs.
+	Logger *slog.Logger
+}
+
+// Server is a running WAN node.
+type Server struct {
+	cfg  Config
+	api  *toxiproxy.ApiServer
+	http *http.Server
+}
+
+// New builds the toxiproxy server and starts every link with its base latency.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	zerolog.SetGlobalLevel(zerolog.WarnLevel) // toxics/bandwidth.go logs through zerolog's global logger
+	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	s := &Server{cfg: cfg, api: api}
+	t := cfg.Plan.Topology
+	for _, l := range cfg.Plan.Links {
+		p := toxiproxy.NewProxy(api, l.Name, l.Listen, l.Upstream)
+		if err := api.Collection.Add(p, true); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("start WAN link %s (%s -> %s): %w", l.Name, l.Listen, l.Upstream, err)
+		}
+		lat, jit := t.SiteLatency(l.FromSite, l.ToSite)
+		if lat <= 0 {
+			continue
+		}
+		for _, stream := range []string{"upstream", "downstream"} {
+			js := fmt.Sprintf(`{"name":%q,"type":"latency","stream":%q,"attributes":{"latency":%d,"jitter":%d}}`,
+				BaseToxicPrefix+stream, stream, lat.Milliseconds(), jit.Milliseconds())
+			if _, err := p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("base latency on %s: %w", l.Name, err)
+			}
+		}
+	}
+	s.http = &http.Server{Handler: ctlauth.Require(cfg.Plan.Secret, api.Routes()), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// Serve serves the API until ctx is done, then stops every link.
+func (s *Server) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.APIListen)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("WAN API listen %s: %w", s.cfg.APIListen, err)
+	}
+	s.cfg.Logger.Info("WAN node up", "links", len(s.cfg.Plan.Links), "api", s.cfg.APIListen)
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.http.Shutdown(shut)
+	}()
+	err = s.http.Serve(ln)
+	s.Close()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("WAN API serve: %w", err)
+	}
+	return nil
+}
+
+// Close stops every proxy.
+func (s *Server) Close() {
+	_ = s.api.Collection.Clear()
+}

@@ -1,0 +1,307 @@
+// Package web is the stateless web tier: an HTTP front that sends writes to the current primary
+// (learned from gossip: the alive db node claiming primary with the highest epoch) and reads to the
+// local region's database, honouring read-your-writes when the design asks for it. Every response
+// names the web node, its region, and the db node, epoch and LSN that served it.
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/drillworks/drill/agents/gossip"
+)
+
+// Membership is the gossip view the web tier routes by.
+type Membership interface {
+	Members() []gossip.Member
+}
+
+// Config configures a web node.
+type Config struct {
+	// Name is this web node's name.
+	Name string
+	// Region is this web node's region.
+	Region string
+	// Listen is the HTTP listen address, ip:port.
+	Listen string
+	// Members is the gossip view.
+	Members Membership
+	// DBAddr returns the address (ip:port) to dial for a db node's API from this node: direct in the
+	// same region, a WAN link across regions.
+	DBAddr func(node string) (string, error)
+	// ReadYourWrites makes reads that carry min_lsn never return older data.
+	ReadYourWrites bool
+	// Timeout bounds one call to a db node; past it a write's outcome is unknown (504).
+	Timeout time.Duration
+	// Logger receives the node's logs.
+	Logger *slog.Logger
+	// Registry receives the metrics; nil creates a private one.
+	Registry *prometheus.Registry
+}
+
+// Server is a running web node.
+type Server struct {
+	cfg      Config
+	client   *http.Client
+	http     *http.Server
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds a web node.
+func New(cfg Config) (*Server, error) {
+	if cfg.Members == nil || cfg.DBAddr == nil {
+		return nil, errors.New("web: Members and DBAddr are required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg: cfg,
+		client: &http.Client{Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     30 * time.Second,
+		}},
+		registry: cfg.Registry,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "drill_web_requests_total", Help: "Requests served by the web tier, by operation and status code.",
+		}, []string{"op", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "drill_web_request_seconds", Help: "Web request latency by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"op"}),
+	}
+	cfg.Registry.MustRegister(s.requests, s.latency)
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /kv/{key}", s.put)
+	mux.HandleFunc("GET /kv/{key}", s.get)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /status", s.status)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.http = &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// Handler is the HTTP handler (for tests).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Serve listens and serves until ctx is done.
+func (s *Server) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("web listen %s: %w", s.cfg.Listen, err)
+	}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.http.Shutdown(shut)
+	}()
+	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("web serve: %w", err)
+	}
+	return nil
+}
+
+// Healthy reports whether the node can serve: it knows at least one alive db node.
+func (s *Server) Healthy() bool {
+	for _, m := range s.cfg.Members.Members() {
+		if m.Meta.Role == "db" && m.Alive() {
+			return true
+		}
+	}
+	return false
+}
+
+// Primary is the alive db node claiming primary with the highest epoch ("" if none).
+func (s *Server) Primary() (name string, epoch uint64) {
+	for _, m := range s.cfg.Members.Members() {
+		if m.Meta.Role == "db" && m.Alive() && m.Meta.Primary && (name == "" || m.Meta.Epoch > epoch) {
+			name, epoch = m.Name, m.Meta.Epoch
+		}
+	}
+	return name, epoch
+}
+
+// localDB is an alive db node of this region (most advanced first), "" if none.
+func (s *Server) localDB() string {
+	var cands []gossip.Member
+	for _, m := range s.cfg.Members.Members() {
+		if m.Meta.Role == "db" && m.Alive() && m.Meta.Region == s.cfg.Region {
+			cands = append(cands, m)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].Meta.LSN != cands[j].Meta.LSN {
+			return cands[i].Meta.LSN > cands[j].Meta.LSN
+		}
+		return cands[i].Name < cands[j].Name
+	})
+	if len(cands) == 0 {
+		return ""
+	}
+	return cands[0].Name
+}
+
+func (s *Server) put(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	key := r.PathValue("key")
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		s.reply(w, "put", start, http.StatusBadRequest, map[string]any{"error": "read body: " + err.Error()})
+		return
+	}
+	primary, _ := s.Primary()
+	if primary == "" {
+		s.reply(w, "put", start, http.StatusServiceUnavailable, map[string]any{"error": "no primary known", "outcome": "fail"})
+		return
+	}
+	code, out := s.call(r.Context(), http.MethodPut, primary, "/v1/kv/"+url.PathEscape(key), body)
+	s.reply(w, "put", start, code, out)
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	key := r.PathValue("key")
+	var minLSN uint64
+	if v := r.URL.Query().Get("min_lsn"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			s.reply(w, "get", start, http.StatusBadRequest, map[string]any{"error": "min_lsn: " + err.Error()})
+			return
+		}
+		minLSN = n
+	}
+	if !s.cfg.ReadYourWrites {
+		minLSN = 0 // the known-bad design: the client's last write is ignored
+	}
+	target := s.localDB()
+	if target == "" {
+		target, _ = s.Primary()
+	}
+	if target == "" {
+		s.reply(w, "get", start, http.StatusServiceUnavailable, map[string]any{"error": "no database reachable"})
+		return
+	}
+	path := "/v1/kv/" + url.PathEscape(key)
+	if minLSN > 0 {
+		path += "?min_lsn=" + strconv.FormatUint(minLSN, 10) + "&wait_ms=300"
+	}
+	code, out := s.call(r.Context(), http.MethodGet, target, path, nil)
+	if code == http.StatusConflict && minLSN > 0 {
+		// The local replica is behind the client's last write: read from the primary instead.
+		if primary, _ := s.Primary(); primary != "" && primary != target {
+			code, out = s.call(r.Context(), http.MethodGet, primary, path, nil)
+			out["fallback"] = "primary"
+		}
+	}
+	s.reply(w, "get", start, code, out)
+}
+
+// call sends one request to a db node and returns its status and JSON body (or an error body).
+func (s *Server) call(ctx context.Context, method, node, path string, body []byte) (int, map[string]any) {
+	addr, err := s.cfg.DBAddr(node)
+	if err != nil {
+		return http.StatusBadGateway, map[string]any{"error": err.Error(), "db_node": node}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return http.StatusInternalServerError, map[string]any{"error": err.Error()}
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		out := map[string]any{"error": "db " + node + ": " + err.Error(), "db_node": node}
+		if method == http.MethodPut {
+			// The request may have reached the primary: the outcome is unknown, not failed.
+			out["outcome"] = "unknown"
+		}
+		return http.StatusGatewayTimeout, out
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err == nil {
+		err = json.Unmarshal(raw, &out)
+	}
+	if err != nil {
+		out = map[string]any{"error": fmt.Sprintf("db %s: bad response (%d): %v", node, resp.StatusCode, err)}
+	}
+	// The db names itself as node/region; the web tier's own names take those keys.
+	if v, ok := out["node"]; ok {
+		out["db_node"] = v
+	}
+	if v, ok := out["region"]; ok {
+		out["db_region"] = v
+	}
+	if _, ok := out["db_node"]; !ok {
+		out["db_node"] = node
+	}
+	return resp.StatusCode, out
+}
+
+func (s *Server) reply(w http.ResponseWriter, op string, start time.Time, code int, out map[string]any) {
+	out["node"] = s.cfg.Name
+	out["region"] = s.cfg.Region
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Drill-Node", s.cfg.Name)
+	w.Header().Set("X-Drill-Region", s.cfg.Region)
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(out)
+	s.requests.WithLabelValues(op, strconv.Itoa(code)).Inc()
+	s.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if !s.Healthy() {
+		http.Error(w, "no database known\n", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// Status is the web node's view, served at /status.
+type Status struct {
+	Node           string `json:"node"`
+	Region         string `json:"region"`
+	Healthy        bool   `json:"healthy"`
+	Primary        string `json:"primary"`
+	Epoch          uint64 `json:"epoch"`
+	LocalDB        string `json:"local_db"`
+	ReadYourWrites bool   `json:"read_your_writes"`
+}
+
+// Status reports what the node would route to now.
+func (s *Server) Status() Status {
+	p, e := s.Primary()
+	return Status{Node: s.cfg.Name, Region: s.cfg.Region, Healthy: s.Healthy(), Primary: p, Epoch: e,
+		LocalDB: s.localDB(), ReadYourWrites: s.cfg.ReadYourWrites}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.Status())
+}

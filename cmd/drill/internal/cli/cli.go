@@ -1,0 +1,151 @@
+// Package cli is drill's command line: one file per command, every command built from an injected
+// Env so tests run commands in-process and read their output.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drillworks/drill/topology"
+)
+
+// Exit codes mean something (k6-style).
+const (
+	ExitOK      = 0 // success; a drill passed
+	ExitFailed  = 1 // a drill ran and a check failed
+	ExitUsage   = 2 // bad usage, bad topology or drill file: nothing was started
+	ExitHarness = 3 // the harness or its infrastructure failed
+)
+
+// Env is everything a command touches outside itself.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// exitError carries an exit code with an error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(err error) error   { return &exitError{ExitUsage, err} }
+func harnessErr(err error) error { return &exitError{ExitHarness, err} }
+
+// Main runs drill with args and returns the exit code.
+func Main(ctx context.Context, env Env, args []string) int {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	root := newRoot(env)
+	root.SetArgs(args)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr(err) })
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitHarness
+	var ee *exitError
+	var te *topology.Error
+	var tl topology.ErrorList
+	switch {
+	case errors.As(err, &ee):
+		code = ee.code
+	case errors.As(err, &te), errors.As(err, &tl):
+		code = ExitUsage
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "accepts "),
+		strings.HasPrefix(err.Error(), "requires "), strings.HasPrefix(err.Error(), "unknown flag"):
+		code = ExitUsage
+	}
+	fmt.Fprintln(env.Stderr, "drill:", err)
+	return code
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	env      Env
+	topology string
+	stateDir string
+	logLevel string
+}
+
+func newRoot(env Env) *cobra.Command {
+	g := &globals{env: env}
+	root := &cobra.Command{
+		Use:           "drill",
+		Short:         "Failure drills for a multi-region web architecture",
+		Long:          "drill brings up simulated regions (web tier, primary/replica database, GeoDNS, gossip health),\ninjects faults and measures failover and replication from the user's side.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.topology, "topology", "", "topology YAML file (default: the embedded two-region topology)")
+	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "where run directories live (default $DRILL_STATE_DIR or ~/.local/state/drill)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.AddCommand(newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKVCmd(g), newVersionCmd(g), newAgentCmd(g))
+	return root
+}
+
+func (g *globals) logger() *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(g.env.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// loadTopology reads --topology or the embedded default; errors are usage errors (exit 2).
+func (g *globals) loadTopology(sets []string) (*topology.Topology, error) {
+	var t *topology.Topology
+	if g.topology == "" {
+		t = topology.Default()
+	} else {
+		var err error
+		if t, err = topology.Load(g.topology); err != nil {
+			return nil, usageErr(err)
+		}
+	}
+	for _, kv := range sets {
+		k, v, err := topology.ParseSet(kv)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--set %s: %w", kv, err))
+		}
+		if err := t.Set(k, v); err != nil {
+			return nil, usageErr(fmt.Errorf("--set %s: %w", kv, err))
+		}
+	}
+	return t, nil
+}
+
+// runDir is where a topology's cluster keeps its plan, data and logs.
+func (g *globals) runDir(t *topology.Topology) (string, error) {
+	dir := g.stateDir
+	if dir == "" {
+		dir = g.env.Getenv("DRILL_STATE_DIR")
+	}
+	if dir == "" {
+		if x := g.env.Getenv("XDG_STATE_HOME"); x != "" {
+			dir = filepath.Join(x, "drill")
+		} else {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", harnessErr(fmt.Errorf("find a state dir (set --state-dir): %w", err))
+			}
+			dir = filepath.Join(home, ".local", "state", "drill")
+		}
+	}
+	return filepath.Abs(filepath.Join(dir, t.Name))
+}

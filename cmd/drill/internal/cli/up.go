@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/local"
+	"github.com/drillworks/drill/topology"
+)
+
+type upFlags struct {
+	sets    []string
+	runtime string
+	binary  string
+	timeout time.Duration
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Bring the simulated regions up and wait until they are converged and healthy",
+		Example: `  drill up
+  drill up --topology my-regions.yaml --set fencing=none`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := g.loadTopology(f.sets)
+			if err != nil {
+				return err
+			}
+			c, err := g.upCluster(cmd.Context(), t, f)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.env.Stdout, "drill: %s up on the %s runtime (run %s) in %s\n", t.Name, c.rt.Name(), c.plan.RunID,
+				time.Since(c.started).Round(time.Millisecond))
+			printStatus(g.env.Stdout, c.status)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a design setting, key=value (fencing, replication, read_your_writes, failover_after, dns_ttl, ...)")
+	cmd.Flags().StringVar(&f.runtime, "runtime", "local", "runtime: local")
+	cmd.Flags().StringVar(&f.binary, "agent-binary", "", "drill binary the nodes run (default: this one)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for convergence")
+	return cmd
+}
+
+// cluster is a running cluster as a command sees it.
+type cluster struct {
+	plan    *topology.Plan
+	rt      compose.Runtime
+	obs     *compose.Observer
+	status  *compose.Status
+	started time.Time
+}
+
+func (g *globals) newRuntime(name, runDir, binary string) (compose.Runtime, error) {
+	switch name {
+	case "local", "":
+		return local.New(local.Config{RunDir: runDir, Binary: binary, Logger: g.logger()})
+	}
+	return nil, usageErr(fmt.Errorf("--runtime %q: unknown runtime (available: local)", name))
+}
+
+// upCluster brings a topology up and waits for convergence; on failure it tears down what started.
+func (g *globals) upCluster(ctx context.Context, t *topology.Topology, f *upFlags) (*cluster, error) {
+	runDir, err := g.runDir(t)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := g.newRuntime(f.runtime, runDir, f.binary)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := topology.NewPlan(t, rt.Name(), runDir)
+	if err != nil {
+		return nil, harnessErr(err)
+	}
+	c := &cluster{plan: plan, rt: rt, started: time.Now()}
+	if err := rt.Up(ctx, plan); err != nil {
+		if errors.Is(err, compose.ErrAlreadyUp) {
+			return nil, harnessErr(fmt.Errorf("%s: %w", t.Name, err))
+		}
+		_ = rt.Down(context.WithoutCancel(ctx))
+		return nil, harnessErr(fmt.Errorf("bring up %s: %w", t.Name, err))
+	}
+	c.obs = compose.NewObserver(plan, rt)
+	st, err := c.obs.WaitConverged(ctx, f.timeout)
+	if err != nil {
+		_ = rt.Down(context.WithoutCancel(ctx))
+		return nil, harnessErr(fmt.Errorf("bring up %s: %w (node logs: %s/logs)", t.Name, err, runDir))
+	}
+	c.status = st
+	return c, nil
+}
+
+// attach finds the running cluster of the selected topology.
+func (g *globals) attach() (*cluster, error) {
+	t, err := g.loadTopology(nil)
+	if err != nil {
+		return nil, err
+	}
+	runDir, err := g.runDir(t)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := topology.LoadPlan(local.PlanPath(runDir))
+	if err != nil {
+		return nil, harnessErr(fmt.Errorf("%s: %w", t.Name, compose.ErrNotUp))
+	}
+	rt, err := g.newRuntime(plan.Runtime, runDir, "")
+	if err != nil {
+		return nil, err
+	}
+	return &cluster{plan: plan, rt: rt, obs: compose.NewObserver(plan, rt)}, nil
+}
+
+func newDownCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Stop every node of the cluster and remove its data (logs stay)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := g.loadTopology(nil)
+			if err != nil {
+				return err
+			}
+			runDir, err := g.runDir(t)
+			if err != nil {
+				return err
+			}
+			rt, err := g.newRuntime("local", runDir, "")
+			if err != nil {
+				return err
+			}
+			if err := rt.Down(cmd.Context()); err != nil {
+				return harnessErr(err)
+			}
+			fmt.Fprintf(g.env.Stdout, "drill: %s is down; nothing left running\n", t.Name)
+			return nil
+		},
+	}
+}

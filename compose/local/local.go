@@ -1,0 +1,352 @@
+// Package local is the embedded default runtime: every node is a child process of the drill binary
+// (`drill agent`), bound to its own loopback address, with its data and log under the run
+// directory. It needs no Docker and no root. Processes are found again by their command line, so
+// `drill down` stops every node of a plan even if the state file was lost.
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/topology"
+)
+
+// Config configures the local runtime.
+type Config struct {
+	// RunDir holds plan.json, nodes.json, data/ and logs/.
+	RunDir string
+	// Binary is the drill binary the nodes run; empty = this process's executable.
+	Binary string
+	// Logger receives the runtime's logs.
+	Logger *slog.Logger
+}
+
+// Runtime runs nodes as local processes.
+type Runtime struct {
+	cfg Config
+	mu  sync.Mutex
+}
+
+// New returns a local runtime for one run directory.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.RunDir == "" {
+		return nil, errors.New("local runtime: RunDir is required")
+	}
+	abs, err := filepath.Abs(cfg.RunDir)
+	if err != nil {
+		return nil, fmt.Errorf("run dir: %w", err)
+	}
+	cfg.RunDir = abs
+	if cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find drill binary: %w", err)
+		}
+		cfg.Binary = exe
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runtime{cfg: cfg}, nil
+}
+
+// Name is "local".
+func (r *Runtime) Name() string { return "local" }
+
+// PlanPath is where the plan lives in the run directory.
+func PlanPath(runDir string) string { return filepath.Join(runDir, "plan.json") }
+
+func (r *Runtime) planPath() string  { return PlanPath(r.cfg.RunDir) }
+func (r *Runtime) statePath() string { return filepath.Join(r.cfg.RunDir, "nodes.json") }
+
+// LogPath is a node's log file.
+func (r *Runtime) LogPath(node string) string { return filepath.Join(r.cfg.RunDir, "logs", node+".log") }
+
+type state struct {
+	Plan  string         `json:"plan"`
+	Nodes map[string]int `json:"nodes"` // name → pid
+}
+
+func (r *Runtime) loadState() (*state, error) {
+	b, err := os.ReadFile(r.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return &state{Plan: r.planPath(), Nodes: map[string]int{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read runtime state: %w", err)
+	}
+	var s state
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode runtime state %s: %w", r.statePath(), err)
+	}
+	if s.Nodes == nil {
+		s.Nodes = map[string]int{}
+	}
+	return &s, nil
+}
+
+func (r *Runtime) saveState(s *state) error {
+	b, _ := json.MarshalIndent(s, "", "  ")
+	tmp := r.statePath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write runtime state: %w", err)
+	}
+	return os.Rename(tmp, r.statePath())
+}
+
+// Up starts every node: the WAN node first (every cross-site link needs it), then the rest.
+func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pids := r.agentPIDs(); len(pids) > 0 {
+		return compose.ErrAlreadyUp
+	}
+	// A fresh cluster every time: old data would carry an old epoch and divergent history.
+	for _, d := range []string{"data", "logs"} {
+		if err := os.RemoveAll(filepath.Join(r.cfg.RunDir, d)); err != nil {
+			return fmt.Errorf("clean run dir: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, d), 0o755); err != nil {
+			return fmt.Errorf("create run dir: %w", err)
+		}
+	}
+	plan.RunDir = r.cfg.RunDir
+	plan.Runtime = r.Name()
+	if err := plan.Save(r.planPath()); err != nil {
+		return err
+	}
+	st := &state{Plan: r.planPath(), Nodes: map[string]int{}}
+	for _, n := range plan.Topology.Nodes() {
+		pid, err := r.spawn(n.Name)
+		if err != nil {
+			_ = r.saveState(st)
+			return err
+		}
+		st.Nodes[n.Name] = pid
+	}
+	return r.saveState(st)
+}
+
+// spawn starts one node process in its own process group, detached from drill's terminal.
+func (r *Runtime) spawn(node string) (int, error) {
+	logf, err := os.OpenFile(r.LogPath(node), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("open log for %s: %w", node, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(r.cfg.Binary, "agent", "--plan", r.planPath(), "--node", node)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = r.cfg.RunDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start node %s: %w", node, err)
+	}
+	// Reap the child if this process outlives it; after drill exits, init adopts it.
+	go func() { _ = cmd.Wait() }()
+	r.cfg.Logger.Debug("node started", "node", node, "pid", cmd.Process.Pid)
+	return cmd.Process.Pid, nil
+}
+
+// agentPIDs finds this run directory's node processes by their command line: name → pid.
+func (r *Runtime) agentPIDs() map[string]int {
+	out := map[string]int{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	want := []byte("\x00--plan\x00" + r.planPath() + "\x00--node\x00")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		i := bytes.Index(cmdline, want)
+		if i < 0 || zombie(pid) {
+			continue
+		}
+		rest := cmdline[i+len(want):]
+		name, _, _ := bytes.Cut(rest, []byte{0})
+		out[string(name)] = pid
+	}
+	return out
+}
+
+// procState is the state letter in /proc/<pid>/stat (R, S, T for stopped, Z for zombie...).
+func procState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
+func zombie(pid int) bool { s := procState(pid); return s == 'Z' || s == 'X' || s == 0 }
+
+// Nodes reports every planned node with its process state.
+func (r *Runtime) Nodes(ctx context.Context) ([]compose.NodeState, error) {
+	plan, err := topology.LoadPlan(r.planPath())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, compose.ErrNotUp
+		}
+		return nil, err
+	}
+	pids := r.agentPIDs()
+	var out []compose.NodeState
+	for _, n := range plan.Topology.Nodes() {
+		ns := compose.NodeState{Name: n.Name}
+		if pid, ok := pids[n.Name]; ok {
+			ns.Running, ns.PID = true, pid
+			ns.Frozen = procState(pid) == 'T'
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+func (r *Runtime) pidOf(node string) (int, error) {
+	pid, ok := r.agentPIDs()[node]
+	if !ok {
+		return 0, fmt.Errorf("node %s is not running", node)
+	}
+	return pid, nil
+}
+
+func (r *Runtime) signal(node string, sig syscall.Signal) error {
+	pid, err := r.pidOf(node)
+	if err != nil {
+		return err
+	}
+	// The node is its own process-group leader: signal the group.
+	if err := syscall.Kill(-pid, sig); err != nil {
+		return fmt.Errorf("signal %v to %s (pid %d): %w", sig, node, pid, err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL and waits until the process is gone.
+func (r *Runtime) Kill(ctx context.Context, node string) error {
+	pid, err := r.pidOf(node)
+	if err != nil {
+		return err
+	}
+	if err := r.signal(node, syscall.SIGKILL); err != nil {
+		return err
+	}
+	return waitGone(ctx, []int{pid}, 5*time.Second)
+}
+
+// Freeze sends SIGSTOP.
+func (r *Runtime) Freeze(ctx context.Context, node string) error { return r.signal(node, syscall.SIGSTOP) }
+
+// Thaw sends SIGCONT.
+func (r *Runtime) Thaw(ctx context.Context, node string) error { return r.signal(node, syscall.SIGCONT) }
+
+// Start starts a node that is not running, with its existing data.
+func (r *Runtime) Start(ctx context.Context, node string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, running := r.agentPIDs()[node]; running {
+		return fmt.Errorf("node %s is already running", node)
+	}
+	pid, err := r.spawn(node)
+	if err != nil {
+		return err
+	}
+	st, err := r.loadState()
+	if err != nil {
+		return err
+	}
+	st.Nodes[node] = pid
+	return r.saveState(st)
+}
+
+// Endpoint is the node's own loopback address.
+func (r *Runtime) Endpoint(node string, port int) (string, error) {
+	plan, err := topology.LoadPlan(r.planPath())
+	if err != nil {
+		return "", err
+	}
+	n, ok := plan.Topology.Node(node)
+	if !ok {
+		return "", fmt.Errorf("unknown node %q", node)
+	}
+	return n.Addr(port), nil
+}
+
+// Down stops every node of the plan (SIGCONT first, so frozen nodes can die), SIGTERM, then SIGKILL
+// whatever is left after a grace period, and removes the node data. Logs stay for post-mortems.
+func (r *Runtime) Down(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pids := r.agentPIDs()
+	var all []int
+	for _, pid := range pids {
+		all = append(all, pid)
+		_ = syscall.Kill(-pid, syscall.SIGCONT)
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+	}
+	sort.Ints(all)
+	if err := waitGone(ctx, all, 5*time.Second); err != nil {
+		for _, pid := range all {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+		if err := waitGone(ctx, all, 5*time.Second); err != nil {
+			return fmt.Errorf("stop nodes: %w", err)
+		}
+	}
+	if left := r.agentPIDs(); len(left) > 0 {
+		return fmt.Errorf("stop nodes: still running: %v", left)
+	}
+	_ = os.Remove(r.statePath())
+	if err := os.RemoveAll(filepath.Join(r.cfg.RunDir, "data")); err != nil {
+		return fmt.Errorf("remove node data: %w", err)
+	}
+	return nil
+}
+
+// waitGone polls until none of pids is alive (zombies count as gone: their parent reaps them).
+func waitGone(ctx context.Context, pids []int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var alive []string
+		for _, pid := range pids {
+			if !zombie(pid) {
+				alive = append(alive, strconv.Itoa(pid))
+			}
+		}
+		if len(alive) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes still alive after %s: %s", timeout, strings.Join(alive, ","))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

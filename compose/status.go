@@ -1,0 +1,295 @@
+package compose
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/topology"
+)
+
+// Status is the whole cluster as drill sees it: `drill status --json` prints exactly this.
+type Status struct {
+	Topology string         `json:"topology"`
+	RunID    string         `json:"run_id"`
+	Runtime  string         `json:"runtime"`
+	Regions  []RegionStatus `json:"regions"`
+	Nodes    []NodeStatus   `json:"nodes"`
+	DNS      []DNSStatus    `json:"dns"`
+}
+
+// RegionStatus is one region's health: healthy while one of its web nodes is alive and healthy.
+type RegionStatus struct {
+	Name          string   `json:"name"`
+	ClientSubnets []string `json:"client_subnets"`
+	Healthy       bool     `json:"healthy"`
+}
+
+// NodeStatus is one node. State is "alive" (running and alive in gossip), "suspect"/"dead" (running
+// but not alive in gossip), "frozen" or "stopped".
+type NodeStatus struct {
+	Name    string `json:"name"`
+	Region  string `json:"region"`
+	Role    string `json:"role"`
+	Addr    string `json:"addr"`
+	State   string `json:"state"`
+	Primary bool   `json:"primary"`
+	Epoch   uint64 `json:"epoch"`
+	LSN     uint64 `json:"lsn"`
+	LagMS   int64  `json:"lag_ms"`
+	Lease   bool   `json:"lease,omitempty"`
+}
+
+// DNSStatus is one GeoDNS instance and a ready-to-copy dig line.
+type DNSStatus struct {
+	Region string `json:"region"`
+	Name   string `json:"name"`
+	Addr   string `json:"addr"`
+	Dig    string `json:"dig"`
+}
+
+// dbStatus is the subset of a db node's /v1/status drill reads.
+type dbStatus struct {
+	Role     string `json:"role"`
+	Primary  bool   `json:"primary"`
+	Epoch    uint64 `json:"epoch"`
+	LSN      uint64 `json:"lsn"`
+	LagMS    int64  `json:"lag_ms"`
+	HasLease bool   `json:"has_lease"`
+}
+
+// Observer reads a running cluster's state through the nodes' own endpoints.
+type Observer struct {
+	// Plan is the running plan.
+	Plan *topology.Plan
+	// Runtime runs it.
+	Runtime Runtime
+	// HTTP is the client used (short timeouts: a black-holed node must not stall status).
+	HTTP *http.Client
+}
+
+// NewObserver returns an observer with a client suited to status polling.
+func NewObserver(p *topology.Plan, rt Runtime) *Observer {
+	return &Observer{Plan: p, Runtime: rt, HTTP: &http.Client{Timeout: 800 * time.Millisecond}}
+}
+
+func (o *Observer) getJSON(ctx context.Context, url string, auth bool, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+o.Plan.Secret)
+	}
+	resp, err := o.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(out)
+}
+
+// Members is the gossip view of one node (through its control endpoint).
+func (o *Observer) Members(ctx context.Context, node string) ([]gossip.Member, error) {
+	addr, err := o.Runtime.Endpoint(node, topology.PortControl)
+	if err != nil {
+		return nil, err
+	}
+	var ms []gossip.Member
+	return ms, o.getJSON(ctx, "http://"+addr+"/v1/members", true, &ms)
+}
+
+// Status gathers the cluster's state. The gossip verdict is the majority view of the running
+// nodes that answer, so one cut-off node does not decide what everyone sees.
+func (o *Observer) Status(ctx context.Context) (*Status, error) {
+	t := o.Plan.Topology
+	procs, err := o.Runtime.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	proc := map[string]NodeState{}
+	for _, p := range procs {
+		proc[p.Name] = p
+	}
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		views  = map[string][]gossip.Member{}
+		dbs    = map[string]dbStatus{}
+		nodes  = t.Nodes()
+		lookup = map[string]topology.Node{}
+	)
+	for _, n := range nodes {
+		lookup[n.Name] = n
+		if n.Role == topology.RoleWAN || !proc[n.Name].Running || proc[n.Name].Frozen {
+			continue
+		}
+		wg.Add(1)
+		go func(n topology.Node) {
+			defer wg.Done()
+			if ms, err := o.Members(ctx, n.Name); err == nil {
+				mu.Lock()
+				views[n.Name] = ms
+				mu.Unlock()
+			}
+			if n.Role == topology.RoleDB {
+				addr, err := o.Runtime.Endpoint(n.Name, topology.PortDB)
+				var st dbStatus
+				if err == nil && o.getJSON(ctx, "http://"+addr+"/v1/status", false, &st) == nil {
+					mu.Lock()
+					dbs[n.Name] = st
+					mu.Unlock()
+				}
+			}
+		}(n)
+	}
+	wg.Wait()
+
+	// Majority gossip view per member.
+	aliveVotes, totalVotes := map[string]int{}, 0
+	meta := map[string]gossip.Meta{}
+	for _, ms := range views {
+		totalVotes++
+		for _, m := range ms {
+			if m.Alive() {
+				aliveVotes[m.Name]++
+				meta[m.Name] = m.Meta
+			}
+		}
+	}
+	aliveInGossip := func(name string) bool { return totalVotes > 0 && aliveVotes[name]*2 > totalVotes }
+
+	st := &Status{Topology: t.Name, RunID: o.Plan.RunID, Runtime: o.Runtime.Name()}
+	for _, n := range nodes {
+		addr, _ := o.Runtime.Endpoint(n.Name, mainPort(n.Role))
+		ns := NodeStatus{Name: n.Name, Region: n.Region, Role: string(n.Role), Addr: addr}
+		p := proc[n.Name]
+		switch {
+		case !p.Running:
+			ns.State = "stopped"
+		case p.Frozen:
+			ns.State = "frozen"
+		case n.Role == topology.RoleWAN:
+			ns.State = "running"
+		case aliveInGossip(n.Name):
+			ns.State = "alive"
+		default:
+			ns.State = "dead"
+		}
+		if d, ok := dbs[n.Name]; ok {
+			ns.Primary, ns.Epoch, ns.LSN, ns.LagMS, ns.Lease = d.Primary, d.Epoch, d.LSN, d.LagMS, d.HasLease
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	for _, r := range t.Regions {
+		rs := RegionStatus{Name: r.Name, ClientSubnets: r.ClientSubnets}
+		for _, n := range t.NodesOf(topology.RoleWeb, r.Name) {
+			if aliveInGossip(n.Name) && meta[n.Name].Healthy {
+				rs.Healthy = true
+			}
+		}
+		st.Regions = append(st.Regions, rs)
+	}
+	for _, n := range t.NodesOf(topology.RoleDNS, "") {
+		addr, _ := o.Runtime.Endpoint(n.Name, topology.PortDNS)
+		host, port := splitHostPort(addr)
+		st.DNS = append(st.DNS, DNSStatus{Region: n.Region, Name: n.Name, Addr: addr,
+			Dig: fmt.Sprintf("dig @%s -p %s app.%s +subnet=%s", host, port, t.DNS.Zone, firstSubnet(t, n.Region))})
+	}
+	sort.SliceStable(st.DNS, func(i, j int) bool { return t.RegionIndex(st.DNS[i].Region) < t.RegionIndex(st.DNS[j].Region) })
+	return st, nil
+}
+
+func firstSubnet(t *topology.Topology, region string) string {
+	if r, ok := t.Region(region); ok && len(r.ClientSubnets) > 0 {
+		return r.ClientSubnets[0]
+	}
+	return "0.0.0.0/0"
+}
+
+func mainPort(r topology.Role) int {
+	switch r {
+	case topology.RoleWeb:
+		return topology.PortWeb
+	case topology.RoleDNS:
+		return topology.PortDNS
+	case topology.RoleWAN:
+		return topology.PortWANAPI
+	}
+	return topology.PortDB
+}
+
+// Primaries lists the db nodes that claim primary, in the status.
+func (s *Status) Primaries() []NodeStatus {
+	var out []NodeStatus
+	for _, n := range s.Nodes {
+		if n.Role == string(topology.RoleDB) && n.Primary && n.State == "alive" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Converged reports whether the cluster is ready: every running gossip member alive in the
+// majority view, every region healthy, exactly one primary (holding its lease under lease fencing),
+// and every db replica caught up. The reason says what is still missing.
+func (s *Status) Converged(t *topology.Topology) (bool, string) {
+	for _, n := range s.Nodes {
+		if n.Role != string(topology.RoleWAN) && n.State != "alive" {
+			return false, fmt.Sprintf("node %s is %s", n.Name, n.State)
+		}
+	}
+	for _, r := range s.Regions {
+		if !r.Healthy {
+			return false, fmt.Sprintf("region %s is not healthy", r.Name)
+		}
+	}
+	ps := s.Primaries()
+	if len(ps) != 1 {
+		return false, fmt.Sprintf("%d primaries", len(ps))
+	}
+	if t.Design.Fencing == topology.FencingLease && !ps[0].Lease {
+		return false, fmt.Sprintf("primary %s holds no lease yet", ps[0].Name)
+	}
+	for _, n := range s.Nodes {
+		if n.Role == string(topology.RoleDB) && !n.Primary && (n.LSN != ps[0].LSN || n.Epoch != ps[0].Epoch) {
+			return false, fmt.Sprintf("replica %s at lsn %d epoch %d, primary at %d epoch %d", n.Name, n.LSN, n.Epoch, ps[0].LSN, ps[0].Epoch)
+		}
+	}
+	return true, ""
+}
+
+// WaitConverged polls Status until Converged or the timeout; the error names what was missing.
+func (o *Observer) WaitConverged(ctx context.Context, timeout time.Duration) (*Status, error) {
+	deadline := time.Now().Add(timeout)
+	reason := "no status yet"
+	for {
+		st, err := o.Status(ctx)
+		if err == nil {
+			ok, why := st.Converged(o.Plan.Topology)
+			if ok {
+				return st, nil
+			}
+			reason = why
+		} else {
+			reason = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return st, fmt.Errorf("cluster did not converge within %s: %s", timeout, reason)
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
