@@ -166,7 +166,7 @@ func (n *Network) pushGossipRules(ctx context.Context) error {
 		errs []error
 	)
 	for _, node := range n.plan.Topology.Nodes() {
-		if node.Role == topology.RoleWAN || !running[node.Name] {
+		if node.Role == topology.RoleWAN || node.Role == topology.RoleWitness || !running[node.Name] {
 			continue
 		}
 		wg.Add(1)

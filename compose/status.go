@@ -124,6 +124,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 		mu     sync.Mutex
 		wg     sync.WaitGroup
 		views  = map[string][]gossip.Member{}
+		voters = map[string]bool{} // witness answering its voter endpoint
 		dbs    = map[string]dbStatus{}
 		nodes  = t.Nodes()
 		lookup = map[string]topology.Node{}
@@ -136,6 +137,16 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 		wg.Add(1)
 		go func(n topology.Node) {
 			defer wg.Done()
+			if n.Role == topology.RoleWitness {
+				addr, err := o.Runtime.Endpoint(n.Name, topology.PortDB)
+				var v map[string]any
+				if err == nil && o.getJSON(ctx, "http://"+addr+"/v1/lease", false, &v) == nil {
+					mu.Lock()
+					voters[n.Name] = true
+					mu.Unlock()
+				}
+				return
+			}
 			if ms, err := o.Members(ctx, n.Name); err == nil {
 				mu.Lock()
 				views[n.Name] = ms
@@ -180,6 +191,10 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 			ns.State = "frozen"
 		case n.Role == topology.RoleWAN:
 			ns.State = "running"
+		case n.Role == topology.RoleWitness && voters[n.Name]:
+			ns.State = "alive" // not a gossip member: alive when its voter answers
+		case n.Role == topology.RoleWitness:
+			ns.State = "unreachable"
 		case aliveInGossip(n.Name):
 			ns.State = "alive"
 		default:

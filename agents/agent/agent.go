@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -61,6 +62,13 @@ func Run(ctx context.Context, o Options) error {
 		return srv.Serve(ctx)
 	}
 
+	if node.Role == topology.RoleWitness {
+		// The witness is a lease voter at a third site and deliberately not a gossip member: a
+		// member that sees both sides of a partition would relay each side's liveness to the
+		// other, and the partition would never show in anyone's view.
+		return serveWitness(ctx, o.DataDir, net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDB)), log)
+	}
+
 	g, err := startGossip(o.Plan, node, bindIP, log)
 	if err != nil {
 		return err
@@ -101,11 +109,11 @@ func Run(ctx context.Context, o Options) error {
 	return <-errs // nil when the node stopped because it was asked to
 }
 
-// gossipPeers is every gossip member's address: all nodes but the WAN node.
+// gossipPeers is every gossip member's address: all nodes but the WAN node and the witness.
 func gossipPeers(t *topology.Topology, self string) []string {
 	var seeds []string
 	for _, n := range t.Nodes() {
-		if n.Role == topology.RoleWAN || n.Name == self {
+		if n.Role == topology.RoleWAN || n.Role == topology.RoleWitness || n.Name == self {
 			continue
 		}
 		seeds = append(seeds, n.Addr(topology.PortGossip))

@@ -71,24 +71,6 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 			return n.Serve(ctx)
 		}, nil
 
-	case topology.RoleWitness:
-		v, err := db.OpenVoter(o.DataDir, log)
-		if err != nil {
-			return nil, fmt.Errorf("open witness voter: %w", err)
-		}
-		srv := &http.Server{Addr: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDB)), Handler: v.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		return func(ctx context.Context) error {
-			go publishLoop(ctx, g, nil, healthyAlways)
-			go func() {
-				<-ctx.Done()
-				_ = srv.Close()
-			}()
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		}, nil
-
 	case topology.RoleDNS:
 		s, err := dnsgeo.New(dnsgeo.Config{
 			Topology: t, Listen: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDNS)),
@@ -152,3 +134,21 @@ func nodeNames(ns []topology.Node) []string {
 }
 
 func healthyAlways() func(*gossip.Meta) { return func(m *gossip.Meta) { m.Healthy = true } }
+
+// serveWitness runs the witness: one lease voter over HTTP.
+func serveWitness(ctx context.Context, dataDir, listen string, log *slog.Logger) error {
+	v, err := db.OpenVoter(dataDir, log)
+	if err != nil {
+		return fmt.Errorf("open witness voter: %w", err)
+	}
+	srv := &http.Server{Addr: listen, Handler: v.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	log.Info("witness voter up", "addr", listen)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("witness: %w", err)
+	}
+	return nil
+}

@@ -254,10 +254,16 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 	})
 	t.Logf("eu-west-db-1 promoted (epoch 2, lease held) %s after the primary was killed (failover_after %s)",
 		promoted.Round(time.Millisecond), c.plan.Topology.Design.FailoverAfter.D())
-	_ = killed
-	if r := c.put("us-east", "after-failover", "y"); r.Code != http.StatusOK || r.DBNode != "eu-west-db-1" {
-		t.Fatalf("write after failover from us-east: %+v", r)
+	// us-east users write again once their web tier learns the new primary from gossip.
+	var r kvResult
+	rto := waitFor(t, 10*time.Second, "a write from us-east to succeed on the new primary", func() bool {
+		r = c.put("us-east", "after-failover", "y")
+		return r.Code == http.StatusOK
+	})
+	if r.DBNode != "eu-west-db-1" || r.Epoch != 2 {
+		t.Fatalf("write after failover from us-east went to %s epoch %d", r.DBNode, r.Epoch)
 	}
+	t.Logf("us-east writes resumed %s after the promotion was visible, %s after the kill", rto.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 
 	// The old primary returns as a replica and discards its divergent writes.
 	if err := c.rt.Start(ctx, "us-east-db-1"); err != nil {

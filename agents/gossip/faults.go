@@ -1,0 +1,180 @@
+package gossip
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Rules are the network faults a node applies to its own gossip traffic. They are keyed by the
+// peer's address, and a rule installed on one side alone already cuts or slows the link: a Drop
+// prefix black-holes traffic in both directions, a Delay slows what this node sends.
+type Rules struct {
+	// Drop black-holes every packet and stream to or from an address in one of these prefixes.
+	Drop []netip.Prefix `json:"drop"`
+	// Delays add one-way latency to what this node sends to a prefix (packets, stream dials and
+	// stream writes). Install the same delay on both sides for a symmetric RTT.
+	Delays []Delay `json:"delays"`
+}
+
+// Delay is one-way latency for traffic sent to Prefix: each packet is delayed by
+// Latency ± a uniformly random Jitter (never below zero).
+//
+// In JSON, Latency and Jitter are Go duration strings ("300ms", "1.5s"); a bare number is read
+// as milliseconds. They are always written as strings:
+//
+//	{"prefix":"127.77.2.0/24","latency":"300ms","jitter":"20ms"}
+type Delay struct {
+	// Prefix is the peer address range the latency applies to.
+	Prefix netip.Prefix
+	// Latency is the mean one-way delay.
+	Latency time.Duration
+	// Jitter is the maximum random deviation from Latency, either way.
+	Jitter time.Duration
+}
+
+// delayJSON is Delay's wire form.
+type delayJSON struct {
+	Prefix  netip.Prefix    `json:"prefix"`
+	Latency json.RawMessage `json:"latency,omitempty"`
+	Jitter  json.RawMessage `json:"jitter,omitempty"`
+}
+
+// MarshalJSON writes durations as Go duration strings.
+func (d Delay) MarshalJSON() ([]byte, error) {
+	lat, _ := json.Marshal(d.Latency.String())
+	jit, _ := json.Marshal(d.Jitter.String())
+	return json.Marshal(delayJSON{Prefix: d.Prefix, Latency: lat, Jitter: jit})
+}
+
+// UnmarshalJSON accepts durations as strings ("300ms") or as numbers of milliseconds.
+func (d *Delay) UnmarshalJSON(b []byte) error {
+	var raw delayJSON
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("decode delay: %w", err)
+	}
+	lat, err := parseJSONDuration(raw.Latency)
+	if err != nil {
+		return fmt.Errorf("delay latency: %w", err)
+	}
+	jit, err := parseJSONDuration(raw.Jitter)
+	if err != nil {
+		return fmt.Errorf("delay jitter: %w", err)
+	}
+	*d = Delay{Prefix: raw.Prefix, Latency: lat, Jitter: jit}
+	return nil
+}
+
+// parseJSONDuration reads "300ms" or 300 (milliseconds); empty or null is zero.
+func parseJSONDuration(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("parse %q: %w", s, err)
+		}
+		return d, nil
+	}
+	ms, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return 0, fmt.Errorf("want a duration string or milliseconds, got %s", raw)
+	}
+	return time.Duration(ms * float64(time.Millisecond)), nil
+}
+
+// Faults holds the fault rules of one node's gossip transport. It is safe for concurrent use and
+// its zero value has no rules; Set may be called before or after the node starts and takes
+// effect for the next packet or stream.
+type Faults struct {
+	// rules is replaced wholesale by Set, so the per-packet path reads it without locks.
+	rules atomic.Pointer[Rules]
+}
+
+// NewFaults returns a Faults holding rules.
+func NewFaults(rules Rules) *Faults {
+	f := &Faults{}
+	f.Set(rules)
+	return f
+}
+
+// Set replaces all rules. Prefixes are normalised to their masked form; negative durations
+// count as zero.
+func (f *Faults) Set(r Rules) {
+	c := Rules{}
+	for _, p := range r.Drop {
+		if p.IsValid() {
+			c.Drop = append(c.Drop, p.Masked())
+		}
+	}
+	for _, d := range r.Delays {
+		if !d.Prefix.IsValid() {
+			continue
+		}
+		d.Prefix = d.Prefix.Masked()
+		d.Latency = max(d.Latency, 0)
+		d.Jitter = max(d.Jitter, 0)
+		c.Delays = append(c.Delays, d)
+	}
+	f.rules.Store(&c)
+}
+
+// Rules returns a copy of the current rules.
+func (f *Faults) Rules() Rules {
+	r := f.rules.Load()
+	if r == nil {
+		return Rules{}
+	}
+	return Rules{Drop: slices.Clone(r.Drop), Delays: slices.Clone(r.Delays)}
+}
+
+// Clear removes every rule.
+func (f *Faults) Clear() { f.rules.Store(&Rules{}) }
+
+// Blocks reports whether traffic to or from addr is black-holed.
+func (f *Faults) Blocks(addr netip.Addr) bool {
+	r := f.rules.Load()
+	if r == nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range r.Drop {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// DelayFor returns the delay rule for traffic sent to addr: the one with the longest matching
+// prefix, the first listed on a tie.
+func (f *Faults) DelayFor(addr netip.Addr) (Delay, bool) {
+	r := f.rules.Load()
+	if r == nil {
+		return Delay{}, false
+	}
+	addr = addr.Unmap()
+	best, found := Delay{}, false
+	for _, d := range r.Delays {
+		if d.Prefix.Contains(addr) && (!found || d.Prefix.Bits() > best.Prefix.Bits()) {
+			best, found = d, true
+		}
+	}
+	return best, found
+}
+
+// sample draws one delay: Latency ± uniform Jitter, at least zero.
+func (d Delay) sample() time.Duration {
+	v := d.Latency
+	if d.Jitter > 0 {
+		v += time.Duration(rand.Int64N(int64(2*d.Jitter)+1)) - d.Jitter
+	}
+	return max(v, 0)
+}
