@@ -172,8 +172,10 @@ func (c *cluster) do(method, region, key, value string) kvResult {
 	return r
 }
 
-func (c *cluster) put(region, key, value string) kvResult { return c.do(http.MethodPut, region, key, value) }
-func (c *cluster) get(region, key string) kvResult       { return c.do(http.MethodGet, region, key, "") }
+func (c *cluster) put(region, key, value string) kvResult {
+	return c.do(http.MethodPut, region, key, value)
+}
+func (c *cluster) get(region, key string) kvResult { return c.do(http.MethodGet, region, key, "") }
 
 func (c *cluster) status() *compose.Status {
 	st, err := c.obs.Status(context.Background())

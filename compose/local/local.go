@@ -74,7 +74,9 @@ func (r *Runtime) planPath() string  { return PlanPath(r.cfg.RunDir) }
 func (r *Runtime) statePath() string { return filepath.Join(r.cfg.RunDir, "nodes.json") }
 
 // LogPath is a node's log file.
-func (r *Runtime) LogPath(node string) string { return filepath.Join(r.cfg.RunDir, "logs", node+".log") }
+func (r *Runtime) LogPath(node string) string {
+	return filepath.Join(r.cfg.RunDir, "logs", node+".log")
+}
 
 type state struct {
 	Plan  string         `json:"plan"`
@@ -259,10 +261,14 @@ func (r *Runtime) Kill(ctx context.Context, node string) error {
 }
 
 // Freeze sends SIGSTOP.
-func (r *Runtime) Freeze(ctx context.Context, node string) error { return r.signal(node, syscall.SIGSTOP) }
+func (r *Runtime) Freeze(ctx context.Context, node string) error {
+	return r.signal(node, syscall.SIGSTOP)
+}
 
 // Thaw sends SIGCONT.
-func (r *Runtime) Thaw(ctx context.Context, node string) error { return r.signal(node, syscall.SIGCONT) }
+func (r *Runtime) Thaw(ctx context.Context, node string) error {
+	return r.signal(node, syscall.SIGCONT)
+}
 
 // Start starts a node that is not running, with its existing data.
 func (r *Runtime) Start(ctx context.Context, node string) error {
