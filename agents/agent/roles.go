@@ -72,17 +72,22 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 		}, nil
 
 	case topology.RoleDNS:
+		reg := prometheus.NewRegistry()
 		s, err := dnsgeo.New(dnsgeo.Config{
 			Topology: t, Listen: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDNS)),
-			Instance: node.Name, Region: node.Region, Members: g, Logger: log, Registry: prometheus.NewRegistry(),
+			Instance: node.Name, Region: node.Region, Members: g, Logger: log, Registry: reg,
 		})
 		if err != nil {
 			return nil, err
 		}
+		side := &http.Server{Addr: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDNSHTTP)), Handler: s.HTTPHandler(reg),
+			ReadHeaderTimeout: 5 * time.Second}
 		return func(ctx context.Context) error {
 			if err := s.Start(ctx); err != nil {
 				return err
 			}
+			go func() { _ = side.ListenAndServe() }()
+			defer side.Close()
 			go publishLoop(ctx, g, nil, healthyAlways)
 			<-ctx.Done()
 			shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)

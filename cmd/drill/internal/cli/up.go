@@ -117,6 +117,19 @@ func (g *globals) attach() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	nodes, err := rt.Nodes(context.Background())
+	if err != nil {
+		return nil, harnessErr(err)
+	}
+	running := 0
+	for _, n := range nodes {
+		if n.Running {
+			running++
+		}
+	}
+	if running == 0 {
+		return nil, harnessErr(fmt.Errorf("%s: %w", t.Name, compose.ErrNotUp))
+	}
 	return &cluster{plan: plan, rt: rt, obs: compose.NewObserver(plan, rt)}, nil
 }
 

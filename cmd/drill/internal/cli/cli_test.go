@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestBadTopologyFilesExitTwoAndStartNothing(t *testing.T) {
+	files, err := filepath.Glob("../../../../topology/testdata/bad/*.yaml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("bad topology fixtures: %v %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			state := t.TempDir()
+			code, _, stderr := run(t, "up", "--topology", f, "--state-dir", state)
+			if code != ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, ExitUsage, stderr)
+			}
+			// file:line:col: field: message
+			if !strings.Contains(stderr, f+":") || strings.Count(strings.SplitN(stderr, "\n", 2)[0], ":") < 4 {
+				t.Fatalf("error does not name file, line, column and field: %q", stderr)
+			}
+			entries, _ := os.ReadDir(state)
+			if len(entries) != 0 {
+				t.Fatalf("state dir not empty after a rejected topology: %v", entries)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	state := t.TempDir()
+	cases := [][]string{
+		{"up", "--set", "fencing=maybe", "--state-dir", state},
+		{"up", "--set", "nonsense", "--state-dir", state},
+		{"up", "--runtime", "mars", "--state-dir", state},
+		{"frobnicate"},
+		{"up", "--no-such-flag"},
+		{"kv", "put", "only-key"},
+	}
+	for _, args := range cases {
+		code, _, stderr := run(t, args...)
+		if code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, ExitUsage, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Fatalf("usage errors left state behind: %v", entries)
+	}
+}
+
+func TestStatusWithoutClusterIsHarnessError(t *testing.T) {
+	code, _, stderr := run(t, "status", "--state-dir", t.TempDir())
+	if code != ExitHarness || !strings.Contains(stderr, "no cluster is up") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "version")
+	if code != ExitOK || !strings.HasPrefix(out, "drill ") {
+		t.Fatalf("exit %d, out %q", code, out)
+	}
+}

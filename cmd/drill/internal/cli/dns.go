@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/drillworks/drill/dnsgeo"
+	"github.com/drillworks/drill/topology"
+)
+
+func newDNSCmd(g *globals) *cobra.Command {
+	dnsCmd := &cobra.Command{Use: "dns", Short: "The GeoDNS"}
+	var listen, instance, httpListen, queryLog string
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the topology's zone alone (static health: every region up), for trying answers with dig",
+		Example: `  drill dns serve --listen 127.0.0.1:5353
+  dig @127.0.0.1 -p 5353 app.drill.test. +subnet=198.51.100.0/24`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := g.loadTopology(nil)
+			if err != nil {
+				return err
+			}
+			if instance == "" {
+				if ns := t.NodesOf(topology.RoleDNS, ""); len(ns) > 0 {
+					instance = ns[0].Name
+				}
+			}
+			n, ok := t.Node(instance)
+			if !ok || n.Role != topology.RoleDNS {
+				return usageErr(fmt.Errorf("--instance %q: not a dns node of topology %s", instance, t.Name))
+			}
+			cfg := dnsgeo.Config{Topology: t, Listen: listen, Instance: n.Name, Region: n.Region,
+				Logger: g.logger(), Registry: prometheus.NewRegistry()}
+			if queryLog != "" {
+				f, err := os.OpenFile(queryLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return usageErr(fmt.Errorf("--query-log: %w", err))
+				}
+				defer f.Close()
+				cfg.QueryLog = f
+			}
+			srv, err := dnsgeo.New(cfg)
+			if err != nil {
+				return usageErr(err)
+			}
+			if err := srv.Start(cmd.Context()); err != nil {
+				return harnessErr(err)
+			}
+			stopHTTP := serveDNSHTTP(httpListen, srv, cfg.Registry)
+			defer stopHTTP()
+			fmt.Fprintf(g.env.Stdout, "drill: GeoDNS %s serving %s on %s (udp+tcp)\n", n.Name, t.DNS.Zone, srv.Addr())
+			<-cmd.Context().Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		},
+	}
+	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:5353", "UDP and TCP address")
+	serve.Flags().StringVar(&instance, "instance", "", "which dns node of the topology to be (default: the first)")
+	serve.Flags().StringVar(&httpListen, "http", "", "serve /metrics and /status on this address (off by default)")
+	serve.Flags().StringVar(&queryLog, "query-log", "", "append a JSON line per query to this file")
+	dnsCmd.AddCommand(serve)
+	return dnsCmd
+}
+
+// serveDNSHTTP serves a GeoDNS instance's metrics and _status lines over HTTP; "" = off.
+func serveDNSHTTP(addr string, srv *dnsgeo.Server, reg *prometheus.Registry) func() {
+	if addr == "" {
+		return func() {}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return func() {}
+	}
+	hs := &http.Server{Handler: srv.HTTPHandler(reg), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	return func() { _ = hs.Close() }
+}
