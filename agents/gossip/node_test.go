@@ -183,8 +183,9 @@ func maxDuration(ds []time.Duration) time.Duration {
 // Memberlist logs the suspicion at the end of the failed probe, so "after suspicion" is
 // suspicion timeout + gossip.
 const (
-	maxAfterSuspicion = 2300 * time.Millisecond // 1.6 s suspicion + gossip, with slack for a busy box
-	maxTotalDetection = 9 * time.Second         // tuned 2.5 s + an improbably slow first probe
+	// 1.6 s suspicion + gossip (a cross-region hop adds ~350 ms), with slack for a busy box.
+	maxAfterSuspicion = 2600 * time.Millisecond
+	maxTotalDetection = 9 * time.Second // tuned 2.5 s + an improbably slow first probe
 )
 
 // checkDetection waits until every survivor sees victim dead, logs the timings and checks them
@@ -381,7 +382,7 @@ func TestWANLatencyNoFalseDeathsThenKillDetected(t *testing.T) {
 	if maxRTT < 2*oneWay-jitter {
 		t.Fatalf("largest probe RTT %s→%s was %v; the injected %v one-way delay is not in effect", a[0].Name(), b[0].Name(), maxRTT, oneWay)
 	}
-	t.Logf("8 nodes, %v±%v one-way between regions for %v: nobody left alive anywhere; max probe RTT seen %v; %d suspicions raised (all refuted)",
+	t.Logf("8 nodes, %v±%v one-way between regions for %v: nobody left alive anywhere; max probe RTT seen %v; suspicions raised: %d (none became a death)",
 		oneWay, jitter, window, maxRTT.Round(time.Millisecond), rec.Count())
 
 	victim, survivors := b[3], append(append([]*Node{}, a...), b[:3]...)
