@@ -27,6 +27,8 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 		w, err := web.New(web.Config{
 			Name: node.Name, Region: node.Region, Listen: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortWeb)),
 			Members: g, DBAddr: dbAddr, ReadYourWrites: t.Design.ReadYourWrites, Logger: log,
+			// A client whose address the node's gossip fault rules drop is black-holed too.
+			Drop: g.Faults().Blocks,
 		})
 		if err != nil {
 			return nil, err
@@ -66,7 +68,11 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 		return func(ctx context.Context) error {
 			go publishLoop(ctx, g, n.Changes(), func() func(*gossip.Meta) {
 				s := n.State()
-				return func(m *gossip.Meta) { m.Primary, m.Epoch, m.LSN, m.Healthy = s.Primary, s.Epoch, s.LSN, s.Healthy }
+				// Healthy in gossip means "fit to serve": a replica more than caughtUpLag behind is
+				// not, so its region is not sent users (or re-admitted after an outage) until it
+				// has caught up.
+				healthy := s.Healthy && (s.Primary || s.LagMS < caughtUpLag.Milliseconds())
+				return func(m *gossip.Meta) { m.Primary, m.Epoch, m.LSN, m.Healthy = s.Primary, s.Epoch, s.LSN, healthy }
 			})
 			return n.Serve(ctx)
 		}, nil
@@ -76,6 +82,7 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 		s, err := dnsgeo.New(dnsgeo.Config{
 			Topology: t, Listen: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDNS)),
 			Instance: node.Name, Region: node.Region, Members: g, Logger: log, Registry: reg,
+			Drop: g.Faults().Blocks,
 		})
 		if err != nil {
 			return nil, err
@@ -97,6 +104,9 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 	}
 	return nil, fmt.Errorf("role %q has no service", node.Role)
 }
+
+// caughtUpLag is how far behind a replica may be and still count as fit to serve.
+const caughtUpLag = 2 * time.Second
 
 // publishLoop copies the role's state into gossip metadata whenever it changes (and every 250 ms,
 // for states without a change signal). read runs outside gossip's lock (it may read members); the

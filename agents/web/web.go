@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -51,6 +52,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the metrics; nil creates a private one.
 	Registry *prometheus.Registry
+	// Drop, when set, is asked about every request's source address; a dropped client gets no
+	// answer at all: its connection is held silently (no bytes, no reset) until it gives up or
+	// DropHold passes. drill sets it from the node's gossip fault rules, so a black-holed region's
+	// users see a dead server, not an error page.
+	Drop func(netip.Addr) bool
+	// DropHold bounds how long a dropped connection is held; 0 means 60 s.
+	DropHold time.Duration
 }
 
 // Server is a running web node.
@@ -61,6 +69,7 @@ type Server struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	stopHold chan struct{} // closed when Serve ends: held connections are let go
 }
 
 // New builds a web node.
@@ -77,6 +86,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.DropHold <= 0 {
+		cfg.DropHold = 60 * time.Second
+	}
 	s := &Server{
 		cfg: cfg,
 		client: &http.Client{Transport: &http.Transport{
@@ -85,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 			IdleConnTimeout:     30 * time.Second,
 		}},
 		registry: cfg.Registry,
+		stopHold: make(chan struct{}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drill_web_requests_total", Help: "Requests served by the web tier, by operation and status code.",
 		}, []string{"op", "code"}),
@@ -100,8 +113,43 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /status", s.status)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
-	s.http = &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	var h http.Handler = mux
+	if cfg.Drop != nil {
+		h = s.dropMiddleware(mux)
+	}
+	s.http = &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
+}
+
+// dropMiddleware swallows requests from dropped sources: it takes the connection over and holds
+// it without writing a byte, as a black-holed network would, until the client closes it, the hold
+// bound passes or the server stops.
+func (s *Server) dropMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !s.cfg.Drop(ap.Addr().Unmap()) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			// Cannot take the connection over (HTTP/2): abort without a response.
+			panic(http.ErrAbortHandler)
+		}
+		defer conn.Close()
+		held := make(chan struct{})
+		defer close(held)
+		go func() {
+			select {
+			case <-s.stopHold: // server shutting down
+				_ = conn.SetReadDeadline(time.Unix(1, 0))
+			case <-held:
+			}
+		}()
+		_ = conn.SetReadDeadline(time.Now().Add(s.cfg.DropHold))
+		// Read and discard whatever the client sends; returns on close, deadline or error.
+		_, _ = io.Copy(io.Discard, conn)
+	})
 }
 
 // Handler is the HTTP handler (for tests).
@@ -115,6 +163,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	go func() {
 		<-ctx.Done()
+		close(s.stopHold) // release connections held for dropped clients
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = s.http.Shutdown(shut)
@@ -125,14 +174,32 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// Healthy reports whether the node can serve: it knows at least one alive db node.
+// Healthy reports whether this web node is fit to receive users: a primary is known and the
+// region's own database can serve fresh reads. While the primary is gone (a failover in progress)
+// a lagging local replica is the best there is and counts; once a primary is alive again, a
+// local replica counts only when caught up with it (so a region returning from an outage is sent
+// users only after its database has caught up).
 func (s *Server) Healthy() bool {
+	primary, epoch := s.Primary()
+	var local *gossip.Member
 	for _, m := range s.cfg.Members.Members() {
-		if m.Meta.Role == "db" && m.Alive() {
-			return true
+		if m.Meta.Role == "db" && m.Alive() && m.Meta.Region == s.cfg.Region {
+			if local == nil || m.Name == primary {
+				m := m
+				local = &m
+			}
 		}
 	}
-	return false
+	switch {
+	case local == nil:
+		return primary != "" // no local database: reads and writes go to the primary
+	case local.Name == primary:
+		return true
+	case primary == "":
+		return true
+	default:
+		return local.Meta.Healthy && !local.Meta.Primary && local.Meta.Epoch == epoch
+	}
 }
 
 // Primary is the alive db node claiming primary with the highest epoch ("" if none).

@@ -1,0 +1,96 @@
+package check
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/drillworks/drill/drills/history"
+)
+
+func TestReplicationLag(t *testing.T) {
+	h := &hist{}
+	h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	// Ten steady samples of 10..100 ms (five before the fault, five after), two huge ones inside it.
+	for i := range 10 {
+		sec := float64(i)
+		if i >= 5 {
+			sec = 30 + float64(i)
+		}
+		h.lag("eu-west", sec, int64(10*(i+1)))
+	}
+	h.lag("eu-west", 15, 5000)
+	h.lag("us-east", 29.9, 9000)
+
+	for _, tc := range []struct {
+		budget   float64
+		verdict  string
+		measured float64
+	}{{100, Pass, 100}, {99, Fail, 100}} {
+		t.Run(fmt.Sprint("budget ", tc.budget), func(t *testing.T) {
+			r, ev := ReplicationLag(h.build(), budgets(BudgetReplicationLagP99, tc.budget))
+			expectVerdict(t, r, tc.verdict, tc.measured)
+			if ev.Steady != (LagStats{Samples: 10, P50: 50, P99: 100, Max: 100}) {
+				t.Fatalf("steady %+v", ev.Steady)
+			}
+			if ev.All != (LagStats{Samples: 12, P50: 60, P99: 9000, Max: 9000}) {
+				t.Fatalf("all %+v", ev.All)
+			}
+			if ev.ByNode["us-east-db-1"] != (LagStats{Samples: 1, P50: 9000, P99: 9000, Max: 9000}) || ev.ByNode["eu-west-db-1"].Samples != 11 {
+				t.Fatalf("by node %+v", ev.ByNode)
+			}
+		})
+	}
+	t.Run("only during faults", func(t *testing.T) {
+		h := &hist{}
+		h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, never)
+		h.lag("eu-west", 15, 5000)
+		r, _ := ReplicationLag(h.build(), budgets(BudgetReplicationLagP99, 100))
+		if r.Verdict != Unknown || !strings.Contains(r.Detail, "no lag sample outside fault windows; all 1 samples p50 5000ms") {
+			t.Fatalf("got %s %q", r.Verdict, r.Detail)
+		}
+	})
+	t.Run("no samples", func(t *testing.T) {
+		r, _ := ReplicationLag(nil, budgets(BudgetReplicationLagP99, 100))
+		if r.Verdict != Unknown || r.Detail != "no replication-lag sample in the history" {
+			t.Fatalf("got %s %q", r.Verdict, r.Detail)
+		}
+	})
+}
+
+func TestRunOrderAndEvidenceEncodes(t *testing.T) {
+	ops := outageHistory().build()
+	results := Run(ops, Config{Budgets: Budgets{BudgetLostAckedWrites: 0}})
+	var names []string
+	for _, r := range results {
+		names = append(names, r.Name)
+		if r.Name != NameLostWrites && r.HasBudget {
+			t.Fatalf("%s claims a budget", r.Name)
+		}
+		if r.Verdict != Unknown && r.Name != NameLostWrites {
+			t.Fatalf("%s judged without a budget: %s", r.Name, r.Verdict)
+		}
+		if _, err := json.Marshal(r); err != nil {
+			t.Fatalf("%s evidence does not encode: %v", r.Name, err)
+		}
+	}
+	want := "dns_failover write_unavailability lost_acked_writes rpo split_brain stale_reads replication_lag dns_failback"
+	if strings.Join(names, " ") != want {
+		t.Fatalf("order %v", names)
+	}
+	if results[2].Verdict != Fail {
+		t.Fatalf("lost writes: %+v", results[2])
+	}
+}
+
+func TestBudgetNames(t *testing.T) {
+	got := strings.Join(BudgetNames(), " ")
+	want := "dns_failback_early_s dns_failover_s lost_acked_writes replication_lag_p99_ms rpo_s rto_s split_brain_s stale_reads"
+	if got != want {
+		t.Fatalf("BudgetNames = %s", got)
+	}
+	if !IsBudgetName("rto_s") || IsBudgetName("rto") {
+		t.Fatal("IsBudgetName")
+	}
+}

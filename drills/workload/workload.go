@@ -1,0 +1,414 @@
+// Package workload is the drill's simulated users. Each client lives near one region: it sends
+// from that region's client subnet, resolves app.<zone> through the GeoDNS instances like a stub
+// resolver (its own region's name server first, the others after a timeout; answers cached for
+// their TTL), then writes unique keys through the web node the answer named and reads each back
+// with the write's LSN (read-your-writes). Every operation is recorded, Jepsen style, as invoke
+// then ok / fail / info in the history.
+package workload
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/topology"
+)
+
+// Config configures the workload.
+type Config struct {
+	// Topology is the running topology.
+	Topology *topology.Topology
+	// Endpoint is where a node's port is reached from here (the runtime's answer).
+	Endpoint func(node string, port int) (string, error)
+	// ClientsPerRegion is how many clients run near each region.
+	ClientsPerRegion int
+	// WriteRate is writes per second per client.
+	WriteRate float64
+	// ReadAfterWrite makes each client read every key back after writing it.
+	ReadAfterWrite bool
+	// Seed makes the clients' choices (which answer address, pacing jitter) repeatable.
+	Seed uint64
+	// Recorder receives the history.
+	Recorder *history.Recorder
+	// RequestTimeout bounds one HTTP request; past it a write's outcome is unknown (info).
+	RequestTimeout time.Duration
+	// DNSTimeout is how long a client waits for one name server before trying the next.
+	DNSTimeout time.Duration
+	// MaxOps bounds the operations one client issues (a safety bound; default 100000).
+	MaxOps int
+	// Logger receives the workload's logs.
+	Logger *slog.Logger
+}
+
+// Workload is a running set of clients.
+type Workload struct {
+	cfg    Config
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	nextProc int
+	ipRegion map[string]string // web node IP → region
+}
+
+// Start starts every client; Stop ends them.
+func Start(ctx context.Context, cfg Config) (*Workload, error) {
+	if cfg.Topology == nil || cfg.Endpoint == nil || cfg.Recorder == nil {
+		return nil, errors.New("workload: Topology, Endpoint and Recorder are required")
+	}
+	if cfg.ClientsPerRegion <= 0 {
+		cfg.ClientsPerRegion = 2
+	}
+	if cfg.WriteRate <= 0 {
+		cfg.WriteRate = 5
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 1500 * time.Millisecond
+	}
+	if cfg.DNSTimeout <= 0 {
+		cfg.DNSTimeout = 300 * time.Millisecond
+	}
+	if cfg.MaxOps <= 0 {
+		cfg.MaxOps = 100000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Workload{cfg: cfg, ipRegion: map[string]string{}}
+	w.indexWebIPs()
+	ctx, w.cancel = context.WithCancel(ctx)
+	for ri, r := range cfg.Topology.Regions {
+		servers, err := w.nameServers(r.Name)
+		if err != nil {
+			w.cancel()
+			return nil, err
+		}
+		for i := range cfg.ClientsPerRegion {
+			c := &client{
+				w: w, region: r.Name, servers: servers,
+				src: clientAddr(r, i),
+				rng: rand.New(rand.NewPCG(cfg.Seed, uint64(ri*1000+i))),
+			}
+			c.http = c.newHTTP()
+			w.wg.Add(1)
+			go func() {
+				defer w.wg.Done()
+				c.run(ctx)
+			}()
+		}
+	}
+	return w, nil
+}
+
+// Stop ends every client and waits for their last operation to complete.
+func (w *Workload) Stop() {
+	w.cancel()
+	w.wg.Wait()
+}
+
+// proc hands out process ids; a client whose operation ended "info" takes a new one.
+func (w *Workload) proc() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nextProc++
+	return w.nextProc
+}
+
+// nameServers lists the GeoDNS instances in the order a client near region asks them.
+func (w *Workload) nameServers(region string) ([]string, error) {
+	var own, others []string
+	for _, n := range w.cfg.Topology.NodesOf(topology.RoleDNS, "") {
+		addr, err := w.cfg.Endpoint(n.Name, topology.PortDNS)
+		if err != nil {
+			return nil, fmt.Errorf("workload: dns endpoint of %s: %w", n.Name, err)
+		}
+		if n.Region == region {
+			own = append(own, addr)
+		} else {
+			others = append(others, addr)
+		}
+	}
+	if len(own)+len(others) == 0 {
+		return nil, errors.New("workload: the topology has no GeoDNS instance")
+	}
+	return append(own, others...), nil
+}
+
+// clientAddr is the source address of client i near region r: inside r's loopback client
+// subnet, so the GeoDNS tells where the user is from the source address alone. A region without
+// a loopback client subnet gets no fixed source.
+func clientAddr(r topology.Region, i int) netip.Addr {
+	for _, s := range r.ClientSubnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() || !p.Addr().IsLoopback() || p.Bits() > 24 {
+			continue
+		}
+		a := p.Addr().As4()
+		a[3] = byte(50 + i)
+		return netip.AddrFrom4(a)
+	}
+	return netip.Addr{}
+}
+
+// client is one simulated user.
+type client struct {
+	w       *Workload
+	region  string
+	servers []string
+	src     netip.Addr
+	rng     *rand.Rand
+	http    *http.Client
+
+	process int
+	answer  []string
+	expires time.Time
+	seq     int
+}
+
+func (c *client) newHTTP() *http.Client {
+	d := &net.Dialer{Timeout: c.w.cfg.RequestTimeout}
+	if c.src.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: c.src.AsSlice()}
+	}
+	return &http.Client{
+		Timeout: c.w.cfg.RequestTimeout,
+		Transport: &http.Transport{
+			DialContext:         d.DialContext,
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     5 * time.Second,
+		},
+	}
+}
+
+func (c *client) run(ctx context.Context) {
+	c.process = c.w.proc()
+	interval := time.Duration(float64(time.Second) / c.w.cfg.WriteRate)
+	// Spread clients over the first interval so their writes do not march in lock step.
+	next := time.Now().Add(time.Duration(c.rng.Int64N(int64(interval) + 1)))
+	for n := 0; n < c.w.cfg.MaxOps; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+		next = next.Add(interval)
+		if now := time.Now(); next.Before(now) {
+			next = now // never queue up a backlog: a slow system gets fewer writes, not a burst
+		}
+		c.writeAndRead(ctx)
+	}
+}
+
+// resolve returns the web addresses to use, asking the name servers when the cached answer has
+// expired. A failed lookup keeps the last answer (the user retries what they had).
+func (c *client) resolve(ctx context.Context) []string {
+	if time.Now().Before(c.expires) && len(c.answer) > 0 {
+		return c.answer
+	}
+	ips, ttl, err := lookup(ctx, c.servers, c.src, c.w.cfg.Topology.DNS.Zone, c.w.cfg.DNSTimeout)
+	if err != nil {
+		c.expires = time.Now().Add(c.w.cfg.DNSTimeout) // do not hammer dead name servers
+		c.record(history.Op{Type: history.TypeDNS, Error: err.Error()})
+		return c.answer
+	}
+	c.answer, c.expires = ips, time.Now().Add(ttl)
+	c.record(history.Op{Type: history.TypeDNS, DNSAnswer: ips, DNSRegion: c.w.regionOf(ips)})
+	return c.answer
+}
+
+// lookup resolves app.<zone> like a stub resolver: each name server in turn until one answers
+// with addresses. It returns the addresses and their TTL.
+func lookup(ctx context.Context, servers []string, src netip.Addr, zone string, timeout time.Duration) ([]string, time.Duration, error) {
+	q := new(dns.Msg)
+	q.SetQuestion("app."+zone, dns.TypeA)
+	q.RecursionDesired = false
+	var errs []string
+	for _, server := range servers {
+		dc := &dns.Client{Net: "udp", Timeout: timeout}
+		if src.IsValid() {
+			dc.Dialer = &net.Dialer{Timeout: timeout, LocalAddr: &net.UDPAddr{IP: src.AsSlice()}}
+		}
+		resp, _, err := dc.ExchangeContext(ctx, q, server)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", server, err))
+			continue // a stub resolver tries the next name server
+		}
+		var ips []string
+		ttl := uint32(0)
+		for _, rr := range resp.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				ips = append(ips, a.A.String())
+				ttl = a.Hdr.Ttl
+			}
+		}
+		if resp.Rcode != dns.RcodeSuccess || len(ips) == 0 {
+			errs = append(errs, fmt.Sprintf("%s: %s with %d addresses", server, dns.RcodeToString[resp.Rcode], len(ips)))
+			continue
+		}
+		return ips, time.Duration(ttl) * time.Second, nil
+	}
+	return nil, 0, errors.New(strings.Join(errs, "; "))
+}
+
+// Prober asks GeoDNS where a user near a region is sent, exactly as the workload's clients do
+// (same source address, same name-server order), for the runner's conditions.
+type Prober struct{ w *Workload }
+
+// NewProber builds a prober for the topology.
+func NewProber(t *topology.Topology, endpoint func(string, int) (string, error)) *Prober {
+	w := &Workload{cfg: Config{Topology: t, Endpoint: endpoint, DNSTimeout: 300 * time.Millisecond}, ipRegion: map[string]string{}}
+	w.indexWebIPs()
+	return &Prober{w: w}
+}
+
+// Probe returns the region a user near region is sent to now, and the addresses.
+func (p *Prober) Probe(ctx context.Context, region string) (string, []string, error) {
+	r, ok := p.w.cfg.Topology.Region(region)
+	if !ok {
+		return "", nil, fmt.Errorf("unknown region %q", region)
+	}
+	servers, err := p.w.nameServers(region)
+	if err != nil {
+		return "", nil, err
+	}
+	ips, _, err := lookup(ctx, servers, clientAddr(r, 49), p.w.cfg.Topology.DNS.Zone, p.w.cfg.DNSTimeout)
+	if err != nil {
+		return "", nil, err
+	}
+	return p.w.regionOf(ips), ips, nil
+}
+
+func (w *Workload) indexWebIPs() {
+	for _, n := range w.cfg.Topology.NodesOf(topology.RoleWeb, "") {
+		if addr, err := w.cfg.Endpoint(n.Name, topology.PortWeb); err == nil {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				w.ipRegion[host] = n.Region
+			}
+		}
+	}
+}
+
+func (w *Workload) regionOf(ips []string) string {
+	for _, ip := range ips {
+		if r, ok := w.ipRegion[ip]; ok {
+			return r
+		}
+	}
+	return ""
+}
+
+func (c *client) record(op history.Op) history.Op {
+	op.Process, op.ClientRegion = c.process, c.region
+	op, err := c.w.cfg.Recorder.Append(op)
+	if err != nil {
+		c.w.cfg.Logger.Warn("record history", "err", err)
+	}
+	return op
+}
+
+// response is what the web tier answers.
+type response struct {
+	Value   string `json:"value"`
+	Found   bool   `json:"found"`
+	LSN     uint64 `json:"lsn"`
+	KeyLSN  uint64 `json:"key_lsn"`
+	Epoch   uint64 `json:"epoch"`
+	DBNode  string `json:"db_node"`
+	Node    string `json:"node"`
+	Error   string `json:"error"`
+	Outcome string `json:"outcome"`
+}
+
+func (c *client) writeAndRead(ctx context.Context) {
+	answer := c.resolve(ctx)
+	if len(answer) == 0 {
+		// No address at all: the user cannot even try; nothing reaches the system.
+		c.seq++
+		key := fmt.Sprintf("%s-p%d-%d", c.region, c.process, c.seq)
+		c.record(history.Op{Type: history.TypeInvoke, F: history.FWrite, Key: key, Value: "v"})
+		c.record(history.Op{Type: history.TypeFail, F: history.FWrite, Key: key, Value: "v", Error: "no address for app"})
+		return
+	}
+	ip := answer[c.rng.IntN(len(answer))]
+	c.seq++
+	key := fmt.Sprintf("%s-p%d-%d", c.region, c.process, c.seq)
+	value := fmt.Sprintf("v%d", c.seq)
+	base := "http://" + net.JoinHostPort(ip, fmt.Sprint(topology.PortWeb))
+	c.record(history.Op{Type: history.TypeInvoke, F: history.FWrite, Key: key, Value: value, DNSAnswer: answer})
+	typ, resp, err := c.do(ctx, http.MethodPut, base+"/kv/"+key, value, true)
+	op := history.Op{Type: typ, F: history.FWrite, Key: key, Value: value, DNSAnswer: answer,
+		WebNode: resp.Node, DBNode: resp.DBNode, Epoch: resp.Epoch, LSN: resp.LSN, Error: errText(err, resp)}
+	c.record(op)
+	if typ == history.TypeInfo {
+		c.process = c.w.proc() // Jepsen: a process with an indeterminate op never issues again
+		c.expires = time.Time{}
+		return
+	}
+	if typ != history.TypeOK {
+		c.expires = time.Time{} // a failing region: look the name up again next time
+		return
+	}
+	if !c.w.cfg.ReadAfterWrite || ctx.Err() != nil {
+		return
+	}
+	url := fmt.Sprintf("%s/kv/%s?min_lsn=%d", base, key, resp.LSN)
+	c.record(history.Op{Type: history.TypeInvoke, F: history.FRead, Key: key, MinLSN: resp.LSN, DNSAnswer: answer})
+	rtyp, rresp, rerr := c.do(ctx, http.MethodGet, url, "", false)
+	c.record(history.Op{Type: rtyp, F: history.FRead, Key: key, MinLSN: resp.LSN, Value: rresp.Value, Found: rresp.Found,
+		WebNode: rresp.Node, DBNode: rresp.DBNode, Epoch: rresp.Epoch, LSN: rresp.LSN, KeyLSN: rresp.KeyLSN,
+		DNSAnswer: answer, Error: errText(rerr, rresp)})
+}
+
+func errText(err error, r response) string {
+	if err != nil {
+		return err.Error()
+	}
+	return r.Error
+}
+
+// do sends one request and classifies its outcome: ok (2xx, or 404 for a read: the key is
+// definitely absent), fail (the request definitely had no effect), info (it may have).
+func (c *client) do(ctx context.Context, method, url, body string, write bool) (string, response, error) {
+	var r response
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return history.TypeFail, r, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return history.TypeFail, r, err // never connected: the request did not happen
+		}
+		if write {
+			return history.TypeInfo, r, err
+		}
+		return history.TypeFail, r, err // a read that failed changed nothing
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_ = json.Unmarshal(raw, &r)
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return history.TypeOK, r, nil
+	case !write && resp.StatusCode == http.StatusNotFound:
+		return history.TypeOK, r, nil
+	case write && (resp.StatusCode == http.StatusGatewayTimeout || r.Outcome == "unknown"):
+		return history.TypeInfo, r, fmt.Errorf("%d %s", resp.StatusCode, r.Error)
+	default:
+		return history.TypeFail, r, fmt.Errorf("%d %s", resp.StatusCode, r.Error)
+	}
+}
