@@ -1,0 +1,122 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/drillworks/drill/agents/gossip"
+)
+
+// view is a fixed gossip view (the web tier only reads members).
+type view struct {
+	mu sync.Mutex
+	ms []gossip.Member
+}
+
+func (v *view) Members() []gossip.Member {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]gossip.Member(nil), v.ms...)
+}
+
+func db(name, region string, alive, primary, healthy bool, epoch uint64) gossip.Member {
+	st := gossip.StateAlive
+	if !alive {
+		st = gossip.StateDead
+	}
+	return gossip.Member{Name: name, State: st, Meta: gossip.Meta{Role: "db", Region: region, Primary: primary, Healthy: healthy, Epoch: epoch}}
+}
+
+func TestHealthyAndPrimary(t *testing.T) {
+	cases := []struct {
+		name        string
+		members     []gossip.Member
+		wantHealthy bool
+		wantPrimary string
+	}{
+		{"local replica caught up", []gossip.Member{db("us-1", "us", true, true, true, 1), db("eu-1", "eu", true, false, true, 1)}, true, "us-1"},
+		{"local replica lagging while primary alive", []gossip.Member{db("us-1", "us", true, true, true, 1), db("eu-1", "eu", true, false, false, 1)}, false, "us-1"},
+		{"primary dead: lagging replica is what we have", []gossip.Member{db("us-1", "us", false, true, true, 1), db("eu-1", "eu", true, false, false, 1)}, true, ""},
+		{"local db is the primary", []gossip.Member{db("us-1", "us", true, false, true, 2), db("eu-1", "eu", true, true, true, 2)}, true, "eu-1"},
+		{"stale old primary next to a newer one", []gossip.Member{db("us-1", "us", true, true, true, 1), db("eu-1", "eu", true, true, true, 2)}, true, "eu-1"},
+		{"no database at all", nil, false, ""},
+		{"no local db, remote primary", []gossip.Member{db("us-1", "us", true, true, true, 1)}, true, "us-1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := New(Config{Name: "eu-web-1", Region: "eu", Members: &view{ms: c.members},
+				DBAddr: func(string) (string, error) { return "", nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Healthy(); got != c.wantHealthy {
+				t.Errorf("Healthy = %v, want %v", got, c.wantHealthy)
+			}
+			if got, _ := s.Primary(); got != c.wantPrimary {
+				t.Errorf("Primary = %q, want %q", got, c.wantPrimary)
+			}
+		})
+	}
+}
+
+// TestRouting checks writes go to the primary, reads to the local db, and a read-your-writes
+// read the local replica cannot serve falls back to the primary.
+func TestRouting(t *testing.T) {
+	var mu sync.Mutex
+	var hits []string
+	fakeDB := func(name string, behind bool) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			hits = append(hits, name+" "+r.Method+" "+r.URL.RequestURI())
+			mu.Unlock()
+			if behind && r.URL.Query().Get("min_lsn") != "" {
+				w.WriteHeader(http.StatusConflict)
+				_ = json.NewEncoder(w).Encode(map[string]any{"error": "behind", "node": name})
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"node": name, "region": "x", "lsn": 7, "epoch": 1, "value": "v"})
+		}))
+	}
+	primary, replica := fakeDB("us-1", false), fakeDB("eu-1", true)
+	defer primary.Close()
+	defer replica.Close()
+	addr := map[string]string{"us-1": primary.Listener.Addr().String(), "eu-1": replica.Listener.Addr().String()}
+	members := &view{ms: []gossip.Member{db("us-1", "us", true, true, true, 1), db("eu-1", "eu", true, false, true, 1)}}
+	for _, ryw := range []bool{true, false} {
+		hits = nil
+		s, err := New(Config{Name: "eu-web-1", Region: "eu", Members: members, ReadYourWrites: ryw,
+			DBAddr: func(n string) (string, error) { return addr[n], nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(s.Handler())
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/kv/k", strings.NewReader("v"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if out["db_node"] != "us-1" || out["node"] != "eu-web-1" || out["region"] != "eu" {
+			t.Fatalf("put response %v", out)
+		}
+		resp, err = http.Get(srv.URL + "/kv/k?min_lsn=7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		want := []string{"us-1 PUT /v1/kv/k", "eu-1 GET /v1/kv/k?min_lsn=7&wait_ms=300", "us-1 GET /v1/kv/k?min_lsn=7&wait_ms=300"}
+		if !ryw {
+			want = []string{"us-1 PUT /v1/kv/k", "eu-1 GET /v1/kv/k"}
+		}
+		if strings.Join(hits, "|") != strings.Join(want, "|") {
+			t.Fatalf("read_your_writes=%v: calls %q, want %q", ryw, hits, want)
+		}
+	}
+}
