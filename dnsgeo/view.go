@@ -326,8 +326,10 @@ func (s *Server) buildView(now time.Time, obs observation, version uint64) *view
 	return v
 }
 
-// route picks the first admitted region in order; if none is admitted, the first one in
-// hold-down (healthy, only not yet re-admitted: better than no answer); else none.
+// route picks the first admitted region in order; with none admitted the answer is empty. A
+// region in hold-down is never served, even when it is the only healthy one: an instance that
+// was cut off sees every region come back at once, and must not send users to a region that has
+// not stayed healthy for the hold-down (its database may just have caught up, or not yet).
 func route(regions []regionView, order []int, defaultOrder bool) groupView {
 	pick := func(want regionState) int {
 		for _, i := range order {
@@ -337,10 +339,7 @@ func route(regions []regionView, order []int, defaultOrder bool) groupView {
 		}
 		return -1
 	}
-	chosen, fallback := pick(stateUp), false
-	if chosen < 0 {
-		chosen, fallback = pick(stateHoldDown), true
-	}
+	chosen := pick(stateUp)
 	var b strings.Builder
 	for _, i := range order {
 		if i == chosen {
@@ -364,9 +363,6 @@ func route(regions []regionView, order []int, defaultOrder bool) groupView {
 		if defaultOrder {
 			g.reason += " (default order)"
 		}
-	}
-	if fallback && chosen >= 0 {
-		g.reason += " (in hold-down: no region admitted)"
 	}
 	if chosen >= 0 {
 		g.answer = regions[chosen].appRRs

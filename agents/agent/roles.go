@@ -68,10 +68,11 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 		return func(ctx context.Context) error {
 			go publishLoop(ctx, g, n.Changes(), func() func(*gossip.Meta) {
 				s := n.State()
-				// Healthy in gossip means "fit to serve": a replica more than caughtUpLag behind is
-				// not, so its region is not sent users (or re-admitted after an outage) until it
-				// has caught up.
-				healthy := s.Healthy && (s.Primary || s.LagMS < caughtUpLag.Milliseconds())
+				// Healthy in gossip means "fit to serve": a primary unless it lost its lease (cut
+				// off from the voters; a new primary awaiting its first grant is fine), a replica only once it has caught up with the
+				// primary it follows, so a region returning from an outage gets users back only
+				// after its database has caught up.
+				healthy := s.Healthy && ((s.Primary && !s.LeaseLost) || (!s.Primary && s.InSync))
 				return func(m *gossip.Meta) { m.Primary, m.Epoch, m.LSN, m.Healthy = s.Primary, s.Epoch, s.LSN, healthy }
 			})
 			return n.Serve(ctx)
@@ -104,9 +105,6 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 	}
 	return nil, fmt.Errorf("role %q has no service", node.Role)
 }
-
-// caughtUpLag is how far behind a replica may be and still count as fit to serve.
-const caughtUpLag = 2 * time.Second
 
 // publishLoop copies the role's state into gossip metadata whenever it changes (and every 250 ms,
 // for states without a change signal). read runs outside gossip's lock (it may read members); the

@@ -160,6 +160,7 @@ func (n *Node) stepDown(newEpoch uint64, follow, reason string) {
 	n.leaseUntil, n.leaseEpoch = time.Time{}, 0
 	n.replicas = map[string]*replicaProgress{}
 	n.caughtUp = false
+	n.syncedWith = ""
 	n.caughtUpAt = time.Now()
 	if err := n.persistMetaLocked(); err != nil {
 		n.logger.Error("db: persist metadata after stepping down", "err", err)

@@ -124,6 +124,12 @@ type State struct {
 	PrimaryName string `json:"primary_name"`
 	// DiscardedWrites counts log entries this node dropped while truncating a divergent suffix.
 	DiscardedWrites uint64 `json:"discarded_writes"`
+	// LeaseLost: a primary that held the lease in its current epoch and no longer does (cut off
+	// from the voters). A newly promoted primary still waiting for its first grant has not lost it.
+	LeaseLost bool `json:"lease_lost"`
+	// InSync: a replica that has caught up with the primary it follows at least once since it
+	// began following it (a returning old primary is not, until it has); false on a primary.
+	InSync bool `json:"in_sync"`
 	// Healthy: the store is open and its WAL has not failed.
 	Healthy bool `json:"healthy"`
 }
@@ -175,6 +181,7 @@ type Node struct {
 	caughtUp    bool      // last pull showed this replica had all the primary had
 	lastContact time.Time // last successful pull
 	caughtUpAt  time.Time // last time the replica was known caught up
+	syncedWith  string    // the primary this replica has caught up with since it began following it
 	walErr      error     // a failed WAL write: the node stops writing
 
 	down    atomic.Bool // set when Close begins; State reads it without lifeMu
@@ -440,7 +447,10 @@ func (n *Node) State() State {
 		HasLease:        n.cfg.Fencing == FencingLease && n.leaseValidLocked(now),
 		PrimaryName:     n.following,
 		DiscardedWrites: n.discarded,
-		Healthy:         healthy,
+		LeaseLost: n.role == RolePrimary && n.cfg.Fencing == FencingLease && n.leaseEpoch == n.epoch &&
+			!now.Before(n.leaseUntil),
+		InSync:  n.role == RoleReplica && n.following != "" && n.syncedWith == n.following,
+		Healthy: healthy,
 	}
 }
 

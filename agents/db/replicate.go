@@ -215,6 +215,7 @@ func (n *Node) setFollowing(name string) {
 	if changed {
 		n.following = name
 		n.caughtUp = false
+		n.syncedWith = ""
 	}
 	n.mu.Unlock()
 	if changed {
@@ -325,6 +326,7 @@ func (n *Node) applyPull(primary string, from uint64, resp walResponse) {
 	n.caughtUp = n.lastLSNLocked() >= resp.PrimaryLSN
 	if n.caughtUp {
 		n.caughtUpAt = now
+		n.syncedWith = n.following
 	}
 	n.mu.Unlock()
 	n.notifyChange()
@@ -379,6 +381,7 @@ func (n *Node) truncateLocked(primary string, truncateTo uint64) {
 	n.discarded += dropped
 	n.metrics.discarded.Add(float64(dropped))
 	n.caughtUp = false
+	n.syncedWith = ""
 	n.signalAppliedLocked()
 	n.logger.Warn("db: truncated divergent suffix", "primary", primary, "discarded_writes", dropped,
 		"from_lsn", truncateTo+1, "to_lsn", last, "kept_lsn", truncateTo)

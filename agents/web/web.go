@@ -194,7 +194,7 @@ func (s *Server) Healthy() bool {
 	case local == nil:
 		return primary != "" // no local database: reads and writes go to the primary
 	case local.Name == primary:
-		return true
+		return local.Meta.Healthy // the primary may write (it holds its lease)
 	case primary == "":
 		return true
 	default:

@@ -102,9 +102,16 @@ func DNSFailover(ops []history.Op, cfg Config) (Result, *DNSFailoverEvidence) {
 	anyFail, anyUnknown := false, false
 	for i := range ev.Failovers {
 		f := &ev.Failovers[i]
-		r.Measured = max(r.Measured, f.Seconds)
+		if f.Observed || f.Lookups > 0 {
+			// Clients that made no lookup at all tell nothing: they are listed, not measured.
+			r.Measured = max(r.Measured, f.Seconds)
+		}
 		switch {
-		case !hasBudget, !f.Observed && f.Lookups == 0:
+		case !f.Observed && f.Lookups == 0:
+			f.Verdict = Unknown
+			parts = append(parts, fmt.Sprintf("%s clients made no DNS lookup during %s (not judged)", f.ClientRegion, f.Fault))
+			continue // says nothing either way; does not make the whole check unknown
+		case !hasBudget:
 			f.Verdict = Unknown
 		case f.Seconds > budget:
 			f.Verdict = Fail

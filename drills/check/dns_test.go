@@ -61,6 +61,14 @@ func TestDNSFailover(t *testing.T) {
 	noLookups.dns(1, "us-east", 9, "us-east")
 	noLookups.dns(2, "eu-west", 20, "eu-west")
 
+	// us-east's clients fail over at +4.5s; p3 of eu-west had been sent to us-east before the
+	// fault but makes no lookup during it: listed, neither measured nor judged.
+	silentWatched := &hist{}
+	silentWatched.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	silentWatched.dns(1, "us-east", 9, "us-east")
+	silentWatched.dns(1, "us-east", 14.5, "eu-west")
+	silentWatched.dns(3, "eu-west", 8, "us-east")
+
 	for _, tc := range []struct {
 		name      string
 		h         *hist
@@ -69,6 +77,8 @@ func TestDNSFailover(t *testing.T) {
 		measured  float64
 		failovers string
 	}{
+		{"a watched region without lookups does not blur the measure", silentWatched, 5, Pass, 4.5,
+			"blackhole:us-east/eu-west:20:false::unknown blackhole:us-east/us-east:4.5:true:eu-west:pass"},
 		{"within budget", failoverHistory(), 10, Pass, 6,
 			"blackhole:us-east/eu-west:6:true:eu-west:pass blackhole:us-east/us-east:4.5:true:eu-west:pass"},
 		{"over budget", failoverHistory(), 5, Fail, 6,

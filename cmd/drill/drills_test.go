@@ -1,0 +1,373 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run drills the way a user does: the drill binary, its exit code, its report
+// directory. Each test has its own topology name and loopback range.
+
+var binOnce struct {
+	sync.Once
+	dir, path string
+	err       error
+}
+
+func drillBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binOnce.dir, binOnce.err = os.MkdirTemp("", "drill-bin-")
+		if binOnce.err != nil {
+			return
+		}
+		binOnce.path = filepath.Join(binOnce.dir, "drill")
+		if out, err := exec.Command("go", "build", "-o", binOnce.path, ".").CombinedOutput(); err != nil {
+			binOnce.err = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if binOnce.err != nil {
+		t.Fatal(binOnce.err)
+	}
+	return binOnce.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binOnce.dir != "" {
+		os.RemoveAll(binOnce.dir)
+	}
+	os.Exit(code)
+}
+
+// env is one test's topology file and state directory.
+type env struct {
+	t      *testing.T
+	bin    string
+	topo   string
+	state  string
+	report string
+}
+
+func newEnv(t *testing.T, name string, octet int) *env {
+	t.Helper()
+	dir := t.TempDir()
+	def, err := os.ReadFile("../../topology/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(def), "name: default", "name: "+name, 1)
+	y = strings.Replace(y, "127.77.0.0/16", fmt.Sprintf("127.%d.0.0/16", octet), 1)
+	e := &env{t: t, bin: drillBin(t), topo: filepath.Join(dir, name+".yaml"), state: filepath.Join(dir, "state"), report: filepath.Join(dir, "report")}
+	if err := os.WriteFile(e.topo, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command(e.bin, "recover", "--topology", e.topo, "--state-dir", e.state).Run()
+		_ = exec.Command(e.bin, "down", "--topology", e.topo, "--state-dir", e.state).Run()
+		e.assertNothingRunning()
+	})
+	return e
+}
+
+func (e *env) cmd(args ...string) *exec.Cmd {
+	return exec.Command(e.bin, append(args, "--topology", e.topo, "--state-dir", e.state)...)
+}
+
+// run runs `drill run` and returns its exit code and output.
+func (e *env) run(args ...string) (int, string) {
+	e.t.Helper()
+	out, err := e.cmd(append([]string{"run", "--report-dir", e.report, "--seed", "42"}, args...)...).CombinedOutput()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return code, string(out)
+}
+
+type reportJSON struct {
+	Verdict string `json:"verdict"`
+	Error   string `json:"error"`
+	Checks  []struct {
+		Name     string   `json:"name"`
+		Verdict  string   `json:"verdict"`
+		Measured *float64 `json:"measured"`
+		Detail   string   `json:"detail"`
+	} `json:"checks"`
+	Metrics struct {
+		DNSFailoverS    *float64           `json:"dns_failover_s"`
+		RTOS            map[string]float64 `json:"rto_s"`
+		LostAckedWrites *int               `json:"lost_acked_writes"`
+		SplitBrainS     *float64           `json:"split_brain_s"`
+		StaleReads      *int               `json:"stale_reads"`
+	} `json:"metrics"`
+	Residue []struct {
+		What  string `json:"what"`
+		Clean bool   `json:"clean"`
+	} `json:"residue"`
+}
+
+func (e *env) reportJSON() reportJSON {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.report, "report.json"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var r reportJSON
+	if err := json.Unmarshal(b, &r); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, f := range []string{"report.json", "junit.xml", "report.html", "history.jsonl"} {
+		if _, err := os.Stat(filepath.Join(e.report, f)); err != nil {
+			e.t.Errorf("report file missing: %v", err)
+		}
+	}
+	for _, res := range r.Residue {
+		if !res.Clean {
+			e.t.Errorf("residue left: %s", res.What)
+		}
+	}
+	return r
+}
+
+func (r reportJSON) check(t *testing.T, name string) (string, float64, string) {
+	t.Helper()
+	for _, c := range r.Checks {
+		if c.Name == name {
+			m := 0.0
+			if c.Measured != nil {
+				m = *c.Measured
+			}
+			return c.Verdict, m, c.Detail
+		}
+	}
+	t.Fatalf("no check %q in report", name)
+	return "", 0, ""
+}
+
+// assertNothingRunning fails if any process of this test's plan is alive.
+func (e *env) assertNothingRunning() {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), e.state+string(os.PathSeparator)) && strings.Contains(string(b), "agent") {
+			e.t.Errorf("node process left running: %s", strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+}
+
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole drill; skipped in -short mode")
+	}
+}
+
+func TestRegionOutagePasses(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "outage-pass", 101)
+	start := time.Now()
+	code, out := e.run("region-outage")
+	r := e.reportJSON()
+	t.Logf("region-outage took %s, verdict %s, dns failover %v s, rto %v, lost %v", time.Since(start).Round(time.Second),
+		r.Verdict, deref(r.Metrics.DNSFailoverS), r.Metrics.RTOS, derefInt(r.Metrics.LostAckedWrites))
+	if code != 0 || r.Verdict != "pass" {
+		t.Fatalf("exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
+	}
+	if f := deref(r.Metrics.DNSFailoverS); f > 5 {
+		t.Errorf("DNS failover %.2fs > 5s", f)
+	}
+	if rto := r.Metrics.RTOS["us-east"]; rto > 10 {
+		t.Errorf("us-east RTO %.2fs > 10s", rto)
+	}
+}
+
+func TestRegionOutageLosesWritesUnderAsync(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "outage-async", 102)
+	code, out := e.run("region-outage", "--budget", "lost_acked_writes=0")
+	r := e.reportJSON()
+	v, lost, detail := r.check(t, "lost_acked_writes")
+	if code != 1 || v != "fail" || lost < 1 {
+		t.Fatalf("want exit 1 with lost writes under async; exit %d, check %s measured %v (%s)\n%s", code, v, lost, detail, out)
+	}
+	t.Logf("async replication lost %v acknowledged writes: %s", lost, detail)
+}
+
+func TestRegionOutageSemiSyncLosesNothing(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "outage-semisync", 103)
+	_, out := e.run("region-outage", "--budget", "lost_acked_writes=0", "--set", "replication=semi-sync")
+	r := e.reportJSON()
+	if v, lost, detail := r.check(t, "lost_acked_writes"); v != "pass" || lost != 0 {
+		t.Fatalf("semi-sync: lost check %s measured %v (%s)\n%s", v, lost, detail, out)
+	}
+}
+
+func TestRegionPartitionWithoutFencingSplitsBrain(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "partition-nofence", 104)
+	code, out := e.run("region-partition", "--set", "fencing=none")
+	r := e.reportJSON()
+	v, secs, detail := r.check(t, "split_brain")
+	if code != 1 || v != "fail" || secs <= 0 {
+		t.Fatalf("fencing=none: want split brain; exit %d, check %s %v (%s)\n%s", code, v, secs, detail, out)
+	}
+	t.Logf("split brain for %.2fs: %s", secs, detail)
+}
+
+func TestRegionPartitionWithLeasePasses(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "partition-lease", 105)
+	code, out := e.run("region-partition")
+	r := e.reportJSON()
+	if v, secs, detail := r.check(t, "split_brain"); code != 0 || v != "pass" || secs != 0 {
+		t.Fatalf("lease fencing: exit %d, split_brain %s %v (%s)\n%s", code, v, secs, detail, out)
+	}
+}
+
+func TestWANLatencyWithoutReadYourWritesReadsStale(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "latency-noryw", 106)
+	code, out := e.run("wan-latency", "--set", "read_your_writes=off")
+	r := e.reportJSON()
+	v, n, detail := r.check(t, "stale_reads")
+	if code != 1 || v != "fail" || n < 1 {
+		t.Fatalf("read_your_writes=off: want stale reads; exit %d, check %s %v (%s)\n%s", code, v, n, detail, out)
+	}
+	t.Logf("%v stale reads: %s", n, detail)
+}
+
+func TestWANLatencyPasses(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "latency-pass", 107)
+	code, out := e.run("wan-latency")
+	if r := e.reportJSON(); code != 0 || r.Verdict != "pass" {
+		t.Fatalf("exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
+	}
+}
+
+func TestPrimaryKillPasses(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "primary-kill", 108)
+	code, out := e.run("primary-kill")
+	if r := e.reportJSON(); code != 0 || r.Verdict != "pass" {
+		t.Fatalf("exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
+	}
+}
+
+// TestInterruptMidFault sends SIGINT while a fault is active: the run must undo it, tear down and
+// still write a report with verdict aborted.
+func TestInterruptMidFault(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "interrupt", 109)
+	cmd := e.cmd("run", "region-outage", "--report-dir", e.report, "--seed", "1")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	e.waitForFault(cmd, out, "blackhole:us-east", deadline)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("want exit 3 after an interrupt, got %v\n%s", err, out.String())
+	}
+	r := e.reportJSON()
+	if r.Verdict != "aborted" {
+		t.Fatalf("verdict %s, want aborted\n%s", r.Verdict, out.String())
+	}
+	e.assertNothingRunning()
+}
+
+// TestKill9MidFaultThenRecover kills drill with SIGKILL while a partition is active: `drill
+// recover` must undo it from the ledger and `drill down` must leave nothing.
+func TestKill9MidFaultThenRecover(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t, "kill9", 110)
+	cmd := e.cmd("run", "region-partition", "--report-dir", e.report, "--seed", "1")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	e.waitForFault(cmd, out, "split", deadline)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	rec, err := e.cmd("recover").CombinedOutput()
+	if err != nil {
+		t.Fatalf("recover: %v\n%s", err, rec)
+	}
+	if !strings.Contains(string(rec), "undone: split") || !strings.Contains(string(rec), "nothing drill injected is left") {
+		t.Fatalf("recover did not undo the partition:\n%s", rec)
+	}
+	if down, err := e.cmd("down").CombinedOutput(); err != nil {
+		t.Fatalf("down: %v\n%s", err, down)
+	}
+	e.assertNothingRunning()
+}
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitForFault polls the fault ledger until the fault is recorded as applied, so the signal that
+// follows lands mid-fault.
+func (e *env) waitForFault(cmd *exec.Cmd, out *lockedBuffer, id string, deadline time.Time) {
+	e.t.Helper()
+	name := strings.TrimSuffix(filepath.Base(e.topo), ".yaml")
+	ledger := filepath.Join(e.state, name, "faults.jsonl")
+	for {
+		b, _ := os.ReadFile(ledger)
+		if strings.Contains(string(b), `"applied"`) && strings.Contains(string(b), id) {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			e.t.Fatalf("fault %s never showed as applied in %s:\n%s", id, ledger, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

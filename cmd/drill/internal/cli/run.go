@@ -1,0 +1,276 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/local"
+	"github.com/drillworks/drill/drills/builtin"
+	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/drills/report"
+	"github.com/drillworks/drill/drills/runner"
+	"github.com/drillworks/drill/drills/spec"
+	"github.com/drillworks/drill/topology"
+)
+
+type runFlags struct {
+	up        upFlags
+	budgets   []string
+	reportDir string
+	seed      int64
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run DRILL",
+		Short: "Bring the regions up, run a drill (built-in name or YAML file), tear down, and report",
+		Long: `Runs one drill: brings the topology up, runs the drill's steps with simulated users while it
+injects faults, always undoes the faults, tears the cluster down and writes report.json, junit.xml,
+report.html and history.jsonl to the report directory.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 bad usage or drill file, 3 harness error or
+aborted run.`,
+		Example: `  drill run region-outage
+  drill run region-partition --set fencing=none      # the known-bad design: must fail
+  drill run my-drill.yaml --seed 7 --report-dir out/`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return g.runDrill(cmd.Context(), args[0], f) },
+	}
+	cmd.Flags().StringArrayVar(&f.up.sets, "set", nil, "override a topology design setting, key=value (wins over the drill's settings)")
+	cmd.Flags().StringArrayVar(&f.budgets, "budget", nil, "override a budget, name=value (e.g. lost_acked_writes=0)")
+	cmd.Flags().StringVar(&f.up.runtime, "runtime", "local", "runtime: local")
+	cmd.Flags().StringVar(&f.up.binary, "agent-binary", "", "drill binary the nodes run (default: this one)")
+	cmd.Flags().DurationVar(&f.up.timeout, "timeout", 60*time.Second, "how long to wait for the cluster to converge")
+	cmd.Flags().StringVar(&f.reportDir, "report-dir", "", "where the report goes (default ./drill-reports/<time>-<drill>)")
+	cmd.Flags().Int64Var(&f.seed, "seed", 0, "random seed of the workload (default: from the clock; printed in the report)")
+	return cmd
+}
+
+// loadDrill reads a built-in drill by name, or a drill file by path.
+func loadDrill(arg string) (*spec.Drill, error) {
+	if strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") || strings.ContainsRune(arg, os.PathSeparator) {
+		d, err := spec.Load(arg)
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		return d, nil
+	}
+	d, err := builtin.Load(arg)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return d, nil
+}
+
+func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
+	d, err := loadDrill(arg)
+	if err != nil {
+		return err
+	}
+	base, err := g.loadTopology(nil)
+	if err != nil {
+		return err
+	}
+	t, err := d.Resolve(base)
+	if err != nil {
+		return usageErr(err)
+	}
+	for _, kv := range f.up.sets {
+		k, v, err := topology.ParseSet(kv)
+		if err == nil {
+			err = t.Set(k, v)
+		}
+		if err != nil {
+			return usageErr(fmt.Errorf("--set %s: %w", kv, err))
+		}
+		if d.Settings == nil {
+			d.Settings = map[string]string{}
+		}
+		d.Settings[k] = v
+	}
+	for _, kv := range f.budgets {
+		k, v, ok := strings.Cut(kv, "=")
+		n, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil || !check.IsBudgetName(k) {
+			return usageErr(fmt.Errorf("--budget %q: want name=number with name one of %s", kv, strings.Join(check.BudgetNames(), ", ")))
+		}
+		if d.Budgets == nil {
+			d.Budgets = check.Budgets{}
+		}
+		d.Budgets[k] = n
+	}
+	seed := f.seed
+	if seed == 0 {
+		seed = time.Now().UnixNano() % 1_000_000
+	}
+	dir := f.reportDir
+	if dir == "" {
+		dir = filepath.Join("drill-reports", time.Now().Format("20060102-150405")+"-"+d.Name)
+	}
+	out := g.env.Stdout
+	fmt.Fprintf(out, "drill: %s — %s\n", d.Name, strings.TrimSpace(d.Description))
+	fmt.Fprintf(out, "drill: bringing %s up on the %s runtime (seed %d)\n", t.Name, f.up.runtime, seed)
+
+	c, err := g.upCluster(ctx, t, &f.up)
+	if err != nil {
+		return err
+	}
+	// Whatever happens from here, the cluster comes down (after the runner undid its faults).
+	defer func() {
+		down, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		copyLogs(c.plan.RunDir, dir)
+		if err := c.rt.Down(down); err != nil {
+			fmt.Fprintf(g.env.Stderr, "drill: tear down: %v\n", err)
+		}
+	}()
+	sys, err := compose.NewCluster(c.plan, c.rt, g.logger())
+	if err != nil {
+		return harnessErr(err)
+	}
+	fmt.Fprintf(out, "drill: up in %s; running %d steps\n", time.Since(c.started).Round(time.Millisecond), len(d.Steps))
+	rep, err := runner.Run(ctx, runner.Options{Drill: d, System: sys, ReportDir: dir, Seed: seed, Progress: out, Logger: g.logger()})
+	if err != nil && rep == nil {
+		return harnessErr(err)
+	}
+	fmt.Fprintln(out)
+	_ = report.WriteSummary(out, rep)
+	fmt.Fprintf(out, "report: %s\n", dir)
+	if err != nil {
+		return harnessErr(err)
+	}
+	switch rep.Verdict {
+	case report.VerdictPass:
+		return nil
+	case report.VerdictFail:
+		return &exitError{ExitFailed, fmt.Errorf("drill %s failed", d.Name)}
+	case report.VerdictAborted:
+		return harnessErr(fmt.Errorf("drill %s aborted: %s", d.Name, rep.Error))
+	}
+	return harnessErr(fmt.Errorf("drill %s could not be judged: %s", d.Name, rep.Error))
+}
+
+// copyLogs keeps the nodes' logs with the report, for post-mortems.
+func copyLogs(runDir, reportDir string) {
+	src := filepath.Join(runDir, "logs")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return
+	}
+	dst := filepath.Join(reportDir, "logs")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return
+	}
+	for _, e := range entries {
+		in, err := os.Open(filepath.Join(src, e.Name()))
+		if err != nil {
+			continue
+		}
+		if outF, err := os.Create(filepath.Join(dst, e.Name())); err == nil {
+			_, _ = io.Copy(outF, in)
+			outF.Close()
+		}
+		in.Close()
+	}
+}
+
+func newListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the built-in drills",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tw := tabwriter.NewWriter(g.env.Stdout, 0, 2, 2, ' ', 0)
+			for _, n := range builtin.Names() {
+				d, err := builtin.Load(n)
+				if err != nil {
+					return harnessErr(err)
+				}
+				desc := strings.TrimSpace(d.Description)
+				if i := strings.Index(desc, ". "); i > 0 {
+					desc = desc[:i+1]
+				}
+				fmt.Fprintf(tw, "%s\t%s\n", n, desc)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newReportCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "report DIR",
+		Short: "Print the summary of a past drill run",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := report.Load(args[0])
+			if err != nil {
+				return usageErr(err)
+			}
+			return report.WriteSummary(g.env.Stdout, r)
+		},
+	}
+}
+
+func newRecoverCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "recover",
+		Short: "Undo every fault the fault ledger holds (after a crash or kill -9 of drill)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := g.loadTopology(nil)
+			if err != nil {
+				return err
+			}
+			runDir, err := g.runDir(t)
+			if err != nil {
+				return err
+			}
+			plan, err := topology.LoadPlan(local.PlanPath(runDir))
+			if err != nil {
+				fmt.Fprintf(g.env.Stdout, "drill: no plan for %s in %s: nothing to recover\n", t.Name, runDir)
+				return nil
+			}
+			rt, err := g.newRuntime(plan.Runtime, runDir, "")
+			if err != nil {
+				return err
+			}
+			sys, err := compose.NewCluster(plan, rt, g.logger())
+			if err != nil {
+				return harnessErr(err)
+			}
+			undone, err := sys.Recover(cmd.Context())
+			for _, f := range undone {
+				fmt.Fprintf(g.env.Stdout, "undone: %s\n", f.ID)
+			}
+			if err != nil {
+				return harnessErr(fmt.Errorf("recover: %w", err))
+			}
+			dirty := 0
+			for _, r := range sys.Residue(cmd.Context()) {
+				mark := "clean"
+				if !r.Clean {
+					mark, dirty = "LEFT", dirty+1
+				}
+				fmt.Fprintf(g.env.Stdout, "%-6s %s %s\n", mark, r.What, r.Detail)
+			}
+			if dirty > 0 {
+				return harnessErr(errors.New("residue left after recover"))
+			}
+			fmt.Fprintln(g.env.Stdout, "drill: nothing drill injected is left")
+			return nil
+		},
+	}
+}

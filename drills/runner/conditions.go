@@ -1,0 +1,214 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/drills/spec"
+	"github.com/drillworks/drill/topology"
+)
+
+// pollEvery is how often conditions are re-evaluated.
+const pollEvery = 100 * time.Millisecond
+
+// baseline is the system as a step found it (for no_failover).
+type baseline struct {
+	primary string
+	epoch   uint64
+}
+
+func (r *run) baselineNow(ctx context.Context) baseline {
+	st, err := r.sys.Status(ctx)
+	if err != nil {
+		return baseline{}
+	}
+	p := currentPrimary(st, r.topo)
+	return baseline{primary: p.Name, epoch: p.Epoch}
+}
+
+// currentPrimary is the db node that answers as primary with the highest epoch (holding its
+// lease under lease fencing). The drill's status polls reach every node directly, so a
+// black-holed old primary still answers here; the epoch tells which one users' writes reach.
+func currentPrimary(st *compose.Status, t *topology.Topology) compose.NodeStatus {
+	var best compose.NodeStatus
+	for _, n := range st.Nodes {
+		if n.Role != string(topology.RoleDB) || !n.Primary || n.State == "stopped" || n.State == "frozen" {
+			continue
+		}
+		if t.Design.Fencing == topology.FencingLease && !n.Lease {
+			continue
+		}
+		if best.Name == "" || n.Epoch > best.Epoch {
+			best = n
+		}
+	}
+	return best
+}
+
+// holds evaluates one condition now; the string says what was seen.
+func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool, string) {
+	switch c.Kind {
+	case spec.CondDNSPointsAwayFrom:
+		for _, region := range r.topo.RegionNames() {
+			got, _, err := r.prober.Probe(ctx, region)
+			if err != nil {
+				return false, fmt.Sprintf("users near %s cannot resolve: %v", region, err)
+			}
+			if got == c.Region {
+				return false, fmt.Sprintf("users near %s are still sent to %s", region, got)
+			}
+		}
+		return true, "no users are sent to " + c.Region
+	case spec.CondDNSPointsTo:
+		got, _, err := r.prober.Probe(ctx, c.Region)
+		if err != nil {
+			return false, fmt.Sprintf("users near %s cannot resolve: %v", c.Region, err)
+		}
+		return got == c.Region, fmt.Sprintf("users near %s are sent to %s", c.Region, got)
+	}
+
+	st, err := r.sys.Status(ctx)
+	if err != nil {
+		return false, "status: " + err.Error()
+	}
+	switch c.Kind {
+	case spec.CondPrimaryIn:
+		p := currentPrimary(st, r.topo)
+		return p.Region == c.Region, fmt.Sprintf("primary is %q (region %q, epoch %d)", p.Name, p.Region, p.Epoch)
+	case spec.CondRegionHealthy:
+		for _, n := range st.Nodes {
+			if n.Region == c.Region && n.State != "alive" {
+				return false, fmt.Sprintf("%s is %s", n.Name, n.State)
+			}
+		}
+		for _, reg := range st.Regions {
+			if reg.Name == c.Region {
+				return reg.Healthy, fmt.Sprintf("region %s healthy=%v", reg.Name, reg.Healthy)
+			}
+		}
+		return false, "no such region in status"
+	case spec.CondRegionUnhealthy:
+		return r.unhealthyFromOutside(st, c.Region)
+	case spec.CondReplicaCaughtUp:
+		p := currentPrimary(st, r.topo)
+		if p.Name == "" {
+			return false, "no primary"
+		}
+		found := false
+		for _, n := range st.Nodes {
+			if n.Role != string(topology.RoleDB) || n.Region != c.Region {
+				continue
+			}
+			found = true
+			// Writes keep flowing, so LSNs rarely match at one instant: a replica is caught up
+			// when it follows the current epoch and its own last pull showed it had everything.
+			if n.Primary || n.State != "alive" || n.Epoch != p.Epoch || n.LagMS != 0 {
+				return false, fmt.Sprintf("%s: primary=%v state=%s epoch=%d lsn=%d lag=%dms; primary %s epoch=%d lsn=%d",
+					n.Name, n.Primary, n.State, n.Epoch, n.LSN, n.LagMS, p.Name, p.Epoch, p.LSN)
+			}
+		}
+		return found, fmt.Sprintf("replicas of %s caught up with %s (epoch %d, lag 0)", c.Region, p.Name, p.Epoch)
+	case spec.CondNoFailover:
+		p := currentPrimary(st, r.topo)
+		same := p.Name == base.primary && p.Epoch == base.epoch
+		return same, fmt.Sprintf("primary %s epoch %d (was %s epoch %d)", p.Name, p.Epoch, base.primary, base.epoch)
+	}
+	return false, "unknown condition " + c.Kind
+}
+
+// unhealthyFromOutside judges a region down from the gossip views of the nodes outside it: its
+// own nodes may well still see themselves alive.
+func (r *run) unhealthyFromOutside(st *compose.Status, region string) (bool, string) {
+	observers, sayUp := 0, 0
+	for name, view := range st.Views {
+		n, ok := r.topo.Node(name)
+		if !ok || n.Region == region {
+			continue
+		}
+		observers++
+		for _, m := range view {
+			if m.Meta.Region == region && m.Meta.Role == string(topology.RoleWeb) && m.Alive() && m.Meta.Healthy {
+				sayUp++
+				break
+			}
+		}
+	}
+	if observers == 0 {
+		return false, "no observer outside " + region
+	}
+	return sayUp*2 < observers, fmt.Sprintf("%d of %d observers outside %s still see a healthy web node", sayUp, observers, region)
+}
+
+func (r *run) steady(ctx context.Context, s *spec.Steady) error {
+	deadline := time.Now().Add(s.Within)
+	base := r.baselineNow(ctx)
+	for {
+		allOK, why := true, ""
+		for _, c := range s.Expect {
+			if ok, w := r.holds(ctx, c, base); !ok {
+				allOK, why = false, c.String()+": "+w
+				break
+			}
+		}
+		if allOK {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w within %s: %s", ErrSteady, s.Within, why)
+		}
+		if err := sleep(ctx, pollEvery); err != nil {
+			return err
+		}
+	}
+}
+
+// expect waits for a condition and records the result as a check.
+func (r *run) expect(ctx context.Context, e *spec.Expect) {
+	start := time.Now()
+	base := r.baselineNow(ctx)
+	res := check.Result{Name: "expect " + e.Condition.String(), Unit: "s", Budget: e.Within.Seconds(), HasBudget: true}
+	var why string
+	became := false
+	for {
+		ok, w := r.holds(ctx, e.Condition, base)
+		why = w
+		if ok {
+			became = true
+			break
+		}
+		if time.Since(start) > e.Within || ctx.Err() != nil {
+			break
+		}
+		_ = sleep(ctx, pollEvery)
+	}
+	res.Measured = time.Since(start).Seconds()
+	if !became {
+		res.Verdict = check.Fail
+		res.Detail = fmt.Sprintf("not true within %s: %s", e.Within, why)
+		r.expects = append(r.expects, res)
+		r.progress("FAIL %s", res.Detail)
+		return
+	}
+	if e.Hold > 0 {
+		holdUntil := time.Now().Add(e.Hold)
+		for time.Now().Before(holdUntil) && ctx.Err() == nil {
+			_ = sleep(ctx, pollEvery)
+			if ok, w := r.holds(ctx, e.Condition, base); !ok {
+				res.Verdict = check.Fail
+				res.Detail = fmt.Sprintf("true after %.1fs but broke while it had to hold for %s: %s", res.Measured, e.Hold, w)
+				r.expects = append(r.expects, res)
+				r.progress("FAIL %s", res.Detail)
+				return
+			}
+		}
+		res.Detail = fmt.Sprintf("true after %.1fs and held for %s: %s", res.Measured, e.Hold, why)
+	} else {
+		res.Detail = fmt.Sprintf("true after %.1fs: %s", res.Measured, why)
+	}
+	res.Verdict = check.Pass
+	r.expects = append(r.expects, res)
+	r.progress("ok   %s", res.Detail)
+}

@@ -1,0 +1,190 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/topology"
+)
+
+// sampleEvery is how often replication lag and the primary are sampled into the history.
+const sampleEvery = 250 * time.Millisecond
+
+// sample records replication lag of every db node and every change of primary, and prints a
+// progress line with the workload's counters every few seconds.
+func (r *run) sample(ctx context.Context) {
+	tick := time.NewTicker(sampleEvery)
+	defer tick.Stop()
+	var lastPrimary string
+	var lastEpoch uint64
+	lastProgress := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st, err := r.sys.Status(ctx)
+		if err != nil {
+			continue
+		}
+		for _, n := range st.Nodes {
+			// Lag is sampled on replicas only, from their own view: a primary reports no lag.
+			if n.Role != string(topology.RoleDB) || n.Primary || n.State == "stopped" || n.State == "frozen" {
+				continue
+			}
+			r.rec.Append(history.Op{Type: history.TypeLag, Node: n.Name, Region: n.Region, LagMS: n.LagMS})
+		}
+		if p := currentPrimary(st, r.topo); p.Name != "" && (p.Name != lastPrimary || p.Epoch != lastEpoch) {
+			r.rec.Append(history.Op{Type: history.TypeEpoch, Node: p.Name, Region: p.Region, Epoch: p.Epoch})
+			if lastPrimary != "" {
+				r.progress("primary is now %s (epoch %d)", p.Name, p.Epoch)
+			}
+			lastPrimary, lastEpoch = p.Name, p.Epoch
+		}
+		if time.Since(lastProgress) >= 3*time.Second && r.wl != nil && r.wlEnd.IsZero() {
+			lastProgress = time.Now()
+			r.progress("workload: %s", counters(r.rec.Ops(), r.topo.RegionNames()))
+		}
+	}
+}
+
+// counters summarises the writes so far per client region.
+func counters(ops []history.Op, regions []string) string {
+	type c struct{ ok, fail, info int }
+	by := map[string]*c{}
+	for _, op := range ops {
+		if op.F != history.FWrite || !history.IsCompletion(op.Type) {
+			continue
+		}
+		x := by[op.ClientRegion]
+		if x == nil {
+			x = &c{}
+			by[op.ClientRegion] = x
+		}
+		switch op.Type {
+		case history.TypeOK:
+			x.ok++
+		case history.TypeFail:
+			x.fail++
+		default:
+			x.info++
+		}
+	}
+	out := ""
+	for _, region := range regions {
+		x := by[region]
+		if x == nil {
+			x = &c{}
+		}
+		out += fmt.Sprintf("%s writes ok=%d fail=%d unknown=%d  ", region, x.ok, x.fail, x.info)
+	}
+	return out
+}
+
+// finalRead waits for the healed cluster to converge, then reads every key the workload tried to
+// write from the primary, recording "final" ops for the lost-writes checks.
+func (r *run) finalRead(ctx context.Context) error {
+	var primary string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := r.sys.Status(ctx)
+		if err == nil {
+			p := currentPrimary(st, r.topo)
+			caught := p.Name != ""
+			for _, n := range st.Nodes {
+				if n.Role == string(topology.RoleDB) && n.Name != p.Name && (n.State != "alive" || n.LSN != p.LSN || n.Epoch != p.Epoch) {
+					caught = false
+				}
+			}
+			if caught {
+				primary = p.Name
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("final read: the cluster did not converge within 30s after heal")
+		}
+		if err := sleep(ctx, pollEvery); err != nil {
+			return err
+		}
+	}
+	r.progress("final read of every written key from %s", primary)
+	addr, err := r.sys.Endpoint(primary, topology.PortDB)
+	if err != nil {
+		return err
+	}
+	keys := map[string]bool{}
+	for _, op := range r.rec.Ops() {
+		if op.F == history.FWrite && op.Type == history.TypeInvoke {
+			keys[op.Key] = true
+		}
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	hc := &http.Client{Timeout: 3 * time.Second}
+	work := make(chan string)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range work {
+				op, err := readKey(ctx, hc, addr, k)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				op.Node = primary
+				r.rec.Append(op)
+			}
+		}()
+	}
+	for _, k := range sorted {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	return firstErr
+}
+
+func readKey(ctx context.Context, hc *http.Client, addr, key string) (history.Op, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/kv/"+url.PathEscape(key), nil)
+	if err != nil {
+		return history.Op{}, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return history.Op{}, fmt.Errorf("final read of %s: %w", key, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Value  string `json:"value"`
+		Found  bool   `json:"found"`
+		KeyLSN uint64 `json:"key_lsn"`
+		Epoch  uint64 `json:"epoch"`
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+		return history.Op{}, fmt.Errorf("final read of %s: %s", key, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return history.Op{}, fmt.Errorf("final read of %s: %w", key, err)
+	}
+	return history.Op{Type: history.TypeFinal, Key: key, Value: body.Value, Found: body.Found, KeyLSN: body.KeyLSN, Epoch: body.Epoch}, nil
+}
