@@ -28,7 +28,7 @@ const (
 	defaultDegradedTTL    = 1 * time.Second
 	defaultHoldDown       = 3 * time.Second
 	defaultFailoverAfter  = 2 * time.Second
-	defaultLeaseDuration  = 2 * time.Second
+	defaultLeaseDuration  = 3 * time.Second
 	defaultWebNodes       = 2
 	defaultDBNodes        = 1
 	defaultDNSNodes       = 1

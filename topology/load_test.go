@@ -310,7 +310,7 @@ func TestParseDefaults(t *testing.T) {
 			DNS: DNS{Zone: "drill.test.", TTL: Duration(5 * time.Second), DegradedTTL: Duration(time.Second),
 				HoldDown: Duration(3 * time.Second)},
 			Design: Design{Replication: ReplicationAsync, Fencing: FencingLease, ReadYourWrites: true,
-				FailoverAfter: Duration(2 * time.Second), LeaseDuration: Duration(2 * time.Second)},
+				FailoverAfter: Duration(2 * time.Second), LeaseDuration: Duration(3 * time.Second)},
 			Source: "mini.yaml",
 		}
 		edit(top)

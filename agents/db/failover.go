@@ -214,7 +214,10 @@ func (n *Node) leaseLoop(ctx context.Context) {
 // any voter (whose grant runs LeaseDuration from its receipt) can grant someone else.
 func (n *Node) renewLease(ctx context.Context, epoch uint64, heldAtStart bool) {
 	start := time.Now()
-	roundCtx, cancel := context.WithTimeout(ctx, n.cfg.LeaseDuration/3)
+	// A round may take up to half the lease: long enough for a vote across a slow WAN (a 300 ms
+	// one-way latency makes a ~700 ms round trip), short enough that a granted lease still has
+	// time to run. Rounds overlap, so a slow one never delays the next.
+	roundCtx, cancel := context.WithTimeout(ctx, n.cfg.LeaseDuration/2)
 	defer cancel()
 	req := LeaseRequest{Candidate: n.cfg.Name, Epoch: epoch, DurationMS: n.cfg.LeaseDuration.Milliseconds()}
 	type vote struct {

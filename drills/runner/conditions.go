@@ -25,20 +25,21 @@ func (r *run) baselineNow(ctx context.Context) baseline {
 	if err != nil {
 		return baseline{}
 	}
-	p := currentPrimary(st, r.topo)
+	p := currentPrimary(st, r.topo, false)
 	return baseline{primary: p.Name, epoch: p.Epoch}
 }
 
-// currentPrimary is the db node that answers as primary with the highest epoch (holding its
-// lease under lease fencing). The drill's status polls reach every node directly, so a
-// black-holed old primary still answers here; the epoch tells which one users' writes reach.
-func currentPrimary(st *compose.Status, t *topology.Topology) compose.NodeStatus {
+// currentPrimary is the db node that answers as primary with the highest epoch; with
+// writable, only one that may write now (it holds its lease under lease fencing). The drill's
+// status polls reach every node directly, so a black-holed old primary still answers here; the
+// epoch tells which one users' writes reach.
+func currentPrimary(st *compose.Status, t *topology.Topology, writable bool) compose.NodeStatus {
 	var best compose.NodeStatus
 	for _, n := range st.Nodes {
 		if n.Role != string(topology.RoleDB) || !n.Primary || n.State == "stopped" || n.State == "frozen" {
 			continue
 		}
-		if t.Design.Fencing == topology.FencingLease && !n.Lease {
+		if writable && t.Design.Fencing == topology.FencingLease && !n.Lease {
 			continue
 		}
 		if best.Name == "" || n.Epoch > best.Epoch {
@@ -76,7 +77,7 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 	}
 	switch c.Kind {
 	case spec.CondPrimaryIn:
-		p := currentPrimary(st, r.topo)
+		p := currentPrimary(st, r.topo, true)
 		return p.Region == c.Region, fmt.Sprintf("primary is %q (region %q, epoch %d)", p.Name, p.Region, p.Epoch)
 	case spec.CondRegionHealthy:
 		for _, n := range st.Nodes {
@@ -93,7 +94,7 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 	case spec.CondRegionUnhealthy:
 		return r.unhealthyFromOutside(st, c.Region)
 	case spec.CondReplicaCaughtUp:
-		p := currentPrimary(st, r.topo)
+		p := currentPrimary(st, r.topo, false)
 		if p.Name == "" {
 			return false, "no primary"
 		}
@@ -112,7 +113,7 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 		}
 		return found, fmt.Sprintf("replicas of %s caught up with %s (epoch %d, lag 0)", c.Region, p.Name, p.Epoch)
 	case spec.CondNoFailover:
-		p := currentPrimary(st, r.topo)
+		p := currentPrimary(st, r.topo, false)
 		same := p.Name == base.primary && p.Epoch == base.epoch
 		return same, fmt.Sprintf("primary %s epoch %d (was %s epoch %d)", p.Name, p.Epoch, base.primary, base.epoch)
 	}
@@ -185,6 +186,9 @@ func (r *run) expect(ctx context.Context, e *spec.Expect) {
 		_ = sleep(ctx, pollEvery)
 	}
 	res.Measured = time.Since(start).Seconds()
+	if became && res.Measured > e.Within.Seconds() {
+		became, why = false, fmt.Sprintf("became true only after %.1fs: %s", res.Measured, why)
+	}
 	if !became {
 		res.Verdict = check.Fail
 		res.Detail = fmt.Sprintf("not true within %s: %s", e.Within, why)

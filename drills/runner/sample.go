@@ -42,7 +42,7 @@ func (r *run) sample(ctx context.Context) {
 			}
 			r.rec.Append(history.Op{Type: history.TypeLag, Node: n.Name, Region: n.Region, LagMS: n.LagMS})
 		}
-		if p := currentPrimary(st, r.topo); p.Name != "" && (p.Name != lastPrimary || p.Epoch != lastEpoch) {
+		if p := currentPrimary(st, r.topo, true); p.Name != "" && (p.Name != lastPrimary || p.Epoch != lastEpoch) {
 			r.rec.Append(history.Op{Type: history.TypeEpoch, Node: p.Name, Region: p.Region, Epoch: p.Epoch})
 			if lastPrimary != "" {
 				r.progress("primary is now %s (epoch %d)", p.Name, p.Epoch)
@@ -97,7 +97,7 @@ func (r *run) finalRead(ctx context.Context) error {
 	for {
 		st, err := r.sys.Status(ctx)
 		if err == nil {
-			p := currentPrimary(st, r.topo)
+			p := currentPrimary(st, r.topo, true)
 			caught := p.Name != ""
 			for _, n := range st.Nodes {
 				if n.Role == string(topology.RoleDB) && n.Name != p.Name && (n.State != "alive" || n.LSN != p.LSN || n.Epoch != p.Epoch) {

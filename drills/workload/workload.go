@@ -76,7 +76,7 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 		cfg.WriteRate = 5
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = time.Second
+		cfg.RequestTimeout = 1500 * time.Millisecond
 	}
 	if cfg.DNSTimeout <= 0 {
 		cfg.DNSTimeout = 300 * time.Millisecond
