@@ -353,15 +353,15 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// waitForFault polls the fault ledger until the fault is recorded as applied, so the signal that
-// follows lands mid-fault.
+// waitForFault polls the fault ledger until the fault's apply record is there (it is written just
+// before the fault is injected), so the signal that follows lands mid-fault.
 func (e *env) waitForFault(cmd *exec.Cmd, out *lockedBuffer, id string, deadline time.Time) {
 	e.t.Helper()
 	name := strings.TrimSuffix(filepath.Base(e.topo), ".yaml")
 	ledger := filepath.Join(e.state, name, "faults.jsonl")
 	for {
 		b, _ := os.ReadFile(ledger)
-		if strings.Contains(string(b), `"applied"`) && strings.Contains(string(b), id) {
+		if strings.Contains(string(b), `"op":"apply"`) && strings.Contains(string(b), `"id":"`+id+`"`) {
 			return
 		}
 		if time.Now().After(deadline) {
