@@ -79,6 +79,11 @@ type Config struct {
 	// Clock is the time source for health decisions (hold-down, "since"). Nil means time.Now;
 	// tests pass a controllable clock to drive hold-down without waiting.
 	Clock func() time.Time
+	// Drop, when set, is asked about every query's source address before the query is parsed; a
+	// dropped source gets no answer at all (UDP: the packet is discarded; TCP: the connection is
+	// held silently). drill sets it from the node's gossip fault rules to black-hole a region.
+	// It must be fast and safe for concurrent use. Queries handed to Handler() are not checked.
+	Drop func(netip.Addr) bool
 }
 
 // Server is a running (or ready to run) GeoDNS instance.
@@ -118,6 +123,8 @@ type Server struct {
 	mu sync.Mutex // guards the lifecycle fields below
 
 	udp, tcp  *dns.Server
+	fastUDP   *batchUDP     // serves UDP instead of udp when the socket allows (see udp.go)
+	stopHold  chan struct{} // closed by Shutdown: releases TCP connections held for dropped sources
 	udpAddr   net.Addr
 	tcpAddr   net.Addr
 	started   bool
@@ -304,23 +311,31 @@ func (s *Server) Start(ctx context.Context) error {
 
 	ready := make(chan *dns.Server, 2)
 	failed := make(chan error, 2)
+	s.stopHold = make(chan struct{})
+	decorate := s.decorator(s.stopHold)
 	s.udp = &dns.Server{
 		PacketConn:     pc,
 		Net:            "udp",
 		Handler:        s.Handler(),
 		UDPSize:        dns.DefaultMsgSize,
-		DecorateReader: decorateECS,
+		DecorateReader: decorate,
 		MsgInvalidFunc: s.invalidMsg,
 	}
 	s.tcp = &dns.Server{
 		Listener:       ln,
 		Net:            "tcp",
 		Handler:        s.Handler(),
-		DecorateReader: decorateECS,
+		DecorateReader: decorate,
 		MsgInvalidFunc: s.invalidMsg,
 		MaxTCPQueries:  -1, // pipelined clients may send any number of queries per connection
 	}
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+	servers := []*dns.Server{s.tcp}
+	if s.fastUDP = newBatchUDP(s, pc); s.fastUDP != nil {
+		s.udp = nil
+	} else {
+		servers = append(servers, s.udp)
+	}
+	for _, srv := range servers {
 		srv.NotifyStartedFunc = func() { ready <- srv }
 		go func() {
 			if err := srv.ActivateAndServe(); err != nil {
@@ -334,7 +349,7 @@ func (s *Server) Start(ctx context.Context) error {
 	var running []*dns.Server
 	bound := time.NewTimer(10 * time.Second)
 	defer bound.Stop()
-	for outcomes := 0; outcomes < 2; {
+	for outcomes := 0; outcomes < len(servers); {
 		select {
 		case srv := <-ready:
 			running = append(running, srv)
@@ -349,7 +364,7 @@ func (s *Server) Start(ctx context.Context) error {
 			ctx = context.Background() // stop selecting on it; keep collecting outcomes
 		case <-bound.C:
 			startErr = errors.Join(startErr, errors.New("dnsgeo: start: listeners did not report ready within 10s"))
-			outcomes = 2
+			outcomes = len(servers)
 		}
 	}
 	if startErr != nil {
@@ -358,8 +373,11 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		_ = pc.Close() // no-ops if the server closed them already
 		_ = ln.Close()
-		s.udp, s.tcp = nil, nil
+		s.udp, s.tcp, s.fastUDP = nil, nil, nil
 		return startErr
+	}
+	if s.fastUDP != nil {
+		s.fastUDP.start()
 	}
 	s.started = true
 	if s.cfg.Members != nil {
@@ -452,6 +470,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	stop, done := s.stopWatch, s.watchDone
 	s.stopWatch, s.watchDone = nil, nil
+	if s.stopHold != nil {
+		close(s.stopHold)
+		s.stopHold = nil
+	}
 	err := s.shutdownServers(ctx)
 	s.started = false
 	s.mu.Unlock()
@@ -477,7 +499,12 @@ func (s *Server) shutdownServers(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("dnsgeo: shutdown %s: %w", srv.Net, err))
 		}
 	}
-	s.udp, s.tcp = nil, nil
+	if s.fastUDP != nil {
+		if err := s.fastUDP.shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.udp, s.tcp, s.fastUDP = nil, nil, nil
 	return errors.Join(errs...)
 }
 
