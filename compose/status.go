@@ -22,6 +22,9 @@ type Status struct {
 	Regions  []RegionStatus `json:"regions"`
 	Nodes    []NodeStatus   `json:"nodes"`
 	DNS      []DNSStatus    `json:"dns"`
+	// Views is each answering gossip member's view of the cluster (not printed: for judging
+	// conditions from a chosen vantage point, e.g. the regions outside a failed one).
+	Views map[string][]gossip.Member `json:"-"`
 }
 
 // RegionStatus is one region's health: healthy while one of its web nodes is alive and healthy.
@@ -179,7 +182,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 	}
 	aliveInGossip := func(name string) bool { return totalVotes > 0 && aliveVotes[name]*2 > totalVotes }
 
-	st := &Status{Topology: t.Name, RunID: o.Plan.RunID, Runtime: o.Runtime.Name()}
+	st := &Status{Topology: t.Name, RunID: o.Plan.RunID, Runtime: o.Runtime.Name(), Views: views}
 	for _, n := range nodes {
 		addr, _ := o.Runtime.Endpoint(n.Name, mainPort(n.Role))
 		ns := NodeStatus{Name: n.Name, Region: n.Region, Role: string(n.Role), Addr: addr}

@@ -62,7 +62,7 @@ func fastConfig() *memberlist.Config {
 	// smallest value leaving time for a falsely suspected node to refute across the WAN
 	// (suspect gossip out ~300 ms + refutation back ~300 ms + gossip hops). With
 	// SuspicionMult−2 = 0 no peer confirmations are awaited, so the timer is always the minimum.
-	c.SuspicionMult = 2
+	c.SuspicionMult = 1
 	// Two indirect probers, so one slow or dead relay cannot fail a probe on its own.
 	c.IndirectChecks = 2
 	// Each broadcast (suspect/alive/dead/meta) goes out 3 × ceil(log10(N+1)) times: enough to

@@ -1,0 +1,227 @@
+package compose
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/drillworks/drill/topology"
+)
+
+// Process faults (kill, freeze, restart, kill-primary) go through the Runtime, so they work the
+// same for processes and containers. Their undo is idempotent: a node is started only if it is not
+// running, thawed only if it is frozen, and left alone while another active fault holds it.
+
+// targetNodes are the nodes a kill, freeze or restart acts on: its node, or every node of its
+// region.
+func (inj *Injector) targetNodes(f Fault) []string {
+	if f.Node != "" {
+		return []string{f.Node}
+	}
+	var out []string
+	for _, n := range inj.plan.Topology.Nodes() {
+		if n.Region == f.Region {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// currentPrimary asks the cluster which db node is the alive primary (the highest epoch, should
+// two claim it).
+func (inj *Injector) currentPrimary(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*inj.callTimeout)
+	defer cancel()
+	st, err := inj.obs.Status(ctx)
+	if err != nil {
+		return "", fmt.Errorf("find the primary: %w", err)
+	}
+	best := NodeStatus{}
+	for _, p := range st.Primaries() {
+		if best.Name == "" || p.Epoch > best.Epoch {
+			best = p
+		}
+	}
+	if best.Name == "" {
+		return "", errors.New("find the primary: no alive db node claims primary")
+	}
+	return best.Name, nil
+}
+
+// nodes is the runtime's process table by name (time-boxed).
+func (inj *Injector) nodes(ctx context.Context) (map[string]NodeState, error) {
+	ctx, cancel := context.WithTimeout(ctx, inj.callTimeout)
+	defer cancel()
+	list, err := inj.rt.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	out := make(map[string]NodeState, len(list))
+	for _, n := range list {
+		out[n.Name] = n
+	}
+	return out, nil
+}
+
+// nodeOp runs one runtime operation on a node, time-boxed.
+func (inj *Injector) nodeOp(ctx context.Context, what, node string, op func(context.Context, string) error) error {
+	ctx, cancel := context.WithTimeout(ctx, inj.nodeTimeout)
+	defer cancel()
+	if err := op(ctx, node); err != nil {
+		return fmt.Errorf("%s %s: %w", what, node, err)
+	}
+	return nil
+}
+
+func (inj *Injector) killNodes(ctx context.Context, names []string) error {
+	procs, err := inj.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if procs[n].Running {
+			errs = append(errs, inj.nodeOp(ctx, "kill", n, inj.rt.Kill))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (inj *Injector) freezeNodes(ctx context.Context, names []string) error {
+	procs, err := inj.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		switch p := procs[n]; {
+		case !p.Running:
+			errs = append(errs, fmt.Errorf("freeze %s: not running", n))
+		case !p.Frozen:
+			errs = append(errs, inj.nodeOp(ctx, "freeze", n, inj.rt.Freeze))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (inj *Injector) restartNodes(ctx context.Context, names []string) error {
+	if err := inj.killNodes(ctx, names); err != nil {
+		return err
+	}
+	return inj.startNodes(ctx, names, nil)
+}
+
+// heldBy lists the nodes that faults of the given kinds in an active set keep down.
+func heldBy(active []Fault, kinds ...string) map[string]bool {
+	held := map[string]bool{}
+	for _, f := range active {
+		if slices.Contains(kinds, f.Kind) {
+			for _, n := range f.Resolved {
+				held[n] = true
+			}
+		}
+	}
+	return held
+}
+
+// startNodes starts the named nodes that are not running and that no fault in rest keeps killed,
+// and waits until they answer.
+func (inj *Injector) startNodes(ctx context.Context, names []string, rest []Fault) error {
+	procs, err := inj.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	held := heldBy(rest, KindKill, KindKillPrimary)
+	var errs []error
+	var started []string
+	for _, n := range names {
+		if procs[n].Running || held[n] {
+			continue
+		}
+		if err := inj.nodeOp(ctx, "start", n, inj.rt.Start); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		started = append(started, n)
+	}
+	errs = append(errs, inj.waitControl(ctx, started))
+	return errors.Join(errs...)
+}
+
+// thawNodes resumes the named frozen nodes that no fault in rest keeps frozen.
+func (inj *Injector) thawNodes(ctx context.Context, names []string, rest []Fault) error {
+	procs, err := inj.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	held := heldBy(rest, KindFreeze)
+	var errs []error
+	for _, n := range names {
+		if p := procs[n]; p.Running && p.Frozen && !held[n] {
+			errs = append(errs, inj.nodeOp(ctx, "thaw", n, inj.rt.Thaw))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitControl waits (bounded by nodeTimeout) until freshly started nodes answer, so the gossip
+// rules pushed next reach them: the control endpoint for gossip members, the voter for the
+// witness, the API for the WAN node.
+func (inj *Injector) waitControl(ctx context.Context, names []string) error {
+	return eachParallel(len(names), func(i int) error {
+		name := names[i]
+		n, ok := inj.plan.Topology.Node(name)
+		if !ok {
+			return fmt.Errorf("unknown node %q", name)
+		}
+		deadline := time.Now().Add(inj.nodeTimeout)
+		var last error
+		for attempt := 0; attempt < 10000; attempt++ {
+			if last = inj.ping(ctx, n); last == nil {
+				return nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		return fmt.Errorf("node %s did not answer within %s after start: %w", name, inj.nodeTimeout, last)
+	})
+}
+
+// ping checks one node answers.
+func (inj *Injector) ping(ctx context.Context, n topology.Node) error {
+	switch n.Role {
+	case topology.RoleWAN:
+		ctx, cancel := context.WithTimeout(ctx, inj.callTimeout)
+		defer cancel()
+		return inj.toxi.Version(ctx)
+	case topology.RoleWitness:
+		addr, err := inj.rt.Endpoint(n.Name, topology.PortDB)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, inj.callTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/lease", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := inj.http.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("witness voter: %s", resp.Status)
+		}
+		return nil
+	}
+	return inj.controlCall(ctx, n.Name, http.MethodGet, "/v1/info", nil, nil)
+}

@@ -1,0 +1,389 @@
+package local_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/topology"
+)
+
+// Simulated users: the default topology's loopback client subnets are 127.10.1.0/24 (us-east)
+// and 127.10.2.0/24 (eu-west).
+var (
+	usEastUser = net.IPv4(127, 10, 1, 50)
+	euWestUser = net.IPv4(127, 10, 2, 50)
+)
+
+// httpFrom does one GET from a client source address; it returns the status code or the error.
+func httpFrom(src net.IP, addr, path string, timeout time.Duration) (int, error) {
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: timeout}).DialContext,
+		DisableKeepAlives: true,
+	}}
+	resp, err := hc.Get("http://" + addr + path)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// dnsFrom sends one UDP query for app.<zone> A from a client source address.
+func dnsFrom(src net.IP, addr, zone string, timeout time.Duration) (*dns.Msg, error) {
+	c := &dns.Client{Net: "udp", Timeout: timeout, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: src}, Timeout: timeout}}
+	m := new(dns.Msg)
+	m.SetQuestion("app."+dns.Fqdn(zone), dns.TypeA)
+	r, _, err := c.Exchange(m, addr)
+	return r, err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// requireClean fails the test unless every residue item is clean.
+func requireClean(t *testing.T, items []compose.ResidueItem) {
+	t.Helper()
+	for _, it := range items {
+		if !it.Clean {
+			t.Errorf("residue: %s: %s", it.What, it.Detail)
+		}
+	}
+	if len(items) != 6 {
+		t.Errorf("residue has %d items, want 6", len(items))
+	}
+}
+
+// gossipRules reads a node's drill fault rules from its control endpoint.
+func (c *cluster) gossipRules(node string) gossip.Rules {
+	c.t.Helper()
+	addr, err := c.rt.Endpoint(node, topology.PortControl)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/gossip/faults", nil)
+	req.Header.Set("Authorization", "Bearer "+c.plan.Secret)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r gossip.Rules
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+func TestBlackholeIsSilent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster; skipped in -short mode")
+	}
+	c := startCluster(t, "127.84.0.0/16")
+	ctx := context.Background()
+	inj := c.net.Injector()
+	web := c.plan.Topology.NodesOf(topology.RoleWeb, "us-east")[0].Addr(topology.PortWeb)
+	dnsAddr := c.plan.Topology.NodesOf(topology.RoleDNS, "us-east")[0].Addr(topology.PortDNS)
+	euWeb := c.plan.Topology.NodesOf(topology.RoleWeb, "eu-west")[0].Addr(topology.PortWeb)
+	zone := c.plan.Topology.DNS.Zone
+
+	// Before: us-east users are served by us-east.
+	if code, err := httpFrom(usEastUser, web, "/healthz", 2*time.Second); err != nil || code != http.StatusOK {
+		t.Fatalf("before the fault: GET from a us-east user: %d %v", code, err)
+	}
+	// (An answer, possibly empty while a region is still in hold-down after the bring-up.)
+	if _, err := dnsFrom(usEastUser, dnsAddr, zone, 2*time.Second); err != nil {
+		t.Fatalf("before the fault: DNS from a us-east user: %v", err)
+	}
+
+	f := compose.Fault{ID: "blackhole:us-east", Kind: compose.KindBlackhole, Region: "us-east"}
+	applied := time.Now()
+	if err := inj.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("blackhole applied in %s", time.Since(applied).Round(time.Millisecond))
+	// eu-west's gossip view must mark every us-east member dead; timed from the apply, while
+	// the silence checks below run.
+	usEast := []string{"us-east-web-1", "us-east-web-2", "us-east-db-1", "us-east-dns-1"}
+	allDead := func() bool {
+		ms, err := c.obs.Members(ctx, "eu-west-web-1")
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if slices.Contains(usEast, m.Name) && m.Alive() {
+				return false
+			}
+		}
+		return true
+	}
+	deadAfter := make(chan time.Duration, 1)
+	stopPoll := make(chan struct{})
+	defer close(stopPoll) // the poller ends with the test, even a failed one
+	go func() {
+		for i := 0; i < 400 && time.Since(applied) < 20*time.Second; i++ {
+			if allDead() {
+				deadAfter <- time.Since(applied)
+				return
+			}
+			select {
+			case <-stopPoll:
+				deadAfter <- -1
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		deadAfter <- -1
+	}()
+	if got := inj.Active(); len(got) != 1 || len(got[0].Resolved) != 4 {
+		t.Fatalf("active after apply: %+v", got)
+	}
+
+	// Silent: the connection is accepted (not refused), and then nothing: no bytes, no reset.
+	// The DNS check runs meanwhile (both wait out their 2 s).
+	dnsErr := make(chan error, 1)
+	go func() {
+		r, err := dnsFrom(usEastUser, dnsAddr, zone, 2*time.Second)
+		if !isTimeout(err) {
+			dnsErr <- fmt.Errorf("black-holed DNS answered a us-east user: %v, err %v (want a timeout)", r, err)
+			return
+		}
+		dnsErr <- nil
+	}()
+	conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: usEastUser}, Timeout: 2 * time.Second}).Dial("tcp", web)
+	if err != nil {
+		t.Fatalf("connect from a us-east user to a black-holed web node: %v (want accepted, then silence)", err)
+	}
+	_, _ = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: app\r\n\r\n"))
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := conn.Read(make([]byte, 512))
+	conn.Close()
+	if n != 0 || !isTimeout(err) {
+		t.Fatalf("black-holed web answered a us-east user: %d bytes, err %v (want no bytes and a read timeout)", n, err)
+	}
+	if err := <-dnsErr; err != nil {
+		t.Fatal(err)
+	}
+	// eu-west still answers its own users (healthy or not: its replica lost the primary).
+	if code, err := httpFrom(euWestUser, euWeb, "/healthz", 2*time.Second); err != nil || code == 0 {
+		t.Fatalf("eu-west web did not answer an eu-west user during the blackhole: %d %v", code, err)
+	}
+	// drill itself (127.0.0.1) still reaches the black-holed nodes' control endpoints.
+	if r := c.gossipRules("us-east-web-1"); len(r.Drop) == 0 {
+		t.Fatal("us-east-web-1 has no drop rules during the blackhole")
+	}
+
+	switch d := <-deadAfter; {
+	case d < 0:
+		t.Fatal("eu-west-web-1 still sees a us-east node alive 20s after the blackhole")
+	default:
+		t.Logf("eu-west-web-1 saw every us-east node dead %s after the blackhole was applied", d.Round(time.Millisecond))
+	}
+
+	undoAt := time.Now()
+	if err := inj.Undo(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := inj.Undo(ctx, f.ID); err != nil {
+		t.Fatalf("second undo is not a no-op: %v", err)
+	}
+	waitFor(t, 5*time.Second, "us-east web to answer a us-east user again", func() bool {
+		code, err := httpFrom(usEastUser, web, "/healthz", time.Second)
+		return err == nil && code != 0
+	})
+	waitFor(t, 5*time.Second, "us-east DNS to answer a us-east user again", func() bool {
+		r, err := dnsFrom(usEastUser, dnsAddr, zone, time.Second)
+		return err == nil && r != nil
+	})
+	if _, err := c.obs.WaitConverged(ctx, 25*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cluster converged again %s after undo", time.Since(undoAt).Round(time.Millisecond))
+	requireClean(t, inj.Residue(ctx))
+}
+
+func TestLedgerRecoversAfterCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster; skipped in -short mode")
+	}
+	c := startCluster(t, "127.85.0.0/16")
+	ctx := context.Background()
+	ledger := compose.LedgerPath(c.plan.RunDir)
+
+	// One drill process applies three faults, then dies without undoing anything (kill -9).
+	first, err := compose.NewInjector(c.plan, c.rt, ledger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := []compose.Fault{
+		{ID: "partition:eu-west|us-east", Kind: compose.KindPartition, Regions: []string{"eu-west", "us-east"}},
+		{ID: "freeze:eu-west-web-2", Kind: compose.KindFreeze, Node: "eu-west-web-2"},
+		{ID: "latency:wan", Kind: compose.KindLatency, Latency: 200 * time.Millisecond, Jitter: 10 * time.Millisecond, BandwidthKBps: 512},
+	}
+	for _, f := range faults {
+		if err := first.Apply(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirty := 0
+	for _, it := range first.Residue(ctx) {
+		if !it.Clean {
+			dirty++
+			t.Logf("residue while faulted (expected): %s: %s", it.What, it.Detail)
+		}
+	}
+	if dirty < 4 {
+		t.Fatalf("only %d residue items dirty with a partition, a freeze and latency active, want toxics, gossip rules, frozen and ledger", dirty)
+	}
+	first = nil // abandoned: nothing of it is used again
+
+	// A new drill process opens the same ledger and knows what is outstanding.
+	second, err := compose.NewInjector(c.plan, c.rt, ledger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range second.Active() {
+		ids = append(ids, f.ID)
+	}
+	if want := []string{faults[0].ID, faults[1].ID, faults[2].ID}; !slices.Equal(ids, want) {
+		t.Fatalf("new injector's active set %v, want %v", ids, want)
+	}
+	if got := second.Active()[2]; got.Latency != 200*time.Millisecond || got.BandwidthKBps != 512 {
+		t.Fatalf("latency fault read back from the ledger: %+v", got)
+	}
+	start := time.Now()
+	undone, err := second.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recover undid %d faults in %s", len(undone), time.Since(start).Round(time.Millisecond))
+	if len(undone) != 3 {
+		t.Fatalf("recover undid %d faults, want 3", len(undone))
+	}
+	requireClean(t, second.Residue(ctx))
+	if _, err := c.obs.WaitConverged(ctx, 25*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cluster converged %s after recover began", time.Since(start).Round(time.Millisecond))
+	// A third injector sees nothing outstanding.
+	third, err := compose.NewInjector(c.plan, c.rt, ledger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := third.Active(); len(a) != 0 {
+		t.Fatalf("after recover the ledger still holds %+v", a)
+	}
+}
+
+// medianPut times n writes through a region's web tier and returns the median.
+func (c *cluster) medianPut(region string, n int) time.Duration {
+	c.t.Helper()
+	var ds []time.Duration
+	for i := range n {
+		r := c.put(region, fmt.Sprintf("lat-%d", i), "v")
+		if r.Code != http.StatusOK {
+			c.t.Fatalf("put through %s: %d %s", region, r.Code, r.Error)
+		}
+		ds = append(ds, r.Done.Sub(r.Invoked))
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
+}
+
+func TestLatencyShowsInCrossRegionRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster; skipped in -short mode")
+	}
+	c := startCluster(t, "127.86.0.0/16")
+	ctx := context.Background()
+	inj := c.net.Injector()
+	t1 := c.plan.Topology
+	usPrefix := t1.SitePrefix("us-east")
+
+	before := c.medianPut("eu-west", 7) // eu-west web → primary in us-east
+	f := compose.Fault{ID: "latency:eu-west|us-east", Kind: compose.KindLatency, Regions: []string{"eu-west", "us-east"}, Latency: 300 * time.Millisecond}
+	if err := inj.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	during := c.medianPut("eu-west", 7)
+	// Gossip sees the same one-way total as TCP: base WAN latency + injected.
+	r := c.gossipRules("eu-west-web-1")
+	if len(r.Delays) != 1 || r.Delays[0].Prefix != usPrefix || r.Delays[0].Latency != t1.WAN.Latency.D()+300*time.Millisecond {
+		t.Fatalf("eu-west-web-1 gossip delays during latency: %+v", r.Delays)
+	}
+	if err := inj.Undo(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	after := c.medianPut("eu-west", 7)
+	t.Logf("cross-region PUT median: before %s, with +300ms one-way %s, after undo %s",
+		before.Round(time.Millisecond), during.Round(time.Millisecond), after.Round(time.Millisecond))
+	// 300 ms each way on the request and the response.
+	if during-before < 550*time.Millisecond {
+		t.Fatalf("injected latency did not show: median %s before, %s during", before, during)
+	}
+	if after > before+100*time.Millisecond {
+		t.Fatalf("latency stayed after undo: median %s before, %s after", before, after)
+	}
+	requireClean(t, inj.Residue(ctx))
+}
+
+func TestKillPrimaryResolvesAndRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster; skipped in -short mode")
+	}
+	c := startCluster(t, "127.87.0.0/16")
+	ctx := context.Background()
+	inj := c.net.Injector()
+	f := compose.Fault{ID: "kill-primary", Kind: compose.KindKillPrimary}
+	if err := inj.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	// The resolution is in the ledger, for whoever undoes it.
+	reopened, err := compose.NewInjector(c.plan, c.rt, compose.LedgerPath(c.plan.RunDir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := reopened.Active()
+	if len(act) != 1 || !slices.Equal(act[0].Resolved, []string{"us-east-db-1"}) {
+		t.Fatalf("kill-primary resolved %+v, want us-east-db-1 (the bootstrap primary)", act)
+	}
+	if st := c.node(c.status(), "us-east-db-1"); st.State != "stopped" {
+		t.Fatalf("us-east-db-1 is %s after kill-primary", st.State)
+	}
+	// The replica takes over; then the undo brings the old primary back (as a replica).
+	waitFor(t, 15*time.Second, "eu-west-db-1 to promote", func() bool {
+		return c.node(c.status(), "eu-west-db-1").Primary
+	})
+	start := time.Now()
+	if err := inj.Undo(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.obs.WaitConverged(ctx, 25*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st := c.status()
+	if o := c.node(st, "us-east-db-1"); o.State != "alive" || o.Primary {
+		t.Fatalf("old primary after undo: %+v", o)
+	}
+	t.Logf("old primary restarted and converged as a replica %s after undo", time.Since(start).Round(time.Millisecond))
+	requireClean(t, inj.Residue(ctx))
+	if b, err := os.ReadFile(compose.LedgerPath(c.plan.RunDir)); err != nil || !strings.Contains(string(b), `"resolved":["us-east-db-1"]`) {
+		t.Fatalf("ledger does not record the resolved primary: %v\n%s", err, b)
+	}
+}

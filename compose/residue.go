@@ -1,0 +1,121 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/drillworks/drill/agents/gossip"
+)
+
+// ResidueItem is one check that nothing a drill injected is left behind.
+type ResidueItem struct {
+	// What is checked, e.g. "drill toxics on WAN links".
+	What string `json:"what"`
+	// Clean is true when nothing is left (or, for a check that could not run, false).
+	Clean bool `json:"clean"`
+	// Detail names what is left, or why the check could not run.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Residue checks the cluster for leftovers of faults, by looking at the cluster itself (not at
+// the ledger, except for the ledger's own item): drill toxics on the WAN links, disabled links,
+// gossip fault rules on running nodes, frozen nodes, nodes not running, and faults the ledger
+// still holds outstanding. A check that cannot run counts as not clean.
+func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
+	items := []ResidueItem{
+		{What: "drill toxics on WAN links"},
+		{What: "disabled WAN links"},
+		{What: "gossip fault rules on running nodes"},
+		{What: "frozen nodes"},
+		{What: "nodes not running"},
+		{What: "outstanding faults in the ledger"},
+	}
+	set := func(i int, left []string, err error) {
+		sort.Strings(left)
+		switch {
+		case err != nil:
+			items[i].Detail = "check failed: " + err.Error()
+		case len(left) > 0:
+			items[i].Detail = strings.Join(left, ", ")
+		default:
+			items[i].Clean = true
+		}
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, inj.callTimeout)
+	proxies, err := inj.toxi.Proxies(cctx)
+	cancel()
+	var toxics, disabled []string
+	for name, p := range proxies {
+		for _, tx := range p.Toxics {
+			if strings.HasPrefix(tx.Name, FaultToxicPrefix) {
+				toxics = append(toxics, name+"/"+tx.Name)
+			}
+		}
+		if !p.Enabled {
+			disabled = append(disabled, name)
+		}
+	}
+	set(0, toxics, err)
+	set(1, disabled, err)
+
+	procs, err := inj.nodes(ctx)
+	var frozen, stopped, running []string
+	if err == nil {
+		for _, n := range inj.plan.Topology.Nodes() {
+			switch p := procs[n.Name]; {
+			case !p.Running:
+				stopped = append(stopped, n.Name)
+			case p.Frozen:
+				frozen = append(frozen, n.Name)
+			case gossipMember(n):
+				running = append(running, n.Name)
+			}
+		}
+	}
+	set(3, frozen, err)
+	set(4, stopped, err)
+
+	var (
+		mu      sync.Mutex
+		withFlt []string
+	)
+	gerr := err
+	if err == nil {
+		gerr = eachParallel(len(running), func(i int) error {
+			var r gossip.Rules
+			if err := inj.controlCall(ctx, running[i], http.MethodGet, "/v1/gossip/faults", nil, &r); err != nil {
+				return err
+			}
+			if len(r.Drop) > 0 || len(r.Delays) > 0 {
+				mu.Lock()
+				withFlt = append(withFlt, fmt.Sprintf("%s (%d drop, %d delay)", running[i], len(r.Drop), len(r.Delays)))
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	set(2, withFlt, gerr)
+
+	out, err := inj.ledger.outstanding(inj.log)
+	var ids []string
+	for _, f := range out {
+		ids = append(ids, f.ID)
+	}
+	set(5, ids, err)
+	return items
+}
+
+// ResidueClean reports whether every item is clean.
+func ResidueClean(items []ResidueItem) bool {
+	for _, it := range items {
+		if !it.Clean {
+			return false
+		}
+	}
+	return true
+}
