@@ -62,16 +62,62 @@ func (n Node) Site() string {
 	return n.Region
 }
 
-// SitePrefix is the loopback range of a site's nodes.
+// SitePrefix is the range of a site's node addresses (in the topology's address space).
 func (t *Topology) SitePrefix(site string) netip.Prefix {
-	b := t.base()
 	switch site {
 	case "witness":
-		return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], 250, 0}), 24)
+		return netip.PrefixFrom(t.addr(250, 0), 24)
 	case "wan":
-		return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], 0, 0}), 24)
+		return netip.PrefixFrom(t.addr(0, 0), 24)
 	}
 	return t.RegionPrefix(site)
+}
+
+// DockerRegionNetwork is region's own Docker network, <docker_base>.i.0/24 (its gateway is .1).
+func (t *Topology) DockerRegionNetwork(region string) netip.Prefix {
+	b := t.DockerBase()
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], byte(t.RegionIndex(region)), 0}), 24)
+}
+
+// DockerRegionAddr is a node's address on its region's own Docker network: the same last octet as
+// its node address. The WAN node has one on every region's network (DockerLinkAddr).
+func (t *Topology) DockerRegionAddr(region string, n Node) netip.Addr {
+	b := t.DockerRegionNetwork(region).Addr().As4()
+	b[3] = n.IP.As4()[3]
+	if n.Role == RoleWAN {
+		b[3] = dockerLinkOctet
+	}
+	return netip.AddrFrom4(b)
+}
+
+// DockerWANNetwork is the Docker network every container joins, <docker_base>.128.0/17 (its
+// gateway is <docker_base>.255.254).
+func (t *Topology) DockerWANNetwork() netip.Prefix {
+	b := t.DockerBase()
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], DockerWANOffset, 0}), 17)
+}
+
+// DockerWANGateway is the Docker WAN network's gateway: the host's address on it.
+func (t *Topology) DockerWANGateway() netip.Addr {
+	b := t.DockerBase()
+	return netip.AddrFrom4([4]byte{b[0], b[1], 255, 254})
+}
+
+// dockerLinkOctet is the last octet of the WAN node's address on each region's network.
+const dockerLinkOctet = 100
+
+// PortLinkBase is the first port of the WAN links in the Docker layout: the WAN node listens for
+// every link from one site on a single address (its address on that site's network), one port each.
+const PortLinkBase = 7100
+
+// DockerLinkAddr is where the WAN node listens for a site's links in the Docker layout: its
+// address on the region's network, or its WAN-network address for the witness.
+func (t *Topology) DockerLinkAddr(site string) netip.Addr {
+	wan, _ := t.Node("wan")
+	if _, ok := t.Region(site); ok {
+		return t.DockerRegionAddr(site, wan)
+	}
+	return wan.IP
 }
 
 // Sites lists the regions then "witness".
@@ -89,9 +135,20 @@ func (t *Topology) SiteLatency(a, b string) (time.Duration, time.Duration) {
 	return t.LinkLatency(a, b)
 }
 
-// NewPlan makes a plan for the local runtime: fresh secrets and one WAN link per (site, remote db or
-// witness node). Proxies listen at .100 upward in the dialling site's range.
+// NewPlan makes a plan for a runtime: fresh secrets and one WAN link per (site, remote db or witness
+// node). For the "docker" runtime the plan's topology is a copy with Docker addressing
+// (Network.Addressing), and the links listen on the WAN node's address on the dialling site's
+// network at PortLinkBase upward; otherwise proxies listen at .100 upward in the dialling site's
+// loopback range, on the db port.
 func NewPlan(t *Topology, runtime, runDir string) (*Plan, error) {
+	if runtime == AddressingDocker {
+		if len(t.Regions) > MaxDockerRegions {
+			return nil, fmt.Errorf("the docker runtime supports at most %d regions, got %d", MaxDockerRegions, len(t.Regions))
+		}
+		dt := *t
+		dt.Network.Addressing = AddressingDocker
+		t = &dt
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("generate gossip key: %w", err)
@@ -116,12 +173,15 @@ func NewPlan(t *Topology, runtime, runDir string) (*Plan, error) {
 	targets := t.Voters() // db nodes and the witness: everything dialled across sites
 	for _, site := range t.Sites() {
 		prefix := t.SitePrefix(site).Addr().As4()
-		next := 100
+		next := 0
 		for _, to := range targets {
 			if to.Site() == site {
 				continue
 			}
-			listen := netip.AddrPortFrom(netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(next)}), PortDB)
+			listen := netip.AddrPortFrom(netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(100 + next)}), PortDB)
+			if t.Docker() {
+				listen = netip.AddrPortFrom(t.DockerLinkAddr(site), uint16(PortLinkBase+next))
+			}
 			next++
 			p.Links = append(p.Links, Link{
 				Name:     site + "--" + to.Name,

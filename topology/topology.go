@@ -79,9 +79,33 @@ type Network struct {
 	// LoopbackBase is a /16 inside 127.0.0.0/8. Region i (1-based, in file order) gets the /24
 	// <base>.i.0/24; the WAN node is <base>.0.1 and the witness <base>.250.1.
 	LoopbackBase string `yaml:"loopback_base" json:"loopback_base"`
-	// DockerBase is a /16 for the Docker runtime's region networks (region i gets <base>.i.0/24).
+	// DockerBase is a /16 for the Docker runtime's networks: region i's network is <base>.i.0/24,
+	// the WAN network <base>.128.0/17 (see Addressing).
 	DockerBase string `yaml:"docker_base,omitempty" json:"docker_base,omitempty"`
+	// Addressing says which address space the nodes' addresses come from: AddressingLoopback (the
+	// default, empty) or AddressingDocker. Not in YAML: the runtime's plan sets it (NewPlan).
+	Addressing string `yaml:"-" json:"addressing,omitempty"`
 }
+
+// Address spaces of Network.Addressing.
+const (
+	// AddressingLoopback puts every node on its own loopback address: region i's nodes in
+	// <loopback_base>.i.0/24, the WAN node at <loopback_base>.0.1, the witness at .250.1.
+	AddressingLoopback = "loopback"
+	// AddressingDocker puts every node's address on the Docker WAN network <docker_base>.128.0/17,
+	// which every container joins (gossip and same-site traffic use it): region i's nodes in
+	// <docker_base>.(128+i).0/24 with the same last octets as on loopback, the WAN node at
+	// <docker_base>.128.1, the witness at <docker_base>.250.1. Each region also has a network
+	// of its own, <docker_base>.i.0/24, on which its nodes reach their WAN links.
+	AddressingDocker = "docker"
+)
+
+// DockerWANOffset is added to a site's third octet to place it in the Docker WAN network.
+const DockerWANOffset = 128
+
+// MaxDockerRegions bounds the regions of a topology run on Docker: region i's WAN range is
+// <docker_base>.(128+i).0/24 and must stay below the witness's .250.0/24.
+const MaxDockerRegions = 100
 
 // Region is one data centre.
 type Region struct {
@@ -163,7 +187,8 @@ type Node struct {
 	Role Role `json:"role"`
 	// Index is 1-based within region and role.
 	Index int `json:"index"`
-	// IP is the node's loopback address in the local runtime.
+	// IP is the node's address: loopback in the local runtime, on the Docker WAN network in the
+	// Docker runtime (Network.Addressing).
 	IP netip.Addr `json:"ip"`
 }
 
@@ -224,18 +249,43 @@ func (t *Topology) RegionIndex(name string) int {
 	return 0
 }
 
-func (t *Topology) base() [4]byte {
+// Docker reports whether the nodes' addresses are on Docker networks (Network.Addressing).
+func (t *Topology) Docker() bool { return t.Network.Addressing == AddressingDocker }
+
+// DockerBase is the first two octets of network.docker_base.
+func (t *Topology) DockerBase() [4]byte {
+	p, err := netip.ParsePrefix(t.Network.DockerBase)
+	if err != nil || !p.Addr().Is4() {
+		return [4]byte{10, 77, 0, 0}
+	}
+	return p.Addr().As4()
+}
+
+func (t *Topology) loopbackBase() [4]byte {
 	p, err := netip.ParsePrefix(t.Network.LoopbackBase)
-	if err != nil {
+	if err != nil || !p.Addr().Is4() {
 		return [4]byte{127, 77, 0, 0}
 	}
 	return p.Addr().As4()
 }
 
-// RegionPrefix is the loopback /24 of a region's nodes in the local runtime.
+// addr is a node address from its place in the loopback layout (third and fourth octets), in the
+// topology's address space.
+func (t *Topology) addr(third, fourth int) netip.Addr {
+	if t.Docker() {
+		b := t.DockerBase()
+		if third != 250 { // the witness keeps .250: above every region's 128+i
+			third += DockerWANOffset
+		}
+		return netip.AddrFrom4([4]byte{b[0], b[1], byte(third), byte(fourth)})
+	}
+	b := t.loopbackBase()
+	return netip.AddrFrom4([4]byte{b[0], b[1], byte(third), byte(fourth)})
+}
+
+// RegionPrefix is the /24 of a region's node addresses.
 func (t *Topology) RegionPrefix(name string) netip.Prefix {
-	b := t.base()
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], byte(t.RegionIndex(name)), 0}), 24)
+	return netip.PrefixFrom(t.addr(t.RegionIndex(name), 0), 24)
 }
 
 // Role offsets inside a region's /24: web .10+, db .20+, dns .30+, proxies .100+ (see compose).
@@ -244,10 +294,9 @@ var roleOffset = map[Role]int{RoleWeb: 10, RoleDB: 20, RoleDNS: 30}
 // Nodes lists every node, deterministically ordered: the WAN node, the witness, then per region
 // (file order) web, db, dns nodes.
 func (t *Topology) Nodes() []Node {
-	b := t.base()
 	nodes := []Node{
-		{Name: "wan", Role: RoleWAN, Index: 1, IP: netip.AddrFrom4([4]byte{b[0], b[1], 0, 1})},
-		{Name: "witness", Role: RoleWitness, Index: 1, IP: netip.AddrFrom4([4]byte{b[0], b[1], 250, 1})},
+		{Name: "wan", Role: RoleWAN, Index: 1, IP: t.addr(0, 1)},
+		{Name: "witness", Role: RoleWitness, Index: 1, IP: t.addr(250, 1)},
 	}
 	for ri, r := range t.Regions {
 		for _, rc := range []struct {
@@ -260,7 +309,7 @@ func (t *Topology) Nodes() []Node {
 					Region: r.Name,
 					Role:   rc.role,
 					Index:  i,
-					IP:     netip.AddrFrom4([4]byte{b[0], b[1], byte(ri + 1), byte(roleOffset[rc.role] + i - 1)}),
+					IP:     t.addr(ri+1, roleOffset[rc.role]+i-1),
 				})
 			}
 		}

@@ -28,7 +28,7 @@ func TestProfiles(t *testing.T) {
 		}
 	}
 	fast, _ := Profile(ProfileFast)
-	if fast.ProbeInterval != 800*time.Millisecond || fast.SuspicionMult != 2 {
+	if fast.ProbeInterval != 800*time.Millisecond || fast.SuspicionMult != 1 {
 		t.Errorf("fast profile = interval %v, suspicion mult %d", fast.ProbeInterval, fast.SuspicionMult)
 	}
 	if _, err := Profile("turbo"); err == nil {

@@ -36,11 +36,11 @@ func Profile(name string) (*memberlist.Config, error) {
 //
 //	wait for the first probe of it (random: every survivor probes one member per interval)
 //	+ ProbeInterval (a probe fails only when no ack came back within the whole interval)
-//	+ suspicion timeout (SuspicionMult × max(1, log10 N) × ProbeInterval = 1.6 s for N ≤ 10)
+//	+ suspicion timeout (SuspicionMult × max(1, log10 N) × ProbeInterval = 0.8 s for N ≤ 10)
 //	+ a gossip hop (~GossipInterval)
 //
-// = 2.4 s + the first-probe wait; measured on 10 nodes: median ≈ 3.1 s, range 2.6–4.5 s.
-// A false death needs a probe to fail *and* the suspect to stay silent for 1.6 s although it
+// = 1.6 s + the first-probe wait; measured (20 trials, 2 victims, busy 2-core box): median 3.1 s, worst 5.5 s.
+// A false death needs a probe to fail *and* the suspect to stay silent for 0.8 s although it
 // refutes in about one RTT plus a gossip hop.
 //
 // Why not faster: the ack window is the probe interval, and indirect probes cannot rescue a
@@ -58,10 +58,12 @@ func fastConfig() *memberlist.Config {
 	// link, so a relayed ack also needs ~one RTT. It must stay below ProbeInterval; 700 ms lets
 	// a plain cross-region RTT answer directly, so healthy WAN probes raise no indirect traffic.
 	c.ProbeTimeout = 700 * time.Millisecond
-	// The suspicion timer (2 × 800 ms = 1.6 s for N ≤ 10) is the main detection cost. 2 is the
-	// smallest value leaving time for a falsely suspected node to refute across the WAN
-	// (suspect gossip out ~300 ms + refutation back ~300 ms + gossip hops). With
-	// SuspicionMult−2 = 0 no peer confirmations are awaited, so the timer is always the minimum.
+	// The suspicion timer (1 × 800 ms for N ≤ 10) is the main detection cost. 1 is the smallest
+	// value, chosen for the GeoDNS failover target (median ≤ 3 s for a region's web nodes): a
+	// falsely suspected node must refute within 800 ms (suspect gossip out ~300 ms + refutation
+	// back ~300 ms at the wan-latency drill's 300 ms one-way), which the latency tests show it
+	// does with ±50 ms jitter; at ±220 ms jitter a false death was seen (mult 2 had none). With
+	// SuspicionMult−2 < 0 no peer confirmations are awaited: the timer is always the minimum.
 	c.SuspicionMult = 1
 	// Two indirect probers, so one slow or dead relay cannot fail a probe on its own.
 	c.IndirectChecks = 2
