@@ -170,7 +170,7 @@ func TestPartitionWithLeaseFencingHasOnePrimary(t *testing.T) {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
 	c := startCluster(t, "127.79.0.0/16", "fencing=lease")
-	acks := splitBrain(t, c, 8*time.Second)
+	acks := splitBrain(t, c, 12*time.Second)
 	w := ackWindows(acks)
 	t.Logf("ack windows under lease fencing: %v", w)
 	if len(acks) == 0 {
@@ -193,7 +193,7 @@ func TestPartitionWithoutFencingSplitsBrain(t *testing.T) {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
 	c := startCluster(t, "127.80.0.0/16", "fencing=none")
-	acks := splitBrain(t, c, 8*time.Second)
+	acks := splitBrain(t, c, 12*time.Second)
 	w := ackWindows(acks)
 	t.Logf("ack windows without fencing: %v", w)
 	us, eu := w["us-east-db-1"], w["eu-west-db-1"]
