@@ -379,7 +379,7 @@ func TestWANLatencyNoFalseDeathsThenKillDetected(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("%v: %s", err, views(nodes))
 	}
-	if maxRTT < 2*oneWay-jitter {
+	if maxRTT < 2*(oneWay-jitter) { // jitter applies in each direction
 		t.Fatalf("largest probe RTT %s→%s was %v; the injected %v one-way delay is not in effect", a[0].Name(), b[0].Name(), maxRTT, oneWay)
 	}
 	t.Logf("8 nodes, %v±%v one-way between regions for %v: nobody left alive anywhere; max probe RTT seen %v; suspicions raised: %d (none became a death)",

@@ -81,6 +81,11 @@ func fastConfig() *memberlist.Config {
 	// Keep gossiping to a node for 5 s after it was declared dead, so a short false death can
 	// still be refuted; after that it is forgotten and the rejoin loop must bring it back.
 	c.GossipToTheDeadTime = 5 * time.Second
+	// Lifeguard stretches a node's probe interval up to this factor while the node itself looks
+	// unhealthy (missed acks, e.g. CPU starvation on a busy host). The default 8 made failure
+	// detection take up to 8 s on a loaded 2-core machine; 2 keeps the protection but bounds
+	// the tail.
+	c.AwarenessMaxMultiplier = 2
 	// A restarted node may come back on a new address under the same name after 1 s.
 	c.DeadNodeReclaimTime = time.Second
 	return c
