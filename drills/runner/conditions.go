@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/drillworks/drill/compose"
@@ -185,7 +186,7 @@ func (r *run) expect(ctx context.Context, e *spec.Expect) {
 		}
 		_ = sleep(ctx, pollEvery)
 	}
-	res.Measured = time.Since(start).Seconds()
+	res.Measured = math.Round(time.Since(start).Seconds()*1000) / 1000
 	if became && res.Measured > e.Within.Seconds() {
 		became, why = false, fmt.Sprintf("became true only after %.1fs: %s", res.Measured, why)
 	}
