@@ -50,8 +50,8 @@ aborted run.`,
 	}
 	cmd.Flags().StringArrayVar(&f.up.sets, "set", nil, "override a topology design setting, key=value (wins over the drill's settings)")
 	cmd.Flags().StringArrayVar(&f.budgets, "budget", nil, "override a budget, name=value (e.g. lost_acked_writes=0)")
-	cmd.Flags().StringVar(&f.up.runtime, "runtime", "local", "runtime: local")
-	cmd.Flags().StringVar(&f.up.binary, "agent-binary", "", "drill binary the nodes run (default: this one)")
+	cmd.Flags().StringVar(&f.up.runtime, "runtime", "local", runtimeHelp)
+	cmd.Flags().StringVar(&f.up.binary, "agent-binary", "", agentBinaryHelp)
 	cmd.Flags().DurationVar(&f.up.timeout, "timeout", 60*time.Second, "how long to wait for the cluster to converge")
 	cmd.Flags().StringVar(&f.reportDir, "report-dir", "", "where the report goes (default ./drill-reports/<time>-<drill>)")
 	cmd.Flags().Int64Var(&f.seed, "seed", 0, "random seed of the workload (default: from the clock; printed in the report)")
@@ -119,13 +119,49 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 	if dir == "" {
 		dir = filepath.Join("drill-reports", time.Now().Format("20060102-150405")+"-"+d.Name)
 	}
-	out := g.env.Stdout
-	fmt.Fprintf(out, "drill: %s — %s\n", d.Name, strings.TrimSpace(d.Description))
-	fmt.Fprintf(out, "drill: bringing %s up on the %s runtime (seed %d)\n", t.Name, f.up.runtime, seed)
-
-	c, err := g.upCluster(ctx, t, &f.up)
+	rep, err := g.execDrill(ctx, drillJob{drill: d, topo: t, up: f.up, reportDir: dir, seed: seed, out: g.env.Stdout})
 	if err != nil {
 		return err
+	}
+	switch rep.Verdict {
+	case report.VerdictPass:
+		return nil
+	case report.VerdictFail:
+		return &exitError{ExitFailed, fmt.Errorf("drill %s failed", d.Name)}
+	case report.VerdictAborted:
+		return harnessErr(fmt.Errorf("drill %s aborted: %s", d.Name, rep.Error))
+	}
+	return harnessErr(fmt.Errorf("drill %s could not be judged: %s", d.Name, rep.Error))
+}
+
+// drillJob is one drill ready to run: parsed, resolved against its topology, overrides applied.
+type drillJob struct {
+	// drill is the drill with its settings and budgets final.
+	drill *spec.Drill
+	// topo is the topology to bring up, every setting applied.
+	topo *topology.Topology
+	// up says how to bring it up (runtime, agent binary, convergence timeout).
+	up upFlags
+	// reportDir receives the report (and the nodes' logs).
+	reportDir string
+	// seed is the workload's random seed.
+	seed int64
+	// out receives progress and the summary.
+	out io.Writer
+}
+
+// execDrill brings the cluster up, runs one drill, tears the cluster down and returns the
+// report. It is the body of `drill run` and what game days run for each drill. An error carries
+// its exit code (harness errors); the report may come with an error when the drill ran but its
+// report could not be written.
+func (g *globals) execDrill(ctx context.Context, j drillJob) (*report.Report, error) {
+	d, t, out, dir := j.drill, j.topo, j.out, j.reportDir
+	fmt.Fprintf(out, "drill: %s — %s\n", d.Name, strings.TrimSpace(d.Description))
+	fmt.Fprintf(out, "drill: bringing %s up on the %s runtime (seed %d)\n", t.Name, j.up.runtime, j.seed)
+
+	c, err := g.upCluster(ctx, t, &j.up)
+	if err != nil {
+		return nil, err
 	}
 	// Whatever happens from here, the cluster comes down (after the runner undid its faults).
 	defer func() {
@@ -138,28 +174,20 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 	}()
 	sys, err := compose.NewCluster(c.plan, c.rt, g.logger())
 	if err != nil {
-		return harnessErr(err)
+		return nil, harnessErr(err)
 	}
 	fmt.Fprintf(out, "drill: up in %s; running %d steps\n", time.Since(c.started).Round(time.Millisecond), len(d.Steps))
-	rep, err := runner.Run(ctx, runner.Options{Drill: d, System: sys, ReportDir: dir, Seed: seed, Progress: out, Logger: g.logger()})
+	rep, err := runner.Run(ctx, runner.Options{Drill: d, System: sys, ReportDir: dir, Seed: j.seed, Progress: out, Logger: g.logger()})
 	if err != nil && rep == nil {
-		return harnessErr(err)
+		return nil, harnessErr(err)
 	}
 	fmt.Fprintln(out)
 	_ = report.WriteSummary(out, rep)
 	fmt.Fprintf(out, "report: %s\n", dir)
 	if err != nil {
-		return harnessErr(err)
+		return rep, harnessErr(err)
 	}
-	switch rep.Verdict {
-	case report.VerdictPass:
-		return nil
-	case report.VerdictFail:
-		return &exitError{ExitFailed, fmt.Errorf("drill %s failed", d.Name)}
-	case report.VerdictAborted:
-		return harnessErr(fmt.Errorf("drill %s aborted: %s", d.Name, rep.Error))
-	}
-	return harnessErr(fmt.Errorf("drill %s could not be judged: %s", d.Name, rep.Error))
+	return rep, nil
 }
 
 // copyLogs keeps the nodes' logs with the report, for post-mortems.

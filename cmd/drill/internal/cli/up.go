@@ -9,9 +9,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/docker"
 	"github.com/drillworks/drill/compose/local"
 	"github.com/drillworks/drill/topology"
 )
+
+// runtimeHelp documents --runtime for up and run.
+const runtimeHelp = "runtime: local (child processes on loopback), docker (one container per node; needs a Docker engine), " +
+	"or auto (docker when an engine answers, else local)"
 
 type upFlags struct {
 	sets    []string
@@ -33,6 +38,9 @@ func newUpCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if f.runtime, err = g.resolveRuntime(cmd.Context(), f.runtime); err != nil {
+				return err
+			}
 			c, err := g.upCluster(cmd.Context(), t, f)
 			if err != nil {
 				return err
@@ -44,8 +52,8 @@ func newUpCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a design setting, key=value (fencing, replication, read_your_writes, failover_after, dns_ttl, ...)")
-	cmd.Flags().StringVar(&f.runtime, "runtime", "local", "runtime: local")
-	cmd.Flags().StringVar(&f.binary, "agent-binary", "", "drill binary the nodes run (default: this one)")
+	cmd.Flags().StringVar(&f.runtime, "runtime", "local", runtimeHelp)
+	cmd.Flags().StringVar(&f.binary, "agent-binary", "", agentBinaryHelp)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for convergence")
 	return cmd
 }
@@ -59,12 +67,36 @@ type cluster struct {
 	started time.Time
 }
 
+// agentBinaryHelp documents --agent-binary.
+const agentBinaryHelp = "drill binary the nodes run (default: this one; the docker runtime needs a static one " +
+	"and builds it with CGO_ENABLED=0 from the module source when this one is not)"
+
 func (g *globals) newRuntime(name, runDir, binary string) (compose.Runtime, error) {
 	switch name {
 	case "local", "":
 		return local.New(local.Config{RunDir: runDir, Binary: binary, Logger: g.logger()})
+	case "docker":
+		rt, err := docker.New(docker.Config{RunDir: runDir, Binary: binary, Logger: g.logger()})
+		if err != nil {
+			return nil, harnessErr(err)
+		}
+		return rt, nil
 	}
-	return nil, usageErr(fmt.Errorf("--runtime %q: unknown runtime (available: local)", name))
+	return nil, usageErr(fmt.Errorf("--runtime %q: unknown runtime (available: local, docker, auto)", name))
+}
+
+// resolveRuntime turns "auto" into docker when an engine answers and local otherwise, and says
+// which it chose (on stderr: stdout stays the command's own output).
+func (g *globals) resolveRuntime(ctx context.Context, name string) (string, error) {
+	if name != "auto" {
+		return name, nil
+	}
+	if err := docker.Available(ctx, 3*time.Second); err != nil {
+		fmt.Fprintf(g.env.Stderr, "drill: --runtime auto: no Docker engine answers (%v); using the local runtime\n", err)
+		return "local", nil
+	}
+	fmt.Fprintln(g.env.Stderr, "drill: --runtime auto: a Docker engine answers; using the docker runtime")
+	return "docker", nil
 }
 
 // upCluster brings a topology up and waits for convergence; on failure it tears down what started.
@@ -147,15 +179,42 @@ func newDownCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rt, err := g.newRuntime("local", runDir, "")
-			if err != nil {
+			if err := g.down(cmd.Context(), t, runDir); err != nil {
 				return err
-			}
-			if err := rt.Down(cmd.Context()); err != nil {
-				return harnessErr(err)
 			}
 			fmt.Fprintf(g.env.Stdout, "drill: %s is down; nothing left running\n", t.Name)
 			return nil
 		},
 	}
+}
+
+// down stops the topology's cluster on the runtime its plan names. Without a plan it stops what
+// the local runtime finds and, when a Docker engine answers, removes every container and network
+// labelled with the topology.
+func (g *globals) down(ctx context.Context, t *topology.Topology, runDir string) error {
+	name := "local"
+	if plan, err := topology.LoadPlan(local.PlanPath(runDir)); err == nil && plan.Runtime != "" {
+		name = plan.Runtime
+	}
+	rt, err := g.newRuntime(name, runDir, "")
+	if err != nil {
+		return err
+	}
+	if err := rt.Down(ctx); err != nil {
+		return harnessErr(err)
+	}
+	if name != "local" {
+		return nil
+	}
+	if docker.Available(ctx, 2*time.Second) != nil {
+		return nil
+	}
+	drt, err := docker.New(docker.Config{RunDir: runDir, Topology: t.Name, Logger: g.logger()})
+	if err != nil {
+		return harnessErr(err)
+	}
+	if err := drt.Down(ctx); err != nil {
+		return harnessErr(err)
+	}
+	return nil
 }

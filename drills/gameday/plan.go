@@ -1,0 +1,626 @@
+// Package gameday runs game days: a plan of drills (and human steps) run in order, once or on a
+// cron schedule, with every run appended to a history people can follow.
+//
+// A plan file looks like this:
+//
+//	name: weekly-failover
+//	runtime: local                  # default local
+//	topology: regions.yaml          # optional, relative to the plan file
+//	mode: stop-on-first-failure     # or run-all
+//	drills:
+//	  - drill: region-outage        # a built-in drill, or a drill file (relative to the plan)
+//	    set: {replication: semi-sync}
+//	    budgets: {lost_acked_writes: 0}
+//	  - human: "Page the on-call and wait for ack"
+//	  - drill: drills/my-drill.yaml
+//	    topology: other.yaml        # this drill's own topology
+//	webhook: {url: "https://hooks.example/drill", timeout: 5s, retries: 3}
+//	schedule: {cron: "0 10 * * FRI", jitter: 5m}
+//
+// Load checks everything before anything starts: the plan's shape, every drill (a built-in name
+// or an existing, valid drill file), every topology, every `set` and budget, the runtime and the
+// cron expression. Problems are located as FILE:LINE:COL: FIELD: MESSAGE (*Error).
+//
+// Run runs a plan once: one report directory per drill (through an injected RunDrill, so the
+// package never starts clusters itself), then summary.json, junit.xml and index.html for the game
+// day, an entry in the history and an optional webhook. Schedule runs a plan on a cron schedule,
+// never two runs at once. History reads the history back and writes its index.html.
+package gameday
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/drillworks/drill/drills/builtin"
+	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/drills/spec"
+	"github.com/drillworks/drill/topology"
+)
+
+// Mode says what happens after a drill fails.
+type Mode string
+
+// Modes.
+const (
+	// ModeStopOnFirstFailure skips the remaining steps after a drill fails or errors (default).
+	ModeStopOnFirstFailure Mode = "stop-on-first-failure"
+	// ModeRunAll runs every step whatever the verdicts.
+	ModeRunAll Mode = "run-all"
+)
+
+// Webhook defaults and limits.
+const (
+	DefaultWebhookTimeout = 5 * time.Second
+	DefaultWebhookRetries = 2
+	maxWebhookRetries     = 10
+)
+
+// Plan is a parsed game-day plan.
+type Plan struct {
+	// Name identifies the plan (lower-case letters, digits and dashes).
+	Name string
+	// Runtime runs the nodes ("local" by default).
+	Runtime string
+	// Topology is the plan's topology file as written (empty: the CLI's --topology or the
+	// embedded default); TopologyPath is it resolved against the plan's directory.
+	Topology, TopologyPath string
+	// Mode is stop-on-first-failure or run-all.
+	Mode Mode
+	// Steps are the drills and human steps, in order.
+	Steps []Step
+	// Webhook, when set, is notified at the end of every run.
+	Webhook *Webhook
+	// Schedule, when set, is the plan's cron schedule (the CLI's --cron overrides it).
+	Schedule *Schedule
+	// Source is the file name given to Parse.
+	Source string
+
+	// Where fields are, for Resolve's errors.
+	runtimePos, topologyPos Pos
+}
+
+// Step is one item of the plan's drills list: a drill, or a human step.
+type Step struct {
+	// Pos is where the item is in the plan file; Field its path (drills[2]).
+	Pos   Pos
+	Field string
+	// Drill is set for a drill step.
+	Drill *DrillStep
+	// Human is the prompt of a human step (an operator acknowledges it with Enter).
+	Human string
+}
+
+// Label is a short description of the step for tables and logs.
+func (s Step) Label() string {
+	if s.Drill != nil {
+		if s.Drill.Drill != nil {
+			return s.Drill.Drill.Name
+		}
+		return s.Drill.Ref
+	}
+	return "human: " + s.Human
+}
+
+// DrillStep is one drill of the plan.
+type DrillStep struct {
+	// Ref is the drill as written: a built-in name or a file name.
+	Ref string
+	// Path is the drill file resolved against the plan's directory; empty for a built-in drill.
+	Path string
+	// Topology is this drill's own topology file as written (empty: the plan's); TopologyPath is
+	// it resolved against the plan's directory.
+	Topology, TopologyPath string
+	// Set are design overrides (as `drill run --set`), applied after the drill's own settings.
+	Set map[string]string
+	// Budgets override the drill's budgets.
+	Budgets check.Budgets
+
+	// Drill and Resolved are filled by Resolve: the parsed drill with Set and Budgets applied,
+	// and the topology it runs on with every setting applied.
+	Drill    *spec.Drill
+	Resolved *topology.Topology
+
+	refPos, topologyPos Pos
+	setPos              map[string]entry
+}
+
+// Webhook is where a run's outcome is posted.
+type Webhook struct {
+	// URL receives a JSON POST (http or https).
+	URL string
+	// Timeout bounds one attempt.
+	Timeout time.Duration
+	// Retries is how many times a failed attempt is retried (network error, 5xx, 429).
+	Retries int
+}
+
+// Schedule is when a plan runs by itself.
+type Schedule struct {
+	// Cron is a cron expression: 5 fields (minute first), 6 fields (seconds first), or a
+	// descriptor such as @daily or @every 1h.
+	Cron string
+	// Jitter delays each run by a random time up to this long.
+	Jitter time.Duration
+}
+
+// LoadOptions are what Load needs besides the file.
+type LoadOptions struct {
+	// Topology, when set, replaces the plan's top-level topology (the CLI's --topology). A
+	// drill's own topology still wins.
+	Topology *topology.Topology
+	// CheckRuntime reports whether a runtime name is usable (nil: only "local" is).
+	CheckRuntime func(name string) error
+}
+
+// Load reads a plan file, parses it and resolves it (Resolve). On failure the error is an
+// ErrorList of every problem found, sorted by position.
+func Load(path string, o LoadOptions) (*Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("read plan file: %v", err)}}
+	}
+	p, errs := parse(path, data)
+	if p != nil {
+		// Resolve what parsed, so one run of Load reports every problem of the plan.
+		var rerrs ErrorList
+		if errors.As(p.Resolve(filepath.Dir(path), o), &rerrs) {
+			errs = append(errs, rerrs...)
+		}
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
+	}
+	return p, nil
+}
+
+// Parse reads a plan file: its shape, names, modes, durations, budgets, setting keys (against
+// the embedded default topology) and cron expression. It reads no other file: Resolve does.
+func Parse(source string, data []byte) (*Plan, error) {
+	p, errs := parse(source, data)
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
+	}
+	return p, nil
+}
+
+// parse decodes what it can: the plan (nil after a YAML syntax error) and every problem found.
+func parse(source string, data []byte) (*Plan, ErrorList) {
+	file, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+	if err != nil {
+		return nil, ErrorList{syntaxError(source, err)}
+	}
+	d := &decoder{source: source, anchors: map[string]ast.Node{}}
+	var body ast.Node
+	if len(file.Docs) > 0 {
+		body = file.Docs[0].Body
+		for _, doc := range file.Docs[1:] {
+			if doc.Body != nil {
+				d.errorf(nodePos(doc.Body), "", "a plan file holds exactly one YAML document")
+				break
+			}
+		}
+	}
+	return d.plan(body), d.errs
+}
+
+func topFields() []string {
+	return []string{"name", "description", "runtime", "topology", "mode", "drills", "webhook", "schedule"}
+}
+
+func (d *decoder) plan(body ast.Node) *Plan {
+	p := &Plan{Source: d.source, Runtime: "local", Mode: ModeStopOnFirstFailure}
+	start := Pos{Line: 1, Column: 1}
+	if isNull(body) {
+		d.errorf(start, "", "empty plan file: it needs at least name and drills")
+		return p
+	}
+	body, ok := d.resolve(body, start, "")
+	if !ok {
+		return p
+	}
+	entries, ok := d.mapping(body, nodePos(body), "", topFields())
+	if !ok {
+		return p
+	}
+	present := map[string]entry{}
+	for _, e := range entries {
+		present[e.key] = e
+	}
+	at := nodePos(body)
+	if e, ok := present["name"]; ok {
+		if name, ok := d.str(e); ok {
+			if validName(name) {
+				p.Name = name
+			} else {
+				d.errorf(e.valuePos(), e.field, "%q is not a plan name (lower-case letters, digits and dashes)", name)
+			}
+		}
+	} else {
+		d.errorf(at, "name", "missing name")
+	}
+	if e, ok := present["description"]; ok {
+		d.str(e)
+	}
+	if e, ok := present["runtime"]; ok {
+		if rt, ok := d.str(e); ok {
+			p.Runtime, p.runtimePos = rt, e.valuePos()
+		}
+	}
+	if e, ok := present["topology"]; ok {
+		if path, ok := d.str(e); ok {
+			p.Topology, p.topologyPos = path, e.valuePos()
+		}
+	}
+	if e, ok := present["mode"]; ok {
+		if m, ok := d.str(e); ok {
+			switch Mode(m) {
+			case ModeStopOnFirstFailure, ModeRunAll:
+				p.Mode = Mode(m)
+			default:
+				d.errorf(e.valuePos(), e.field, "must be %s or %s, not %q", ModeStopOnFirstFailure, ModeRunAll, m)
+			}
+		}
+	}
+	if e, ok := present["drills"]; ok {
+		d.steps(e, p)
+	} else {
+		d.errorf(at, "drills", "missing drills: the drills to run, e.g. drills: [{drill: region-outage}]")
+	}
+	if e, ok := present["webhook"]; ok {
+		p.Webhook = d.webhook(e)
+	}
+	if e, ok := present["schedule"]; ok {
+		p.Schedule = d.schedule(e)
+	}
+	return p
+}
+
+func (d *decoder) steps(e entry, p *Plan) {
+	items, ok := d.list(e)
+	if !ok {
+		return
+	}
+	drills := 0
+	for _, item := range items {
+		entries, ok := d.mapping(item.value, item.valuePos(), item.field, []string{"drill", "human", "set", "budgets", "topology"})
+		if !ok {
+			continue
+		}
+		fields := map[string]entry{}
+		for _, f := range entries {
+			fields[f.key] = f
+		}
+		st := Step{Pos: item.valuePos(), Field: item.field}
+		drillE, isDrill := fields["drill"]
+		humanE, isHuman := fields["human"]
+		switch {
+		case isDrill && isHuman:
+			d.errorf(humanE.keyPos, humanE.field, "a step is a drill or a human step, not both (start a new list item with -)")
+			continue
+		case isHuman:
+			for _, f := range entries {
+				if f.key != "human" {
+					d.errorf(f.keyPos, f.field, "%s does not apply to a human step", f.key)
+				}
+			}
+			if text, ok := d.str(humanE); ok {
+				if strings.TrimSpace(text) == "" {
+					d.errorf(humanE.valuePos(), humanE.field, "the prompt is empty: say what the operator must do")
+				}
+				st.Human = strings.TrimSpace(text)
+			}
+		case isDrill:
+			st.Drill = d.drillStep(drillE, fields)
+			drills++
+		default:
+			d.errorf(item.valuePos(), item.field, "missing drill: give drill: NAME|FILE, or human: PROMPT")
+			continue
+		}
+		p.Steps = append(p.Steps, st)
+	}
+	if drills == 0 && len(d.errs) == 0 {
+		d.errorf(e.valuePos(), e.field, "a plan needs at least one drill")
+	}
+}
+
+func (d *decoder) drillStep(drillE entry, fields map[string]entry) *DrillStep {
+	ds := &DrillStep{Set: map[string]string{}, Budgets: check.Budgets{}, setPos: map[string]entry{}}
+	if ref, ok := d.str(drillE); ok {
+		ds.Ref, ds.refPos = strings.TrimSpace(ref), drillE.valuePos()
+	}
+	if e, ok := fields["topology"]; ok {
+		if path, ok := d.str(e); ok {
+			ds.Topology, ds.topologyPos = path, e.valuePos()
+		}
+	}
+	if e, ok := fields["set"]; ok {
+		if entries, ok := d.mapping(e.value, e.valuePos(), e.field, nil); ok {
+			for _, s := range entries {
+				value, ok := d.str(s)
+				if !ok {
+					continue
+				}
+				// Checked against the default topology now so a typo fails at once; Resolve checks
+				// the value again against the topology the drill really runs on.
+				if err := topology.Default().Set(s.key, value); err != nil {
+					at := s.valuePos()
+					if strings.HasPrefix(settingMessage(err), "unknown setting") {
+						at = s.keyPos
+					}
+					d.errorf(at, s.field, "%s", settingMessage(err))
+					continue
+				}
+				ds.Set[s.key], ds.setPos[s.key] = value, s
+			}
+		}
+	}
+	if e, ok := fields["budgets"]; ok {
+		if entries, ok := d.mapping(e.value, e.valuePos(), e.field, nil); ok {
+			for _, b := range entries {
+				if !check.IsBudgetName(b.key) {
+					d.errorf(b.keyPos, b.field, "unknown budget %q (valid: %s)", b.key, strings.Join(check.BudgetNames(), ", "))
+					continue
+				}
+				v, ok := d.number(b)
+				if !ok {
+					continue
+				}
+				if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+					d.errorf(b.valuePos(), b.field, "must be a finite number >= 0, not %s", describe(b.value))
+					continue
+				}
+				ds.Budgets[b.key] = v
+			}
+		}
+	}
+	return ds
+}
+
+func (d *decoder) webhook(e entry) *Webhook {
+	entries, ok := d.mapping(e.value, e.valuePos(), e.field, []string{"url", "timeout", "retries"})
+	if !ok {
+		return nil
+	}
+	w := &Webhook{Timeout: DefaultWebhookTimeout, Retries: DefaultWebhookRetries}
+	hasURL := false
+	for _, f := range entries {
+		switch f.key {
+		case "url":
+			text, ok := d.str(f)
+			if !ok {
+				continue
+			}
+			hasURL = true
+			u, err := url.Parse(text)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				d.errorf(f.valuePos(), f.field, "%q is not an http or https URL", text)
+				continue
+			}
+			w.URL = text
+		case "timeout":
+			if v, ok := d.duration(f, true); ok {
+				w.Timeout = v
+			}
+		case "retries":
+			if v, ok := d.integer(f, 0, maxWebhookRetries); ok {
+				w.Retries = v
+			}
+		}
+	}
+	if !hasURL {
+		d.errorf(e.valuePos(), childField(e.field, "url"), "missing url: where to POST the outcome")
+	}
+	return w
+}
+
+func (d *decoder) schedule(e entry) *Schedule {
+	entries, ok := d.mapping(e.value, e.valuePos(), e.field, []string{"cron", "jitter"})
+	if !ok {
+		return nil
+	}
+	s := &Schedule{}
+	hasCron := false
+	for _, f := range entries {
+		switch f.key {
+		case "cron":
+			text, ok := d.str(f)
+			if !ok {
+				continue
+			}
+			hasCron = true
+			if _, err := ParseCron(text); err != nil {
+				d.errorf(f.valuePos(), f.field, "%v", err)
+				continue
+			}
+			s.Cron = text
+		case "jitter":
+			if v, ok := d.duration(f, false); ok {
+				s.Jitter = v
+			}
+		}
+	}
+	if !hasCron {
+		d.errorf(e.valuePos(), childField(e.field, "cron"), `missing cron: when to run, e.g. cron: "0 10 * * FRI"`)
+	}
+	return s
+}
+
+// Resolve checks the plan against the files and runtimes it names, relative to dir (the plan
+// file's directory): every drill must be a built-in drill or a valid drill file, every topology
+// file must load, the drill must fit its topology, every `set` must be valid for it, and the
+// runtime must exist. It fills each DrillStep's Drill and Resolved. Errors are an ErrorList with
+// positions in the plan file (a problem inside a drill or topology file is quoted after the
+// plan's position).
+func (p *Plan) Resolve(dir string, o LoadOptions) error {
+	var errs ErrorList
+	errorf := func(at Pos, field, format string, args ...any) {
+		errs = append(errs, &Error{File: p.Source, Line: at.Line, Column: at.Column, Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	check := o.CheckRuntime
+	if check == nil {
+		check = func(name string) error {
+			if name != "local" {
+				return fmt.Errorf("unknown runtime %q (available: local)", name)
+			}
+			return nil
+		}
+	}
+	if err := check(p.Runtime); err != nil {
+		at := p.runtimePos
+		if at.Line == 0 {
+			at = Pos{Line: 1, Column: 1}
+		}
+		errorf(at, "runtime", "%v", err)
+	}
+	loadTopo := func(path string) (*topology.Topology, error) { return topology.Load(path) }
+	base := o.Topology
+	if base == nil {
+		base = topology.Default()
+		if p.Topology != "" {
+			p.TopologyPath = relTo(dir, p.Topology)
+			t, err := loadTopo(p.TopologyPath)
+			if err != nil {
+				for _, line := range strings.Split(err.Error(), "\n") {
+					errorf(p.topologyPos, "topology", "%s", line)
+				}
+				base = nil
+			} else {
+				base = t
+			}
+		}
+	}
+	for _, st := range p.Steps {
+		ds := st.Drill
+		if ds == nil || ds.Ref == "" {
+			continue // a human step, or a drill whose name did not parse
+		}
+		field := st.Field
+		topo := base
+		if ds.Topology != "" {
+			ds.TopologyPath = relTo(dir, ds.Topology)
+			t, err := loadTopo(ds.TopologyPath)
+			if err != nil {
+				for _, line := range strings.Split(err.Error(), "\n") {
+					errorf(ds.topologyPos, field+".topology", "%s", line)
+				}
+				topo = nil
+			} else {
+				topo = t
+			}
+		}
+		dr, err := p.loadDrill(dir, ds)
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				errorf(ds.refPos, field+".drill", "%s", line)
+			}
+			continue
+		}
+		if topo == nil {
+			continue // its topology is broken: reported above
+		}
+		resolved, err := dr.Resolve(topo)
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				errorf(ds.refPos, field+".drill", "does not fit topology %s: %s", topo.Name, line)
+			}
+			continue
+		}
+		good := true
+		for _, k := range sortedKeys(ds.Set) {
+			if err := resolved.Set(k, ds.Set[k]); err != nil {
+				s := ds.setPos[k]
+				errorf(s.valuePos(), s.field, "%s", settingMessage(err))
+				good = false
+				continue
+			}
+			dr.Settings[k] = ds.Set[k]
+		}
+		for k, v := range ds.Budgets {
+			dr.Budgets[k] = v
+		}
+		if good {
+			ds.Drill, ds.Resolved = dr, resolved
+		}
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return errs
+	}
+	return nil
+}
+
+// loadDrill reads a built-in drill by name, or a drill file by path (the rule of `drill run`: a
+// name ending in .yaml or .yml, or holding a slash, is a file).
+func (p *Plan) loadDrill(dir string, ds *DrillStep) (*spec.Drill, error) {
+	ref := ds.Ref
+	var (
+		dr  *spec.Drill
+		err error
+	)
+	if strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml") || strings.ContainsRune(ref, '/') {
+		ds.Path = relTo(dir, ref)
+		if _, statErr := os.Stat(ds.Path); statErr != nil {
+			return nil, fmt.Errorf("unknown drill %q: no such drill file (%s)", ref, ds.Path)
+		}
+		dr, err = spec.Load(ds.Path)
+	} else {
+		if !contains(builtin.Names(), ref) {
+			return nil, fmt.Errorf("unknown drill %q: not a built-in drill (built-in: %s) and not a drill file (a file name ends in .yaml)",
+				ref, strings.Join(builtin.Names(), ", "))
+		}
+		dr, err = builtin.Load(ref)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if dr.Settings == nil {
+		dr.Settings = map[string]string{}
+	}
+	if dr.Budgets == nil {
+		dr.Budgets = check.Budgets{}
+	}
+	return dr, nil
+}
+
+// relTo resolves path against dir unless it is absolute.
+func relTo(dir, path string) string {
+	if filepath.IsAbs(path) || dir == "" {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+// settingMessage is the message of a topology.Set error, without the topology's field path.
+func settingMessage(err error) string {
+	var list topology.ErrorList
+	if !errors.As(err, &list) {
+		return err.Error()
+	}
+	msgs := make([]string, len(list))
+	for i, e := range list {
+		msgs[i] = e.Msg
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// sortedKeys lists a map's keys, sorted.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

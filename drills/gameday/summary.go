@@ -1,0 +1,358 @@
+package gameday
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/drills/report"
+)
+
+// writeRunFiles writes summary.json, junit.xml and index.html into the run's directory.
+func writeRunFiles(dir string, s *Summary) error {
+	var errs []error
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{FileSummary, func(w io.Writer) error { return writeJSON(w, s) }},
+		{FileJUnit, func(w io.Writer) error { return WriteJUnit(w, s) }},
+		{FileIndex, func(w io.Writer) error { return WriteRunHTML(w, s) }},
+	} {
+		if err := writeFileAtomic(filepath.Join(dir, f.name), f.write); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
+
+// LoadSummary reads a run's summary.json.
+func LoadSummary(dir string) (*Summary, error) {
+	data, err := os.ReadFile(filepath.Join(dir, FileSummary))
+	if err != nil {
+		return nil, fmt.Errorf("load game day summary: %w", err)
+	}
+	var s Summary
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("load game day summary %s: %w", dir, err)
+	}
+	return &s, nil
+}
+
+// WriteSummaryText writes the terminal table of a run: one row per step.
+func WriteSummaryText(w io.Writer, s *Summary) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "game day %s: %s  (%s, %s, %s)\n", s.Plan, strings.ToUpper(s.Verdict), s.Mode, s.Trigger,
+		s.End.Sub(s.Start).Round(time.Millisecond))
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tSTEP\tVERDICT\tTOOK\tDNS FAILOVER\tRTO\tLOST WRITES\tFAILED CHECKS / NOTE")
+	for _, st := range s.Steps {
+		took := "-"
+		if !st.Start.IsZero() {
+			took = st.End.Sub(st.Start).Round(100 * time.Millisecond).String()
+		}
+		note := strings.Join(failedNames(st.Checks), ", ")
+		if note == "" {
+			note = st.Error
+		}
+		name := st.Name
+		if st.Kind == KindHuman {
+			name = "human: " + truncate(st.Name, 40)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Index+1, name, st.Verdict, took,
+			fmtNum(st.Key.DNSFailoverS, "s"), fmtNum(st.Key.RTOS, "s"), fmtNum(st.Key.LostAckedWrites, ""), truncate(note, 80))
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "verdict: %s", strings.ToUpper(s.Verdict))
+	if s.Error != "" {
+		fmt.Fprintf(&b, ": %s", s.Error)
+	}
+	b.WriteString("\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	return nil
+}
+
+func failedNames(checks []report.Check) []string {
+	var out []string
+	for _, c := range checks {
+		if c.Verdict == check.Fail {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// fmtNum formats an optional number with a unit; "-" when not measured.
+func fmtNum(v *float64, unit string) string {
+	if v == nil {
+		return "-"
+	}
+	s := strconv.FormatFloat(*v, 'f', -1, 64)
+	if *v != float64(int64(*v)) {
+		s = strconv.FormatFloat(*v, 'f', 2, 64)
+	}
+	if unit != "" {
+		s += " " + unit
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// JUnit XML: one testsuite per drill (a testcase per check), and one for the human steps.
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Time     string       `xml:"time,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name       string          `xml:"name,attr"`
+	Tests      int             `xml:"tests,attr"`
+	Failures   int             `xml:"failures,attr"`
+	Errors     int             `xml:"errors,attr"`
+	Skipped    int             `xml:"skipped,attr"`
+	Time       string          `xml:"time,attr"`
+	Timestamp  string          `xml:"timestamp,attr,omitempty"`
+	Properties []junitProperty `xml:"properties>property,omitempty"`
+	Cases      []junitCase     `xml:"testcase"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	ClassName string        `xml:"classname,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitProblem `xml:"failure,omitempty"`
+	Error     *junitProblem `xml:"error,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitProblem struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
+}
+
+func seconds(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 3, 64)
+}
+
+// WriteJUnit writes the run as JUnit XML: a testsuites document named gameday.<plan> with one
+// testsuite per drill (gameday.<plan>.<NN>-<drill>) holding a testcase per check (<failure> for
+// fail, <skipped> for not judged), plus a testcase "drill" with <error> when the drill errored or
+// was aborted, or <skipped> when it did not run; and a suite for the human steps.
+func WriteJUnit(w io.Writer, s *Summary) error {
+	root := junitSuites{Name: "gameday." + s.Plan, Time: seconds(s.End.Sub(s.Start))}
+	var human *junitSuite
+	for _, st := range s.Steps {
+		if st.Kind == KindHuman {
+			if human == nil {
+				human = &junitSuite{Name: "gameday." + s.Plan + ".human"}
+			}
+			tc := junitCase{Name: fmt.Sprintf("%02d %s", st.Index+1, st.Name), ClassName: human.Name, Time: seconds(st.End.Sub(st.Start))}
+			switch st.Verdict {
+			case VerdictAcknowledged:
+			case VerdictSkipped:
+				tc.Skipped = &junitSkipped{Message: st.Error}
+				human.Skipped++
+			default:
+				tc.Error = &junitProblem{Message: st.Error, Type: st.Verdict, Text: st.Error}
+				human.Errors++
+			}
+			human.Cases = append(human.Cases, tc)
+			continue
+		}
+		suite := junitSuite{Name: fmt.Sprintf("gameday.%s.%02d-%s", s.Plan, st.Index+1, st.Name), Time: seconds(st.End.Sub(st.Start)),
+			Properties: []junitProperty{{"verdict", st.Verdict}, {"drill", st.Ref}, {"report_dir", st.ReportDir}, {"seed", strconv.FormatInt(st.Seed, 10)}}}
+		if !st.Start.IsZero() {
+			suite.Timestamp = st.Start.UTC().Format(time.RFC3339)
+		}
+		for _, c := range st.Checks {
+			tc := junitCase{Name: c.Name, ClassName: suite.Name, Time: "0", SystemOut: c.Detail}
+			summary := fmt.Sprintf("measured %s, budget %s", fmtNum(c.Measured, c.Unit), fmtNum(c.Budget, c.Unit))
+			switch c.Verdict {
+			case check.Fail:
+				tc.Failure = &junitProblem{Message: summary + ": " + c.Detail, Type: "over-budget", Text: c.Detail}
+				suite.Failures++
+			case check.Pass:
+			default:
+				tc.Skipped = &junitSkipped{Message: "not judged: " + c.Detail}
+				suite.Skipped++
+			}
+			suite.Cases = append(suite.Cases, tc)
+		}
+		switch st.Verdict {
+		case report.VerdictError, report.VerdictAborted:
+			suite.Cases = append(suite.Cases, junitCase{Name: "drill", ClassName: suite.Name, Time: suite.Time,
+				Error: &junitProblem{Message: st.Error, Type: st.Verdict, Text: st.Error}})
+			suite.Errors++
+		case VerdictSkipped:
+			suite.Cases = append(suite.Cases, junitCase{Name: "drill", ClassName: suite.Name, Time: "0",
+				Skipped: &junitSkipped{Message: "not run: " + st.Error}})
+			suite.Skipped++
+		}
+		suite.Tests = len(suite.Cases)
+		root.Suites = append(root.Suites, suite)
+	}
+	if human != nil {
+		human.Tests = len(human.Cases)
+		root.Suites = append(root.Suites, *human)
+	}
+	for _, su := range root.Suites {
+		root.Tests += su.Tests
+		root.Failures += su.Failures
+		root.Errors += su.Errors
+		root.Skipped += su.Skipped
+	}
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	enc := xml.NewEncoder(&buf)
+	enc.Indent("", "  ")
+	if err := enc.Encode(root); err != nil {
+		return fmt.Errorf("write junit: %w", err)
+	}
+	buf.WriteString("\n")
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("write junit: %w", err)
+	}
+	return nil
+}
+
+// runRow is one row of the game day's index.html.
+type runRow struct {
+	N                        int
+	Kind, Name, Ref, Verdict string
+	Took, DNS, RTO, Lost     string
+	Failed                   []string
+	Note, Report             string
+}
+
+// WriteRunHTML writes the game day's index.html: the verdict, then one row per step with its
+// verdict, duration, key numbers, failed checks and a link to the drill's report.
+func WriteRunHTML(w io.Writer, s *Summary) error {
+	tmpl, err := template.New("run").Parse(runPageTemplate)
+	if err != nil {
+		return fmt.Errorf("html template: %w", err)
+	}
+	var rows []runRow
+	for _, st := range s.Steps {
+		r := runRow{N: st.Index + 1, Kind: st.Kind, Name: st.Name, Ref: st.Ref, Verdict: st.Verdict, Took: "-",
+			DNS: fmtNum(st.Key.DNSFailoverS, "s"), RTO: fmtNum(st.Key.RTOS, "s"), Lost: fmtNum(st.Key.LostAckedWrites, ""),
+			Failed: failedNames(st.Checks), Note: st.Error}
+		if !st.Start.IsZero() {
+			r.Took = st.End.Sub(st.Start).Round(100 * time.Millisecond).String()
+		}
+		if st.Kind == KindHuman && st.WaitedS != nil {
+			r.Note = strings.TrimSpace(fmt.Sprintf("acknowledged after %.1fs %s", *st.WaitedS, st.Error))
+			if st.Verdict != VerdictAcknowledged {
+				r.Note = st.Error
+			}
+		}
+		if st.ReportDir != "" {
+			r.Report = st.ReportDir + "/" + report.FileHTML
+		}
+		rows = append(rows, r)
+	}
+	view := struct {
+		S    *Summary
+		Took string
+		Rows []runRow
+	}{S: s, Took: s.End.Sub(s.Start).Round(time.Second).String(), Rows: rows}
+	if err := tmpl.Execute(w, view); err != nil {
+		return fmt.Errorf("write game day html: %w", err)
+	}
+	return nil
+}
+
+// runPageTemplate is a game day's page: no script, nothing loaded from elsewhere.
+const runPageTemplate = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>game day {{.S.Plan}}: {{.S.Verdict}}</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+.meta { color: #555; margin: 0 0 12px; }
+.verdict { padding: 2px 10px; border-radius: 4px; color: #fff; text-transform: uppercase; font-size: 13px; }
+.v-pass, .v-acknowledged { background: #2ca02c; } .v-fail { background: #d62728; }
+.v-error, .v-aborted { background: #e08a00; } .v-skipped { background: #999; }
+.error { background: #fff3e0; border-left: 4px solid #e08a00; padding: 6px 10px; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.human td { background: #f7f7ff; }
+</style>
+</head>
+<body>
+<h1>game day {{.S.Plan}} <span class="verdict v-{{.S.Verdict}}">{{.S.Verdict}}</span></h1>
+<p class="meta">run {{.S.ID}} · {{.S.Trigger}} · {{.S.Mode}} · runtime {{.S.Runtime}} · started {{.S.Start.Format "2006-01-02 15:04:05 MST"}} · took {{.Took}}</p>
+{{with .S.Error}}<p class="error">{{.}}</p>{{end}}
+<table id="steps">
+<thead><tr><th>#</th><th>step</th><th>verdict</th><th>took</th><th>DNS failover</th><th>RTO</th><th>lost writes</th><th>failed checks / note</th><th>report</th></tr></thead>
+<tbody>
+{{range .Rows}}<tr class="{{.Kind}}">
+<td class="num">{{.N}}</td>
+<td>{{if eq .Kind "human"}}human: {{.Name}}{{else}}{{.Name}}{{if and .Ref (ne .Ref .Name)}} <small>({{.Ref}})</small>{{end}}{{end}}</td>
+<td><span class="verdict v-{{.Verdict}}">{{.Verdict}}</span></td>
+<td class="num">{{.Took}}</td>
+<td class="num">{{.DNS}}</td>
+<td class="num">{{.RTO}}</td>
+<td class="num">{{.Lost}}</td>
+<td>{{range $i, $c := .Failed}}{{if $i}}, {{end}}<b>{{$c}}</b>{{end}}{{if and .Failed .Note}}<br>{{end}}{{.Note}}</td>
+<td>{{if .Report}}<a href="{{.Report}}">report</a>{{else}}-{{end}}</td>
+</tr>
+{{end}}</tbody>
+</table>
+<p class="meta">summary.json and junit.xml are next to this page.</p>
+</body>
+</html>
+`
