@@ -111,7 +111,11 @@ func (inj *Injector) restartNodes(ctx context.Context, names []string) error {
 	if err := inj.killNodes(ctx, names); err != nil {
 		return err
 	}
-	return inj.startNodes(ctx, names, nil)
+	if err := inj.startNodes(ctx, names, nil); err != nil {
+		return err
+	}
+	// A restarted node that another fault cuts off stays cut off.
+	return inj.reapplyPacketDrops(ctx, names, inj.active)
 }
 
 // heldBy lists the nodes that faults of the given kinds in an active set keep down.
@@ -148,6 +152,7 @@ func (inj *Injector) startNodes(ctx context.Context, names []string, rest []Faul
 		started = append(started, n)
 	}
 	errs = append(errs, inj.waitControl(ctx, started))
+	errs = append(errs, inj.reapplyPacketDrops(ctx, started, rest))
 	return errors.Join(errs...)
 }
 

@@ -293,7 +293,8 @@ func (inj *Injector) UndoAll(ctx context.Context) error {
 // Recover is `drill recover`: it undoes every fault the ledger holds outstanding, then sweeps the
 // cluster independently of the ledger (whatever wrote it may have crashed mid-write): it thaws
 // frozen nodes, starts nodes that are not running, clears the gossip fault rules of every gossip
-// node, removes every drill_ toxic and re-enables every disabled WAN proxy. If the sweep
+// node, removes every drill_ toxic, re-enables every disabled WAN proxy and, on a runtime with
+// packet faults, removes every drill packet rule set from every running node. If the sweep
 // succeeded, the ledger is marked clean. undone lists the faults that were outstanding and are
 // now gone.
 func (inj *Injector) Recover(ctx context.Context) (undone []Fault, err error) {
@@ -363,6 +364,9 @@ func (inj *Injector) sweep(ctx context.Context) error {
 	errs = append(errs, inj.waitControl(ctx, started))
 	errs = append(errs, inj.pushRulesFor(ctx, nil))
 	errs = append(errs, inj.sweepWAN(ctx))
+	if pf := inj.packetFaulter(); pf != nil {
+		errs = append(errs, pf.FlushPacketRules(ctx))
+	}
 	return errors.Join(errs...)
 }
 
@@ -446,7 +450,14 @@ func (inj *Injector) resolve(ctx context.Context, f Fault) ([]string, error) {
 func (inj *Injector) inject(ctx context.Context, f Fault) error {
 	switch f.Kind {
 	case KindBlackhole, KindPartition, KindLatency:
-		return inj.addToxics(ctx, f) // the gossip part is the rule push that follows
+		// Both layers at once, so the fault lands as one; the gossip part is the rule push that
+		// follows.
+		return eachParallel(2, func(i int) error {
+			if i == 0 {
+				return inj.addToxics(ctx, f)
+			}
+			return inj.addPacketDrops(ctx, f)
+		})
 	case KindKill, KindKillPrimary:
 		return inj.killNodes(ctx, f.Resolved)
 	case KindFreeze:
@@ -462,7 +473,12 @@ func (inj *Injector) inject(ctx context.Context, f Fault) error {
 func (inj *Injector) remove(ctx context.Context, f Fault, rest []Fault) error {
 	switch f.Kind {
 	case KindBlackhole, KindPartition, KindLatency:
-		return inj.removeToxics(ctx, f)
+		return eachParallel(2, func(i int) error {
+			if i == 0 {
+				return inj.removeToxics(ctx, f)
+			}
+			return inj.removePacketDrops(ctx, f)
+		})
 	case KindKill, KindKillPrimary, KindRestart:
 		return inj.startNodes(ctx, f.Resolved, rest)
 	case KindFreeze:

@@ -23,8 +23,9 @@ type ResidueItem struct {
 
 // Residue checks the cluster for leftovers of faults, by looking at the cluster itself (not at
 // the ledger, except for the ledger's own item): drill toxics on the WAN links, disabled links,
-// gossip fault rules on running nodes, frozen nodes, nodes not running, and faults the ledger
-// still holds outstanding. A check that cannot run counts as not clean.
+// gossip fault rules on running nodes, frozen nodes, nodes not running, faults the ledger still
+// holds outstanding and, on a runtime with packet faults, drill packet rules in the nodes. A check
+// that cannot run counts as not clean.
 func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	items := []ResidueItem{
 		{What: "drill toxics on WAN links"},
@@ -33,6 +34,10 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 		{What: "frozen nodes"},
 		{What: "nodes not running"},
 		{What: "outstanding faults in the ledger"},
+	}
+	pf := inj.packetFaulter()
+	if pf != nil {
+		items = append(items, ResidueItem{What: "packet drop rules in nodes"})
 	}
 	set := func(i int, left []string, err error) {
 		sort.Strings(left)
@@ -107,6 +112,17 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 		ids = append(ids, f.ID)
 	}
 	set(5, ids, err)
+
+	if pf != nil {
+		sets, err := pf.PacketRules(ctx)
+		var left []string
+		for node, names := range sets {
+			for _, n := range names {
+				left = append(left, node+"/"+n)
+			}
+		}
+		set(6, left, err)
+	}
 	return items
 }
 

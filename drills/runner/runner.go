@@ -98,7 +98,10 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 	defer hf.Close()
 	r := &run{o: o, sys: o.System, topo: o.System.Plan().Topology, rec: history.NewRecorder(hf),
 		start: time.Now(), injected: map[string]compose.Fault{}, undone: map[string]bool{}}
-	r.prober = workload.NewProber(r.topo, r.sys.Endpoint)
+	// Users of a runtime whose nodes a loopback source cannot reach (docker) say where they are
+	// with EDNS Client Subnet instead.
+	useECS := r.sys.RuntimeName() != "local"
+	r.prober = workload.NewProber(r.topo, r.sys.Endpoint, useECS)
 
 	sampleCtx, stopSampling := context.WithCancel(context.WithoutCancel(ctx))
 	samplerDone := make(chan struct{})
@@ -226,6 +229,7 @@ func (r *run) startWorkload(ctx context.Context) error {
 	wl, err := workload.Start(context.WithoutCancel(ctx), workload.Config{
 		Topology: r.topo, Endpoint: r.sys.Endpoint, ClientsPerRegion: w.ClientsPerRegion, WriteRate: w.WriteRate,
 		ReadAfterWrite: w.ReadAfterWrite, Seed: uint64(r.o.Seed), Recorder: r.rec, Logger: r.o.Logger,
+		UseECS: r.sys.RuntimeName() != "local",
 	})
 	if err != nil {
 		return err

@@ -49,6 +49,10 @@ type Config struct {
 	DNSTimeout time.Duration
 	// MaxOps bounds the operations one client issues (a safety bound; default 100000).
 	MaxOps int
+	// UseECS makes clients tell GeoDNS where they are with an EDNS Client Subnet option (their
+	// region's first non-loopback client subnet) instead of their source address, and send from
+	// no fixed source: for runtimes whose nodes a loopback source cannot reach (docker).
+	UseECS bool
 	// Logger receives the workload's logs.
 	Logger *slog.Logger
 }
@@ -99,8 +103,12 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 		for i := range cfg.ClientsPerRegion {
 			c := &client{
 				w: w, region: r.Name, servers: servers,
-				src: clientAddr(r, i),
 				rng: rand.New(rand.NewPCG(cfg.Seed, uint64(ri*1000+i))),
+			}
+			if cfg.UseECS {
+				c.ecs = ecsSubnet(r)
+			} else {
+				c.src = clientAddr(r, i)
 			}
 			c.http = c.newHTTP()
 			w.wg.Add(1)
@@ -163,12 +171,33 @@ func clientAddr(r topology.Region, i int) netip.Addr {
 	return netip.Addr{}
 }
 
+// ecsSubnet is the subnet a client near region r names in its EDNS Client Subnet option: the
+// region's first non-loopback client subnet (GeoDNS ignores private and loopback ECS addresses),
+// else its first.
+func ecsSubnet(r topology.Region) netip.Prefix {
+	var first netip.Prefix
+	for _, s := range r.ClientSubnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			continue
+		}
+		if !first.IsValid() {
+			first = p
+		}
+		if !p.Addr().IsLoopback() {
+			return p.Masked()
+		}
+	}
+	return first
+}
+
 // client is one simulated user.
 type client struct {
 	w       *Workload
 	region  string
 	servers []string
-	src     netip.Addr
+	src     netip.Addr   // fixed source address (loopback runtimes), or none
+	ecs     netip.Prefix // EDNS Client Subnet to send (UseECS), or none
 	rng     *rand.Rand
 	http    *http.Client
 
@@ -218,7 +247,7 @@ func (c *client) resolve(ctx context.Context) []string {
 	if time.Now().Before(c.expires) && len(c.answer) > 0 {
 		return c.answer
 	}
-	ips, ttl, err := lookup(ctx, c.servers, c.src, c.w.cfg.Topology.DNS.Zone, c.w.cfg.DNSTimeout)
+	ips, ttl, err := lookup(ctx, c.servers, c.src, c.ecs, c.w.cfg.Topology.DNS.Zone, c.w.cfg.DNSTimeout)
 	if err != nil {
 		c.expires = time.Now().Add(c.w.cfg.DNSTimeout) // do not hammer dead name servers
 		c.record(history.Op{Type: history.TypeDNS, Error: err.Error()})
@@ -230,11 +259,22 @@ func (c *client) resolve(ctx context.Context) []string {
 }
 
 // lookup resolves app.<zone> like a stub resolver: each name server in turn until one answers
-// with addresses. It returns the addresses and their TTL.
-func lookup(ctx context.Context, servers []string, src netip.Addr, zone string, timeout time.Duration) ([]string, time.Duration, error) {
+// with addresses. It sends from src when valid and carries ecs in an EDNS Client Subnet option
+// when valid. It returns the addresses and their TTL.
+func lookup(ctx context.Context, servers []string, src netip.Addr, ecs netip.Prefix, zone string, timeout time.Duration) ([]string, time.Duration, error) {
 	q := new(dns.Msg)
 	q.SetQuestion("app."+zone, dns.TypeA)
 	q.RecursionDesired = false
+	if ecs.IsValid() {
+		family := uint16(1)
+		if ecs.Addr().Is6() {
+			family = 2
+		}
+		q.SetEdns0(1232, false)
+		opt := q.IsEdns0()
+		opt.Option = append(opt.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: family,
+			SourceNetmask: uint8(ecs.Bits()), Address: ecs.Addr().AsSlice()})
+	}
 	var errs []string
 	for _, server := range servers {
 		dc := &dns.Client{Net: "udp", Timeout: timeout}
@@ -264,12 +304,12 @@ func lookup(ctx context.Context, servers []string, src netip.Addr, zone string, 
 }
 
 // Prober asks GeoDNS where a user near a region is sent, exactly as the workload's clients do
-// (same source address, same name-server order), for the runner's conditions.
+// (same source address or ECS option, same name-server order), for the runner's conditions.
 type Prober struct{ w *Workload }
 
-// NewProber builds a prober for the topology.
-func NewProber(t *topology.Topology, endpoint func(string, int) (string, error)) *Prober {
-	w := &Workload{cfg: Config{Topology: t, Endpoint: endpoint, DNSTimeout: 300 * time.Millisecond}, ipRegion: map[string]string{}}
+// NewProber builds a prober for the topology; useECS is Config.UseECS.
+func NewProber(t *topology.Topology, endpoint func(string, int) (string, error), useECS bool) *Prober {
+	w := &Workload{cfg: Config{Topology: t, Endpoint: endpoint, DNSTimeout: 300 * time.Millisecond, UseECS: useECS}, ipRegion: map[string]string{}}
 	w.indexWebIPs()
 	return &Prober{w: w}
 }
@@ -284,7 +324,11 @@ func (p *Prober) Probe(ctx context.Context, region string) (string, []string, er
 	if err != nil {
 		return "", nil, err
 	}
-	ips, _, err := lookup(ctx, servers, clientAddr(r, 49), p.w.cfg.Topology.DNS.Zone, p.w.cfg.DNSTimeout)
+	src, ecs := clientAddr(r, 49), netip.Prefix{}
+	if p.w.cfg.UseECS {
+		src, ecs = netip.Addr{}, ecsSubnet(r)
+	}
+	ips, _, err := lookup(ctx, servers, src, ecs, p.w.cfg.Topology.DNS.Zone, p.w.cfg.DNSTimeout)
 	if err != nil {
 		return "", nil, err
 	}

@@ -1,0 +1,589 @@
+// Package docker is the container runtime: every node runs in its own container of one image made
+// from the drill binary itself (no registry), each region on a bridge network of its own, and
+// every container also on a shared WAN network, where the WAN node (toxiproxy) and the witness
+// live. Addresses are the plan's (topology.AddressingDocker): a node binds and advertises its
+// WAN-network address; its region's nodes reach the other sites' databases only through the WAN
+// node's links on their own region network, exactly as in the local runtime. Faults go through
+// the Docker API (kill, pause) and the kernel: packet drops with nftables inside the nodes'
+// network namespaces, installed by short-lived helper containers of the same image
+// (PacketFaulter). Identity lives in labels (LabelTopology, LabelRun, LabelNode, LabelRole):
+// drill lists and removes only objects that carry them.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/topology"
+)
+
+// Config configures the Docker runtime.
+type Config struct {
+	// RunDir holds plan.json, data/ (bind-mounted into the nodes) and logs/ (saved at Down).
+	RunDir string
+	// Binary is the drill binary the node image is made from; it must be static (CGO off).
+	// Empty: this process's executable if static, else a static build of it (StaticBinary).
+	Binary string
+	// CacheDir keeps static builds; empty = <user cache dir>/drill.
+	CacheDir string
+	// Topology is the topology's name, used by Down when the run directory has no plan (so that
+	// `drill down` still removes a crashed run's containers); empty = the plan's.
+	Topology string
+	// PacketRulesFrom says where packet rules are changed from: PacketRulesFromAuto (default),
+	// PacketRulesFromHost or PacketRulesFromHelper.
+	PacketRulesFrom string
+	// Engine is the Docker engine; nil = NewEngine() (DOCKER_HOST or the local socket).
+	Engine Engine
+	// Logger receives the runtime's logs.
+	Logger *slog.Logger
+}
+
+// Where packet rules are changed from (Config.PacketRulesFrom).
+const (
+	// PacketRulesFromAuto enters the node's namespace from this process when it can (root, engine
+	// on this host), else runs a helper container.
+	PacketRulesFromAuto = "auto"
+	// PacketRulesFromHost always enters the namespace from this process (fails when it cannot).
+	PacketRulesFromHost = "host"
+	// PacketRulesFromHelper always runs a helper container.
+	PacketRulesFromHelper = "helper"
+)
+
+// Runtime runs nodes as containers.
+type Runtime struct {
+	cfg Config
+	eng Engine
+	log *slog.Logger
+
+	mu   sync.Mutex
+	plan *topology.Plan // loaded lazily from the run directory
+}
+
+var (
+	_ compose.Runtime       = (*Runtime)(nil)
+	_ compose.PacketFaulter = (*Runtime)(nil)
+)
+
+// New returns a Docker runtime for one run directory. It does not contact the engine.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.RunDir == "" {
+		return nil, errors.New("docker runtime: RunDir is required")
+	}
+	abs, err := filepath.Abs(cfg.RunDir)
+	if err != nil {
+		return nil, fmt.Errorf("run dir: %w", err)
+	}
+	cfg.RunDir = abs
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Engine == nil {
+		if cfg.Engine, err = NewEngine(); err != nil {
+			return nil, err
+		}
+	}
+	return &Runtime{cfg: cfg, eng: cfg.Engine, log: cfg.Logger}, nil
+}
+
+// Available reports whether a Docker engine answers within timeout (for --runtime auto).
+func Available(ctx context.Context, timeout time.Duration) error {
+	e, err := NewEngine()
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return e.Ping(ctx)
+}
+
+// Name is "docker".
+func (r *Runtime) Name() string { return "docker" }
+
+// Engine is the engine the runtime talks to.
+func (r *Runtime) Engine() Engine { return r.eng }
+
+// PlanPath is where the plan lives in the run directory (the same place as the local runtime's).
+func PlanPath(runDir string) string { return filepath.Join(runDir, "plan.json") }
+
+func (r *Runtime) planPath() string { return PlanPath(r.cfg.RunDir) }
+
+// LogPath is where a node's container log is saved at Down.
+func (r *Runtime) LogPath(node string) string {
+	return filepath.Join(r.cfg.RunDir, "logs", node+".log")
+}
+
+func (r *Runtime) dataDir(node string) string { return filepath.Join(r.cfg.RunDir, "data", node) }
+
+// loadPlan returns the running plan, read once from the run directory.
+func (r *Runtime) loadPlan() (*topology.Plan, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.plan != nil {
+		return r.plan, nil
+	}
+	p, err := topology.LoadPlan(r.planPath())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, compose.ErrNotUp
+		}
+		return nil, err
+	}
+	r.plan = p
+	return p, nil
+}
+
+// Image makes sure the node image exists for the configured binary and returns its ref and
+// whether it was built now (`drill image build`).
+func (r *Runtime) Image(ctx context.Context) (string, bool, error) {
+	bin := r.cfg.Binary
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", false, fmt.Errorf("find drill binary: %w", err)
+		}
+		cache := r.cfg.CacheDir
+		if cache == "" {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				base = os.TempDir()
+			}
+			cache = filepath.Join(base, "drill")
+		}
+		if bin, err = StaticBinary(ctx, exe, cache, r.log); err != nil {
+			return "", false, err
+		}
+	}
+	return EnsureImage(ctx, r.eng, bin, r.log)
+}
+
+// topoLabels select every object of one topology.
+func topoLabels(topo string) map[string]string { return map[string]string{LabelTopology: topo} }
+
+// networkName is a network's name: drill-<topology>-<region>, or drill-<topology>-wan.
+func networkName(topo, site string) string { return "drill-" + topo + "-" + site }
+
+// wanNetwork is the name of the WAN network's site part (no region may be called this).
+const wanNetwork = "wan"
+
+// containerName is a node container's name.
+func containerName(topo, node string) string { return "drill-" + topo + "-" + node }
+
+// nodeContainers lists the node containers of the topology by node name (helpers excluded).
+func (r *Runtime) nodeContainers(ctx context.Context, topo string) (map[string]Container, error) {
+	cs, err := r.eng.ContainerList(ctx, topoLabels(topo))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Container{}
+	for _, c := range cs {
+		if c.Labels[LabelRole] == RoleHelper || c.Labels[LabelNode] == "" {
+			continue
+		}
+		out[c.Labels[LabelNode]] = c
+	}
+	return out, nil
+}
+
+// Up creates the networks and one container per node, and starts them.
+func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
+	t := plan.Topology
+	if !t.Docker() {
+		return errors.New("docker runtime: the plan has no Docker addresses (make it with topology.NewPlan(t, \"docker\", dir))")
+	}
+	for _, reg := range t.Regions {
+		if reg.DockerHost != "" {
+			// Regions on several engines need cross-host networking (an overlay or routed
+			// bridges) that cannot be tested here: refused rather than half done.
+			return fmt.Errorf("docker runtime: region %s names docker_host %q: one engine per region is not supported yet; remove docker_host", reg.Name, reg.DockerHost)
+		}
+	}
+	if _, ok := t.Region(wanNetwork); ok {
+		return fmt.Errorf("docker runtime: a region may not be called %q (the WAN network's name)", wanNetwork)
+	}
+	existing, err := r.nodeContainers(ctx, t.Name)
+	if err != nil {
+		return fmt.Errorf("docker runtime: %w", err)
+	}
+	for _, c := range existing {
+		if c.Running() {
+			return compose.ErrAlreadyUp
+		}
+	}
+	// Leftovers of a crashed run (stopped containers, networks) go first.
+	if err := r.removeAll(ctx, t.Name, false); err != nil {
+		return fmt.Errorf("docker runtime: remove leftovers: %w", err)
+	}
+	start := time.Now()
+	ref, built, err := r.Image(ctx)
+	if err != nil {
+		return err
+	}
+	r.log.Info("node image ready", "ref", ref, "built", built, "took", time.Since(start).Round(time.Millisecond))
+
+	// A fresh cluster every time: old data would carry an old epoch and divergent history.
+	for _, d := range []string{"data", "logs"} {
+		if err := os.RemoveAll(filepath.Join(r.cfg.RunDir, d)); err != nil {
+			return fmt.Errorf("clean run dir: %w", err)
+		}
+	}
+	for _, n := range t.Nodes() {
+		if err := os.MkdirAll(r.dataDir(n.Name), 0o755); err != nil {
+			return fmt.Errorf("create run dir: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, "logs"), 0o755); err != nil {
+		return fmt.Errorf("create run dir: %w", err)
+	}
+	plan.RunDir = r.cfg.RunDir
+	plan.Runtime = r.Name()
+	if err := plan.Save(r.planPath()); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.plan = plan
+	r.mu.Unlock()
+
+	step := time.Now()
+	if err := r.ensureNetworks(ctx, plan); err != nil {
+		return err
+	}
+	r.log.Debug("networks ready", "took", time.Since(step).Round(time.Millisecond))
+	step = time.Now()
+	nodes := t.Nodes()
+	ids := make([]string, len(nodes))
+	if err := parallel(ctx, len(nodes), 4, func(i int) error {
+		id, err := r.createNode(ctx, plan, ref, nodes[i])
+		ids[i] = id
+		return err
+	}); err != nil {
+		return err
+	}
+	r.log.Debug("containers created", "took", time.Since(step).Round(time.Millisecond))
+	step = time.Now()
+	// The WAN node first: every cross-site link goes through it.
+	if err := r.eng.ContainerStart(ctx, ids[0]); err != nil {
+		return fmt.Errorf("start node %s: %w", nodes[0].Name, err)
+	}
+	err = parallel(ctx, len(nodes)-1, 4, func(i int) error {
+		if err := r.eng.ContainerStart(ctx, ids[i+1]); err != nil {
+			return fmt.Errorf("start node %s: %w", nodes[i+1].Name, err)
+		}
+		return nil
+	})
+	r.log.Debug("containers started", "took", time.Since(step).Round(time.Millisecond))
+	return err
+}
+
+// createNode creates one node's container: on the WAN network at the node's address first (its
+// default route and published ports go through it), then on its region's network (the WAN node:
+// on every region's network, at its link address there).
+func (r *Runtime) createNode(ctx context.Context, plan *topology.Plan, ref string, n topology.Node) (string, error) {
+	t := plan.Topology
+	eps := []Endpoint{{Network: networkName(t.Name, wanNetwork), IP: n.IP, Aliases: []string{n.Name}}}
+	switch n.Role {
+	case topology.RoleWAN:
+		for _, reg := range t.RegionNames() {
+			eps = append(eps, Endpoint{Network: networkName(t.Name, reg), IP: t.DockerRegionAddr(reg, n)})
+		}
+	case topology.RoleWitness:
+	default:
+		eps = append(eps, Endpoint{Network: networkName(t.Name, n.Region), IP: t.DockerRegionAddr(n.Region, n), Aliases: []string{n.Name}})
+	}
+	var ports []PortBinding
+	switch n.Role {
+	case topology.RoleDNS:
+		ports = []PortBinding{{Port: topology.PortDNS, Proto: "udp", HostIP: "127.0.0.1"}, {Port: topology.PortDNS, Proto: "tcp", HostIP: "127.0.0.1"}}
+	case topology.RoleWAN:
+		ports = []PortBinding{{Port: topology.PortWANAPI, Proto: "tcp", HostIP: "127.0.0.1"}}
+	}
+	spec := ContainerSpec{
+		Name:     containerName(t.Name, n.Name),
+		Image:    ref,
+		Cmd:      []string{"agent", "--plan", "/plan.json", "--node", n.Name, "--data-dir", "/data"},
+		Hostname: n.Name,
+		Labels: map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelNode: n.Name,
+			LabelRole: string(n.Role)},
+		// The node writes its data as the invoking user, so `drill down` can remove it.
+		User:     fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
+		Init:     true,
+		Binds:    []string{r.planPath() + ":/plan.json:ro", r.dataDir(n.Name) + ":/data"},
+		Ports:    ports,
+		Networks: eps,
+	}
+	id, err := r.eng.ContainerCreate(ctx, spec)
+	if err != nil {
+		return id, fmt.Errorf("create node %s: %w", n.Name, err)
+	}
+	return id, nil
+}
+
+// containerOf finds a node's container.
+func (r *Runtime) containerOf(ctx context.Context, node string) (Container, error) {
+	plan, err := r.loadPlan()
+	if err != nil {
+		return Container{}, err
+	}
+	cs, err := r.eng.ContainerList(ctx, map[string]string{LabelTopology: plan.Topology.Name, LabelNode: node})
+	if err != nil {
+		return Container{}, err
+	}
+	for _, c := range cs {
+		if c.Labels[LabelRole] != RoleHelper {
+			return c, nil
+		}
+	}
+	return Container{}, fmt.Errorf("node %s has no container", node)
+}
+
+// Nodes reports every planned node with its container's state.
+func (r *Runtime) Nodes(ctx context.Context) ([]compose.NodeState, error) {
+	plan, err := r.loadPlan()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := r.nodeContainers(ctx, plan.Topology.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []compose.NodeState
+	for _, n := range plan.Topology.Nodes() {
+		ns := compose.NodeState{Name: n.Name}
+		if c, ok := cs[n.Name]; ok {
+			ns.ID = c.ID
+			ns.Running, ns.Frozen = c.Running(), c.State == "paused"
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// Kill sends SIGKILL to the node's container and waits until it stopped.
+func (r *Runtime) Kill(ctx context.Context, node string) error {
+	c, err := r.containerOf(ctx, node)
+	if err != nil {
+		return err
+	}
+	if !c.Running() {
+		return fmt.Errorf("node %s is not running", node)
+	}
+	if c.State == "paused" {
+		// The engine refuses to kill a paused container; a frozen process dies as soon as it thaws.
+		if err := r.eng.ContainerUnpause(ctx, c.ID); err != nil {
+			return fmt.Errorf("kill %s: unpause first: %w", node, err)
+		}
+	}
+	if err := r.eng.ContainerKill(ctx, c.ID, "SIGKILL"); err != nil {
+		return fmt.Errorf("kill %s: %w", node, err)
+	}
+	if _, err := r.eng.ContainerWait(ctx, c.ID); err != nil {
+		return fmt.Errorf("kill %s: wait: %w", node, err)
+	}
+	return nil
+}
+
+// Freeze pauses the node's container (cgroup freezer).
+func (r *Runtime) Freeze(ctx context.Context, node string) error {
+	c, err := r.containerOf(ctx, node)
+	if err != nil {
+		return err
+	}
+	if err := r.eng.ContainerPause(ctx, c.ID); err != nil {
+		return fmt.Errorf("freeze %s: %w", node, err)
+	}
+	return nil
+}
+
+// Thaw unpauses the node's container.
+func (r *Runtime) Thaw(ctx context.Context, node string) error {
+	c, err := r.containerOf(ctx, node)
+	if err != nil {
+		return err
+	}
+	if err := r.eng.ContainerUnpause(ctx, c.ID); err != nil {
+		return fmt.Errorf("thaw %s: %w", node, err)
+	}
+	return nil
+}
+
+// Start starts the node's stopped container again, with its data (the bind-mounted data dir).
+// Its network namespace is new: packet rules must be re-applied (the injector does).
+func (r *Runtime) Start(ctx context.Context, node string) error {
+	c, err := r.containerOf(ctx, node)
+	if err != nil {
+		return err
+	}
+	if c.Running() {
+		return fmt.Errorf("node %s is already running", node)
+	}
+	if err := r.eng.ContainerStart(ctx, c.ID); err != nil {
+		return fmt.Errorf("start %s: %w", node, err)
+	}
+	return nil
+}
+
+// Endpoint is the node's address on the WAN network: the host reaches container addresses
+// directly (it is every bridge's gateway).
+func (r *Runtime) Endpoint(node string, port int) (string, error) {
+	plan, err := r.loadPlan()
+	if err != nil {
+		return "", err
+	}
+	n, ok := plan.Topology.Node(node)
+	if !ok {
+		return "", fmt.Errorf("unknown node %q", node)
+	}
+	return n.Addr(port), nil
+}
+
+// Down saves every node container's log into the run directory's logs/, then removes every
+// container (helpers included) and network labelled with this topology, and the node data.
+// Nothing without drill's labels is touched. With no plan in the run directory, Config.Topology
+// names what to remove (nothing is done without it).
+func (r *Runtime) Down(ctx context.Context) error {
+	topo := r.cfg.Topology
+	plan, err := r.loadPlan()
+	switch {
+	case err == nil:
+		topo = plan.Topology.Name
+	case !errors.Is(err, compose.ErrNotUp):
+		return err
+	}
+	if topo == "" {
+		return nil
+	}
+	if err := r.removeAll(ctx, topo, true); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(r.cfg.RunDir, "data")); err != nil {
+		return fmt.Errorf("remove node data: %w", err)
+	}
+	return nil
+}
+
+// removeAll removes the topology's containers (saving node logs first if saveLogs) and networks,
+// then checks nothing with its label is left.
+func (r *Runtime) removeAll(ctx context.Context, topo string, saveLogs bool) error {
+	cs, err := r.eng.ContainerList(ctx, topoLabels(topo))
+	if err != nil {
+		return err
+	}
+	if saveLogs {
+		if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, "logs"), 0o755); err != nil {
+			return fmt.Errorf("create logs dir: %w", err)
+		}
+		for _, c := range cs {
+			if node := c.Labels[LabelNode]; node != "" && c.Labels[LabelRole] != RoleHelper {
+				if err := r.saveLog(ctx, c.ID, node); err != nil {
+					r.log.Warn("save node log", "node", node, "err", err)
+				}
+			}
+		}
+	}
+	if err := parallel(ctx, len(cs), 4, func(i int) error {
+		if err := r.eng.ContainerRemove(ctx, cs[i].ID); err != nil && !IsNotFound(err) {
+			return fmt.Errorf("remove container %s: %w", cs[i].Name, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	nets, err := r.eng.NetworkList(ctx, topoLabels(topo))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nets {
+		errs = append(errs, r.removeNetwork(ctx, n))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return r.checkNothingLeft(ctx, topo)
+}
+
+// removeNetwork removes one network, retrying while the engine still sees endpoints of
+// containers being removed.
+func (r *Runtime) removeNetwork(ctx context.Context, n Network) error {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		err = r.eng.NetworkRemove(ctx, n.ID)
+		if err == nil || IsNotFound(err) {
+			return nil
+		}
+		if !IsConflict(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("remove network %s: %w", n.Name, err)
+}
+
+// checkNothingLeft fails if a container or network with the topology's label remains.
+func (r *Runtime) checkNothingLeft(ctx context.Context, topo string) error {
+	cs, err := r.eng.ContainerList(ctx, topoLabels(topo))
+	if err != nil {
+		return err
+	}
+	nets, err := r.eng.NetworkList(ctx, topoLabels(topo))
+	if err != nil {
+		return err
+	}
+	if len(cs)+len(nets) == 0 {
+		return nil
+	}
+	var left []string
+	for _, c := range cs {
+		left = append(left, "container "+c.Name)
+	}
+	for _, n := range nets {
+		left = append(left, "network "+n.Name)
+	}
+	slices.Sort(left)
+	return fmt.Errorf("still there after removal: %v", left)
+}
+
+// saveLog writes a container's whole log (stdout and stderr) to the node's log file.
+func (r *Runtime) saveLog(ctx context.Context, id, node string) error {
+	f, err := os.Create(r.LogPath(node))
+	if err != nil {
+		return err
+	}
+	lerr := r.eng.ContainerLogs(ctx, id, f, f)
+	return errors.Join(lerr, f.Close())
+}
+
+// parallel runs fn(0..n-1) with at most width at once and joins the errors.
+func parallel(ctx context.Context, n, width int, fn func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,386 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+)
+
+// Engine is every Docker call drill makes, in drill's own types: the docker/docker module is the
+// last of its line (v29 ships as github.com/moby/moby/client), so nothing outside this file
+// imports it.
+type Engine interface {
+	// Ping checks the engine answers (and negotiates the API version).
+	Ping(ctx context.Context) error
+	// ImageExists reports whether ref is a local image.
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	// ImageImport makes image ref from a root-filesystem tar, with Dockerfile-style changes.
+	ImageImport(ctx context.Context, rootfs io.Reader, ref string, changes []string) error
+
+	// NetworkCreate creates a bridge network; an existing network of that name is an error that
+	// IsConflict recognises.
+	NetworkCreate(ctx context.Context, spec NetworkSpec) (string, error)
+	// NetworkInspect describes one network by name or id.
+	NetworkInspect(ctx context.Context, name string) (Network, error)
+	// NetworkList lists the networks carrying every given label.
+	NetworkList(ctx context.Context, labels map[string]string) ([]Network, error)
+	// NetworkRemove removes one network.
+	NetworkRemove(ctx context.Context, id string) error
+
+	// ContainerCreate creates (not starts) a container attached to its networks.
+	ContainerCreate(ctx context.Context, spec ContainerSpec) (string, error)
+	// ContainerList lists every container (running or not) carrying every given label.
+	ContainerList(ctx context.Context, labels map[string]string) ([]Container, error)
+	// ContainerInspect describes one container.
+	ContainerInspect(ctx context.Context, id string) (Container, error)
+	// ContainerStart starts a created or stopped container.
+	ContainerStart(ctx context.Context, id string) error
+	// ContainerKill sends a signal (e.g. "SIGKILL").
+	ContainerKill(ctx context.Context, id, signal string) error
+	// ContainerPause freezes every process of a container (cgroup freezer).
+	ContainerPause(ctx context.Context, id string) error
+	// ContainerUnpause thaws a paused container.
+	ContainerUnpause(ctx context.Context, id string) error
+	// ContainerWait waits until the container is not running and returns its exit code.
+	ContainerWait(ctx context.Context, id string) (int64, error)
+	// ContainerLogs writes the container's stdout and stderr (demultiplexed) to the writers.
+	ContainerLogs(ctx context.Context, id string, stdout, stderr io.Writer) error
+	// ContainerRemove removes a container, killing it first if it runs.
+	ContainerRemove(ctx context.Context, id string) error
+	// Close releases the client.
+	Close() error
+}
+
+// NetworkSpec is a bridge network to create.
+type NetworkSpec struct {
+	// Name is the network's name.
+	Name string
+	// Subnet and Gateway are the IPv4 range and the host's address on it.
+	Subnet  netip.Prefix
+	Gateway netip.Addr
+	// Labels identify it as drill's.
+	Labels map[string]string
+}
+
+// Network is a network as the engine describes it.
+type Network struct {
+	ID, Name string
+	Labels   map[string]string
+	// Subnet is the first IPAM subnet (invalid if none).
+	Subnet netip.Prefix
+}
+
+// Endpoint is a container's attachment to one network.
+type Endpoint struct {
+	// Network is the network's name.
+	Network string
+	// IP is the container's static address on it.
+	IP netip.Addr
+	// Aliases are extra DNS names on the network.
+	Aliases []string
+}
+
+// PortBinding publishes a container port on the host.
+type PortBinding struct {
+	// Port is the container port, Proto "tcp" or "udp".
+	Port  int
+	Proto string
+	// HostIP is the host address (drill uses 127.0.0.1 only); HostPort 0 lets the engine choose.
+	HostIP   string
+	HostPort int
+}
+
+// ContainerSpec is a container to create.
+type ContainerSpec struct {
+	Name     string
+	Image    string
+	Cmd      []string
+	Labels   map[string]string
+	Hostname string
+	// User is "uid:gid" (empty: the image's default, root).
+	User string
+	// Init runs the engine's docker-init as PID 1 (signal forwarding, zombie reaping).
+	Init bool
+	// Binds are host:container[:ro] bind mounts.
+	Binds []string
+	// Ports are published on the host.
+	Ports []PortBinding
+	// Networks are the container's networks; the first is the one it is created on (its default
+	// route and published ports go through it). Empty with NetworkMode set.
+	Networks []Endpoint
+	// NetworkMode is e.g. "container:<id>" to share another container's network namespace.
+	NetworkMode string
+	// CapAdd are extra capabilities (e.g. NET_ADMIN).
+	CapAdd []string
+}
+
+// Container is a container as the engine describes it.
+type Container struct {
+	ID, Name string
+	Labels   map[string]string
+	// Image is the image the container was created from.
+	Image string
+	// State is created, running, paused, restarting, removing, exited or dead.
+	State string
+	// Pid is the main process's pid on the engine's host (0 when not running).
+	Pid int
+	// ExitCode is the last exit code.
+	ExitCode int
+}
+
+// Running reports a running or paused container.
+func (c Container) Running() bool { return c.State == "running" || c.State == "paused" }
+
+// IsNotFound reports an engine "no such object" error.
+func IsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// IsConflict reports an engine "already exists" / "in use" error.
+func IsConflict(err error) bool { return cerrdefs.IsConflict(err) }
+
+// apiEngine is Engine over the Docker Engine API client.
+type apiEngine struct {
+	c *client.Client
+}
+
+// NewEngine connects to the engine the environment names (DOCKER_HOST, default the local
+// socket), negotiating the API version (engines as old as 20.10, API 1.41, answer).
+func NewEngine() (Engine, error) {
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &apiEngine{c: c}, nil
+}
+
+func (e *apiEngine) Close() error { return e.c.Close() }
+
+func (e *apiEngine) Ping(ctx context.Context) error {
+	if _, err := e.c.Ping(ctx); err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	e.c.NegotiateAPIVersion(ctx)
+	return nil
+}
+
+func (e *apiEngine) ImageExists(ctx context.Context, ref string) (bool, error) {
+	_, err := e.c.ImageInspect(ctx, ref)
+	switch {
+	case err == nil:
+		return true, nil
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("inspect image %s: %w", ref, err)
+}
+
+func (e *apiEngine) ImageImport(ctx context.Context, rootfs io.Reader, ref string, changes []string) error {
+	rc, err := e.c.ImageImport(ctx, image.ImportSource{Source: rootfs, SourceName: "-"}, ref, image.ImportOptions{Changes: changes})
+	if err != nil {
+		return fmt.Errorf("import image %s: %w", ref, err)
+	}
+	defer rc.Close()
+	// The answer is a stream of JSON messages; an error shows up in one of them.
+	dec := json.NewDecoder(rc)
+	for {
+		var msg struct {
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("import image %s: read answer: %w", ref, err)
+		}
+		if msg.Error != "" {
+			return fmt.Errorf("import image %s: %s", ref, msg.Error)
+		}
+	}
+}
+
+func labelFilter(labels map[string]string) filters.Args {
+	args := filters.NewArgs()
+	for k, v := range labels {
+		args.Add("label", k+"="+v)
+	}
+	return args
+}
+
+func (e *apiEngine) NetworkCreate(ctx context.Context, s NetworkSpec) (string, error) {
+	resp, err := e.c.NetworkCreate(ctx, s.Name, network.CreateOptions{
+		Driver: "bridge",
+		IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: s.Subnet.String(), Gateway: s.Gateway.String()}}},
+		Labels: s.Labels,
+		// No NAT to the outside: drill's nodes talk to each other and to the host only.
+		Options: map[string]string{"com.docker.network.bridge.enable_ip_masquerade": "false"},
+	})
+	if err != nil {
+		return "", err
+	}
+	return resp.ID, nil
+}
+
+func toNetwork(n network.Inspect) Network {
+	out := Network{ID: n.ID, Name: n.Name, Labels: n.Labels}
+	for _, c := range n.IPAM.Config {
+		if p, err := netip.ParsePrefix(c.Subnet); err == nil {
+			out.Subnet = p
+			break
+		}
+	}
+	return out
+}
+
+func (e *apiEngine) NetworkInspect(ctx context.Context, name string) (Network, error) {
+	n, err := e.c.NetworkInspect(ctx, name, network.InspectOptions{})
+	if err != nil {
+		return Network{}, err
+	}
+	return toNetwork(n), nil
+}
+
+func (e *apiEngine) NetworkList(ctx context.Context, labels map[string]string) ([]Network, error) {
+	ns, err := e.c.NetworkList(ctx, network.ListOptions{Filters: labelFilter(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	out := make([]Network, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, toNetwork(n))
+	}
+	return out, nil
+}
+
+func (e *apiEngine) NetworkRemove(ctx context.Context, id string) error {
+	return e.c.NetworkRemove(ctx, id)
+}
+
+func (e *apiEngine) ContainerCreate(ctx context.Context, s ContainerSpec) (string, error) {
+	cfg := &container.Config{Image: s.Image, Cmd: s.Cmd, Labels: s.Labels, Hostname: s.Hostname, User: s.User,
+		ExposedPorts: nat.PortSet{}}
+	hc := &container.HostConfig{Binds: s.Binds, CapAdd: s.CapAdd, PortBindings: nat.PortMap{},
+		NetworkMode: container.NetworkMode(s.NetworkMode)}
+	if s.Init {
+		init := true
+		hc.Init = &init
+	}
+	for _, p := range s.Ports {
+		port := nat.Port(fmt.Sprintf("%d/%s", p.Port, p.Proto))
+		cfg.ExposedPorts[port] = struct{}{}
+		hp := ""
+		if p.HostPort > 0 {
+			hp = fmt.Sprint(p.HostPort)
+		}
+		hc.PortBindings[port] = append(hc.PortBindings[port], nat.PortBinding{HostIP: p.HostIP, HostPort: hp})
+	}
+	var nc *network.NetworkingConfig
+	if len(s.Networks) > 0 {
+		// API 1.41 attaches one network at create; the others are connected before the start.
+		first := s.Networks[0]
+		hc.NetworkMode = container.NetworkMode(first.Network)
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{first.Network: endpoint(first)}}
+	}
+	resp, err := e.c.ContainerCreate(ctx, cfg, hc, nc, nil, s.Name)
+	if err != nil {
+		return "", err
+	}
+	for _, ep := range s.Networks[min(1, len(s.Networks)):] {
+		if err := e.c.NetworkConnect(ctx, ep.Network, resp.ID, endpoint(ep)); err != nil {
+			return resp.ID, fmt.Errorf("connect %s to network %s: %w", s.Name, ep.Network, err)
+		}
+	}
+	return resp.ID, nil
+}
+
+func endpoint(ep Endpoint) *network.EndpointSettings {
+	return &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ep.IP.String()}, Aliases: ep.Aliases}
+}
+
+func (e *apiEngine) ContainerList(ctx context.Context, labels map[string]string) ([]Container, error) {
+	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: labelFilter(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]Container, 0, len(cs))
+	for _, c := range cs {
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out = append(out, Container{ID: c.ID, Name: name, Labels: c.Labels, Image: c.Image, State: c.State})
+	}
+	return out, nil
+}
+
+func (e *apiEngine) ContainerInspect(ctx context.Context, id string) (Container, error) {
+	c, err := e.c.ContainerInspect(ctx, id)
+	if err != nil {
+		return Container{}, err
+	}
+	out := Container{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/")}
+	if c.Config != nil {
+		out.Labels, out.Image = c.Config.Labels, c.Config.Image
+	}
+	if c.State != nil {
+		out.State, out.Pid, out.ExitCode = c.State.Status, c.State.Pid, c.State.ExitCode
+	}
+	return out, nil
+}
+
+func (e *apiEngine) ContainerStart(ctx context.Context, id string) error {
+	return e.c.ContainerStart(ctx, id, container.StartOptions{})
+}
+
+func (e *apiEngine) ContainerKill(ctx context.Context, id, signal string) error {
+	return e.c.ContainerKill(ctx, id, signal)
+}
+
+func (e *apiEngine) ContainerPause(ctx context.Context, id string) error {
+	return e.c.ContainerPause(ctx, id)
+}
+
+func (e *apiEngine) ContainerUnpause(ctx context.Context, id string) error {
+	return e.c.ContainerUnpause(ctx, id)
+}
+
+func (e *apiEngine) ContainerWait(ctx context.Context, id string) (int64, error) {
+	okCh, errCh := e.c.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	select {
+	case r := <-okCh:
+		if r.Error != nil && r.Error.Message != "" {
+			return r.StatusCode, errors.New(r.Error.Message)
+		}
+		return r.StatusCode, nil
+	case err := <-errCh:
+		return -1, err
+	}
+}
+
+func (e *apiEngine) ContainerLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	rc, err := e.c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	// Without a TTY the stream is multiplexed with 8-byte headers.
+	_, err = stdcopy.StdCopy(stdout, stderr, rc)
+	return err
+}
+
+func (e *apiEngine) ContainerRemove(ctx context.Context, id string) error {
+	return e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+}

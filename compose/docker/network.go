@@ -1,0 +1,62 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/drillworks/drill/topology"
+)
+
+// ensureNetworks creates the WAN network and every region's network, or reuses ones this topology
+// already has (created concurrently, or left from a crash).
+func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error {
+	t := plan.Topology
+	specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: t.DockerWANNetwork(), Gateway: t.DockerWANGateway()}}
+	for _, reg := range t.RegionNames() {
+		p := t.DockerRegionNetwork(reg)
+		gw := p.Addr().As4()
+		gw[3] = 1
+		specs = append(specs, NetworkSpec{Name: networkName(t.Name, reg), Subnet: p, Gateway: netip.AddrFrom4(gw)})
+	}
+	for _, s := range specs {
+		s.Labels = map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelRole: RoleNetwork}
+		if err := r.ensureNetwork(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureNetwork creates one network; if the name exists already, it is reused when it is this
+// topology's with the same subnet (a concurrent or earlier create), and an error otherwise: drill
+// never takes over a network it did not make. A concurrent create may fail with a conflict on the
+// name or, when the engine allocated the other caller's address pool first, with a pool overlap:
+// either way the name is looked up (a few times, while the other create finishes).
+func (r *Runtime) ensureNetwork(ctx context.Context, s NetworkSpec) error {
+	_, err := r.eng.NetworkCreate(ctx, s)
+	if err == nil {
+		return nil
+	}
+	var ierr error
+	for attempt := 0; attempt < 20; attempt++ {
+		var n Network
+		n, ierr = r.eng.NetworkInspect(ctx, s.Name)
+		if ierr == nil {
+			if n.Labels[LabelTopology] != s.Labels[LabelTopology] || n.Subnet != s.Subnet {
+				return fmt.Errorf("network %s exists and is not this topology's (labels %v, subnet %s)", s.Name, n.Labels, n.Subnet)
+			}
+			return nil
+		}
+		if !IsNotFound(ierr) || IsConflict(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("create network %s (%s): %w (is network.docker_base free on this engine?)", s.Name, s.Subnet, err)
+}

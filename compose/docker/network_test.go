@@ -1,0 +1,66 @@
+package docker
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Creating a network is idempotent and safe against concurrent creates: every caller succeeds and
+// exactly one network exists; a network of that name that is not the topology's is refused.
+func TestEnsureNetworkIsRaceSafe(t *testing.T) {
+	ctx := context.Background()
+	if err := Available(ctx, 5*time.Second); err != nil {
+		t.Skipf("SKIPPED: no Docker engine answers (%v): the Docker runtime is NOT tested here", err)
+	}
+	eng, err := NewEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	r := &Runtime{eng: eng}
+	labels := map[string]string{LabelTopology: "dtest-net", LabelRole: RoleNetwork}
+	spec := NetworkSpec{Name: "drill-dtest-net-wan", Subnet: netip.MustParsePrefix("10.199.128.0/17"),
+		Gateway: netip.MustParseAddr("10.199.255.254"), Labels: labels}
+	t.Cleanup(func() {
+		ns, err := eng.NetworkList(context.Background(), map[string]string{LabelTopology: "dtest-net"})
+		if err != nil {
+			t.Error(err)
+		}
+		for _, n := range ns {
+			if err := eng.NetworkRemove(context.Background(), n.ID); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.ensureNetwork(ctx, spec)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	ns, err := eng.NetworkList(ctx, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 1 || ns[0].Subnet != spec.Subnet {
+		t.Fatalf("networks after concurrent creates: %+v", ns)
+	}
+	other := spec
+	other.Labels = map[string]string{LabelTopology: "someone-else"}
+	if err := r.ensureNetwork(ctx, other); err == nil || !strings.Contains(err.Error(), "not this topology's") {
+		t.Fatalf("taking over another topology's network: %v", err)
+	}
+}
