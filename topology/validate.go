@@ -20,7 +20,7 @@ const (
 // Validate checks a topology built or changed in code by the same rules Parse applies. The error
 // is an ErrorList; its errors carry a Field but no file position.
 func (t *Topology) Validate() error {
-	return validate(t).err()
+	return validate(t).Err()
 }
 
 // validate runs every check, in model order.

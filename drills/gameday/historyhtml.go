@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -287,7 +289,7 @@ func buildChart(entries []Entry, idx regressionIndex) chart {
 			drillSet[seriesKey(e.Plan, d.Name)] = true
 		}
 	}
-	drills := sortedKeys(drillSet)
+	drills := slices.Sorted(maps.Keys(drillSet))
 	label := func(series string) string {
 		plan, drill, _ := strings.Cut(series, "\x00")
 		if len(plans) > 1 {

@@ -30,21 +30,21 @@ package gameday
 import (
 	"errors"
 	"fmt"
-	"math"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/drillworks/drill/drills/builtin"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/spec"
 	"github.com/drillworks/drill/topology"
+	"github.com/drillworks/drill/topology/yamlpos"
 )
 
 // Mode says what happens after a drill fails.
@@ -178,7 +178,7 @@ func Load(path string, o LoadOptions) (*Plan, error) {
 		}
 	}
 	if len(errs) > 0 {
-		sortErrors(errs)
+		errs.Sort()
 		return nil, errs
 	}
 	return p, nil
@@ -189,7 +189,7 @@ func Load(path string, o LoadOptions) (*Plan, error) {
 func Parse(source string, data []byte) (*Plan, error) {
 	p, errs := parse(source, data)
 	if len(errs) > 0 {
-		sortErrors(errs)
+		errs.Sort()
 		return nil, errs
 	}
 	return p, nil
@@ -197,22 +197,12 @@ func Parse(source string, data []byte) (*Plan, error) {
 
 // parse decodes what it can: the plan (nil after a YAML syntax error) and every problem found.
 func parse(source string, data []byte) (*Plan, ErrorList) {
-	file, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
-	if err != nil {
-		return nil, ErrorList{syntaxError(source, err)}
+	d := &decoder{Decoder: yamlpos.NewDecoder(source)}
+	body, ok := d.Document(data, "plan")
+	if !ok {
+		return nil, d.Errs
 	}
-	d := &decoder{source: source, anchors: map[string]ast.Node{}}
-	var body ast.Node
-	if len(file.Docs) > 0 {
-		body = file.Docs[0].Body
-		for _, doc := range file.Docs[1:] {
-			if doc.Body != nil {
-				d.errorf(nodePos(doc.Body), "", "a plan file holds exactly one YAML document")
-				break
-			}
-		}
-	}
-	return d.plan(body), d.errs
+	return d.plan(body), d.Errs
 }
 
 func topFields() []string {
@@ -220,63 +210,49 @@ func topFields() []string {
 }
 
 func (d *decoder) plan(body ast.Node) *Plan {
-	p := &Plan{Source: d.source, Runtime: "local", Mode: ModeStopOnFirstFailure}
-	start := Pos{Line: 1, Column: 1}
-	if isNull(body) {
-		d.errorf(start, "", "empty plan file: it needs at least name and drills")
-		return p
-	}
-	body, ok := d.resolve(body, start, "")
+	p := &Plan{Source: d.Source, Runtime: "local", Mode: ModeStopOnFirstFailure}
+	present, at, ok := d.Root(body, "empty plan file: it needs at least name and drills", topFields())
 	if !ok {
 		return p
 	}
-	entries, ok := d.mapping(body, nodePos(body), "", topFields())
-	if !ok {
-		return p
-	}
-	present := map[string]entry{}
-	for _, e := range entries {
-		present[e.key] = e
-	}
-	at := nodePos(body)
 	if e, ok := present["name"]; ok {
-		if name, ok := d.str(e); ok {
+		if name, ok := d.Str(e); ok {
 			if validName(name) {
 				p.Name = name
 			} else {
-				d.errorf(e.valuePos(), e.field, "%q is not a plan name (lower-case letters, digits and dashes)", name)
+				d.Errorf(e.ValuePos(), e.Field, "%q is not a plan name (lower-case letters, digits and dashes)", name)
 			}
 		}
 	} else {
-		d.errorf(at, "name", "missing name")
+		d.Errorf(at, "name", "missing name")
 	}
 	if e, ok := present["description"]; ok {
-		d.str(e)
+		d.Str(e)
 	}
 	if e, ok := present["runtime"]; ok {
-		if rt, ok := d.str(e); ok {
-			p.Runtime, p.runtimePos = rt, e.valuePos()
+		if rt, ok := d.Str(e); ok {
+			p.Runtime, p.runtimePos = rt, e.ValuePos()
 		}
 	}
 	if e, ok := present["topology"]; ok {
-		if path, ok := d.str(e); ok {
-			p.Topology, p.topologyPos = path, e.valuePos()
+		if path, ok := d.Str(e); ok {
+			p.Topology, p.topologyPos = path, e.ValuePos()
 		}
 	}
 	if e, ok := present["mode"]; ok {
-		if m, ok := d.str(e); ok {
+		if m, ok := d.Str(e); ok {
 			switch Mode(m) {
 			case ModeStopOnFirstFailure, ModeRunAll:
 				p.Mode = Mode(m)
 			default:
-				d.errorf(e.valuePos(), e.field, "must be %s or %s, not %q", ModeStopOnFirstFailure, ModeRunAll, m)
+				d.Errorf(e.ValuePos(), e.Field, "must be %s or %s, not %q", ModeStopOnFirstFailure, ModeRunAll, m)
 			}
 		}
 	}
 	if e, ok := present["drills"]; ok {
 		d.steps(e, p)
 	} else {
-		d.errorf(at, "drills", "missing drills: the drills to run, e.g. drills: [{drill: region-outage}]")
+		d.Errorf(at, "drills", "missing drills: the drills to run, e.g. drills: [{drill: region-outage}]")
 	}
 	if e, ok := present["webhook"]; ok {
 		p.Webhook = d.webhook(e)
@@ -288,36 +264,33 @@ func (d *decoder) plan(body ast.Node) *Plan {
 }
 
 func (d *decoder) steps(e entry, p *Plan) {
-	items, ok := d.list(e)
+	items, ok := d.List(e)
 	if !ok {
 		return
 	}
 	drills := 0
 	for _, item := range items {
-		entries, ok := d.mapping(item.value, item.valuePos(), item.field, []string{"drill", "human", "set", "budgets", "topology"})
+		entries, ok := d.Mapping(item.Value, item.ValuePos(), item.Field, []string{"drill", "human", "set", "budgets", "topology"})
 		if !ok {
 			continue
 		}
-		fields := map[string]entry{}
-		for _, f := range entries {
-			fields[f.key] = f
-		}
-		st := Step{Pos: item.valuePos(), Field: item.field}
+		fields := yamlpos.Fields(entries)
+		st := Step{Pos: item.ValuePos(), Field: item.Field}
 		drillE, isDrill := fields["drill"]
 		humanE, isHuman := fields["human"]
 		switch {
 		case isDrill && isHuman:
-			d.errorf(humanE.keyPos, humanE.field, "a step is a drill or a human step, not both (start a new list item with -)")
+			d.Errorf(humanE.KeyPos, humanE.Field, "a step is a drill or a human step, not both (start a new list item with -)")
 			continue
 		case isHuman:
 			for _, f := range entries {
-				if f.key != "human" {
-					d.errorf(f.keyPos, f.field, "%s does not apply to a human step", f.key)
+				if f.Key != "human" {
+					d.Errorf(f.KeyPos, f.Field, "%s does not apply to a human step", f.Key)
 				}
 			}
-			if text, ok := d.str(humanE); ok {
+			if text, ok := d.Str(humanE); ok {
 				if strings.TrimSpace(text) == "" {
-					d.errorf(humanE.valuePos(), humanE.field, "the prompt is empty: say what the operator must do")
+					d.Errorf(humanE.ValuePos(), humanE.Field, "the prompt is empty: say what the operator must do")
 				}
 				st.Human = strings.TrimSpace(text)
 			}
@@ -325,134 +298,113 @@ func (d *decoder) steps(e entry, p *Plan) {
 			st.Drill = d.drillStep(drillE, fields)
 			drills++
 		default:
-			d.errorf(item.valuePos(), item.field, "missing drill: give drill: NAME|FILE, or human: PROMPT")
+			d.Errorf(item.ValuePos(), item.Field, "missing drill: give drill: NAME|FILE, or human: PROMPT")
 			continue
 		}
 		p.Steps = append(p.Steps, st)
 	}
-	if drills == 0 && len(d.errs) == 0 {
-		d.errorf(e.valuePos(), e.field, "a plan needs at least one drill")
+	if drills == 0 && len(d.Errs) == 0 {
+		d.Errorf(e.ValuePos(), e.Field, "a plan needs at least one drill")
 	}
 }
 
 func (d *decoder) drillStep(drillE entry, fields map[string]entry) *DrillStep {
 	ds := &DrillStep{Set: map[string]string{}, Budgets: check.Budgets{}, setPos: map[string]entry{}}
-	if ref, ok := d.str(drillE); ok {
-		ds.Ref, ds.refPos = strings.TrimSpace(ref), drillE.valuePos()
+	if ref, ok := d.Str(drillE); ok {
+		ds.Ref, ds.refPos = strings.TrimSpace(ref), drillE.ValuePos()
 	}
 	if e, ok := fields["topology"]; ok {
-		if path, ok := d.str(e); ok {
-			ds.Topology, ds.topologyPos = path, e.valuePos()
+		if path, ok := d.Str(e); ok {
+			ds.Topology, ds.topologyPos = path, e.ValuePos()
 		}
 	}
 	if e, ok := fields["set"]; ok {
-		if entries, ok := d.mapping(e.value, e.valuePos(), e.field, nil); ok {
+		if entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, nil); ok {
 			for _, s := range entries {
-				value, ok := d.str(s)
+				value, ok := d.Str(s)
 				if !ok {
 					continue
 				}
 				// Checked against the default topology now so a typo fails at once; Resolve checks
 				// the value again against the topology the drill really runs on.
-				if err := topology.Default().Set(s.key, value); err != nil {
-					at := s.valuePos()
-					if strings.HasPrefix(settingMessage(err), "unknown setting") {
-						at = s.keyPos
-					}
-					d.errorf(at, s.field, "%s", settingMessage(err))
+				if !spec.CheckSetting(d.Decoder, s, value) {
 					continue
 				}
-				ds.Set[s.key], ds.setPos[s.key] = value, s
+				ds.Set[s.Key], ds.setPos[s.Key] = value, s
 			}
 		}
 	}
 	if e, ok := fields["budgets"]; ok {
-		if entries, ok := d.mapping(e.value, e.valuePos(), e.field, nil); ok {
-			for _, b := range entries {
-				if !check.IsBudgetName(b.key) {
-					d.errorf(b.keyPos, b.field, "unknown budget %q (valid: %s)", b.key, strings.Join(check.BudgetNames(), ", "))
-					continue
-				}
-				v, ok := d.number(b)
-				if !ok {
-					continue
-				}
-				if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-					d.errorf(b.valuePos(), b.field, "must be a finite number >= 0, not %s", describe(b.value))
-					continue
-				}
-				ds.Budgets[b.key] = v
-			}
-		}
+		spec.DecodeBudgets(d.Decoder, e, ds.Budgets)
 	}
 	return ds
 }
 
 func (d *decoder) webhook(e entry) *Webhook {
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field, []string{"url", "timeout", "retries"})
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, []string{"url", "timeout", "retries"})
 	if !ok {
 		return nil
 	}
 	w := &Webhook{Timeout: DefaultWebhookTimeout, Retries: DefaultWebhookRetries}
 	hasURL := false
 	for _, f := range entries {
-		switch f.key {
+		switch f.Key {
 		case "url":
-			text, ok := d.str(f)
+			text, ok := d.Str(f)
 			if !ok {
 				continue
 			}
 			hasURL = true
 			u, err := url.Parse(text)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				d.errorf(f.valuePos(), f.field, "%q is not an http or https URL", text)
+				d.Errorf(f.ValuePos(), f.Field, "%q is not an http or https URL", text)
 				continue
 			}
 			w.URL = text
 		case "timeout":
-			if v, ok := d.duration(f, true); ok {
+			if v, ok := d.Duration(f, true); ok {
 				w.Timeout = v
 			}
 		case "retries":
-			if v, ok := d.integer(f, 0, maxWebhookRetries); ok {
+			if v, ok := d.Integer(f, 0, maxWebhookRetries); ok {
 				w.Retries = v
 			}
 		}
 	}
 	if !hasURL {
-		d.errorf(e.valuePos(), childField(e.field, "url"), "missing url: where to POST the outcome")
+		d.Errorf(e.ValuePos(), yamlpos.ChildField(e.Field, "url"), "missing url: where to POST the outcome")
 	}
 	return w
 }
 
 func (d *decoder) schedule(e entry) *Schedule {
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field, []string{"cron", "jitter"})
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, []string{"cron", "jitter"})
 	if !ok {
 		return nil
 	}
 	s := &Schedule{}
 	hasCron := false
 	for _, f := range entries {
-		switch f.key {
+		switch f.Key {
 		case "cron":
-			text, ok := d.str(f)
+			text, ok := d.Str(f)
 			if !ok {
 				continue
 			}
 			hasCron = true
 			if _, err := ParseCron(text); err != nil {
-				d.errorf(f.valuePos(), f.field, "%v", err)
+				d.Errorf(f.ValuePos(), f.Field, "%v", err)
 				continue
 			}
 			s.Cron = text
 		case "jitter":
-			if v, ok := d.duration(f, false); ok {
+			if v, ok := d.Duration(f, false); ok {
 				s.Jitter = v
 			}
 		}
 	}
 	if !hasCron {
-		d.errorf(e.valuePos(), childField(e.field, "cron"), `missing cron: when to run, e.g. cron: "0 10 * * FRI"`)
+		d.Errorf(e.ValuePos(), yamlpos.ChildField(e.Field, "cron"), `missing cron: when to run, e.g. cron: "0 10 * * FRI"`)
 	}
 	return s
 }
@@ -466,7 +418,7 @@ func (d *decoder) schedule(e entry) *Schedule {
 func (p *Plan) Resolve(dir string, o LoadOptions) error {
 	var errs ErrorList
 	errorf := func(at Pos, field, format string, args ...any) {
-		errs = append(errs, &Error{File: p.Source, Line: at.Line, Column: at.Column, Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, yamlpos.Errorf(p.Source, at, field, format, args...))
 	}
 	check := o.CheckRuntime
 	if check == nil {
@@ -538,10 +490,10 @@ func (p *Plan) Resolve(dir string, o LoadOptions) error {
 			continue
 		}
 		good := true
-		for _, k := range sortedKeys(ds.Set) {
+		for _, k := range slices.Sorted(maps.Keys(ds.Set)) {
 			if err := resolved.Set(k, ds.Set[k]); err != nil {
 				s := ds.setPos[k]
-				errorf(s.valuePos(), s.field, "%s", settingMessage(err))
+				errorf(s.ValuePos(), s.Field, "%s", yamlpos.Messages(err))
 				good = false
 				continue
 			}
@@ -555,7 +507,7 @@ func (p *Plan) Resolve(dir string, o LoadOptions) error {
 		}
 	}
 	if len(errs) > 0 {
-		sortErrors(errs)
+		errs.Sort()
 		return errs
 	}
 	return nil
@@ -576,7 +528,7 @@ func (p *Plan) loadDrill(dir string, ds *DrillStep) (*spec.Drill, error) {
 		}
 		dr, err = spec.Load(ds.Path)
 	} else {
-		if !contains(builtin.Names(), ref) {
+		if !slices.Contains(builtin.Names(), ref) {
 			return nil, fmt.Errorf("unknown drill %q: not a built-in drill (built-in: %s) and not a drill file (a file name ends in .yaml)",
 				ref, strings.Join(builtin.Names(), ", "))
 		}
@@ -600,27 +552,4 @@ func relTo(dir, path string) string {
 		return path
 	}
 	return filepath.Join(dir, path)
-}
-
-// settingMessage is the message of a topology.Set error, without the topology's field path.
-func settingMessage(err error) string {
-	var list topology.ErrorList
-	if !errors.As(err, &list) {
-		return err.Error()
-	}
-	msgs := make([]string, len(list))
-	for i, e := range list {
-		msgs[i] = e.Msg
-	}
-	return strings.Join(msgs, "; ")
-}
-
-// sortedKeys lists a map's keys, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

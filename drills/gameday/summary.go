@@ -1,9 +1,7 @@
 package gameday
 
 import (
-	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"html/template"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/report"
+	"github.com/drillworks/drill/drills/report/junit"
 )
 
 // writeRunFiles writes summary.json, junit.xml and index.html into the run's directory.
@@ -127,115 +126,46 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// JUnit XML: one testsuite per drill (a testcase per check), and one for the human steps.
-
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name       string          `xml:"name,attr"`
-	Tests      int             `xml:"tests,attr"`
-	Failures   int             `xml:"failures,attr"`
-	Errors     int             `xml:"errors,attr"`
-	Skipped    int             `xml:"skipped,attr"`
-	Time       string          `xml:"time,attr"`
-	Timestamp  string          `xml:"timestamp,attr,omitempty"`
-	Properties []junitProperty `xml:"properties>property,omitempty"`
-	Cases      []junitCase     `xml:"testcase"`
-}
-
-type junitProperty struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:"value,attr"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	ClassName string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitProblem `xml:"failure,omitempty"`
-	Error     *junitProblem `xml:"error,omitempty"`
-	Skipped   *junitSkipped `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitProblem struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
-	Text    string `xml:",chardata"`
-}
-
-type junitSkipped struct {
-	Message string `xml:"message,attr"`
-}
-
-func seconds(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	return strconv.FormatFloat(d.Seconds(), 'f', 3, 64)
-}
-
 // WriteJUnit writes the run as JUnit XML: a testsuites document named gameday.<plan> with one
 // testsuite per drill (gameday.<plan>.<NN>-<drill>) holding a testcase per check (<failure> for
 // fail, <skipped> for not judged), plus a testcase "drill" with <error> when the drill errored or
 // was aborted, or <skipped> when it did not run; and a suite for the human steps.
 func WriteJUnit(w io.Writer, s *Summary) error {
-	root := junitSuites{Name: "gameday." + s.Plan, Time: seconds(s.End.Sub(s.Start))}
-	var human *junitSuite
+	root := junit.Suites{Name: "gameday." + s.Plan, Time: junit.Seconds(s.End.Sub(s.Start))}
+	var human *junit.Suite
 	for _, st := range s.Steps {
 		if st.Kind == KindHuman {
 			if human == nil {
-				human = &junitSuite{Name: "gameday." + s.Plan + ".human"}
+				human = &junit.Suite{Name: "gameday." + s.Plan + ".human"}
 			}
-			tc := junitCase{Name: fmt.Sprintf("%02d %s", st.Index+1, st.Name), ClassName: human.Name, Time: seconds(st.End.Sub(st.Start))}
+			tc := junit.Case{Name: fmt.Sprintf("%02d %s", st.Index+1, st.Name), ClassName: human.Name, Time: junit.Seconds(st.End.Sub(st.Start))}
 			switch st.Verdict {
 			case VerdictAcknowledged:
 			case VerdictSkipped:
-				tc.Skipped = &junitSkipped{Message: st.Error}
+				tc.Skipped = &junit.Skipped{Message: st.Error}
 				human.Skipped++
 			default:
-				tc.Error = &junitProblem{Message: st.Error, Type: st.Verdict, Text: st.Error}
+				tc.Error = &junit.Problem{Message: st.Error, Type: st.Verdict, Text: st.Error}
 				human.Errors++
 			}
 			human.Cases = append(human.Cases, tc)
 			continue
 		}
-		suite := junitSuite{Name: fmt.Sprintf("gameday.%s.%02d-%s", s.Plan, st.Index+1, st.Name), Time: seconds(st.End.Sub(st.Start)),
-			Properties: []junitProperty{{"verdict", st.Verdict}, {"drill", st.Ref}, {"report_dir", st.ReportDir}, {"seed", strconv.FormatInt(st.Seed, 10)}}}
+		suite := junit.Suite{Name: fmt.Sprintf("gameday.%s.%02d-%s", s.Plan, st.Index+1, st.Name), Time: junit.Seconds(st.End.Sub(st.Start)),
+			Properties: []junit.Property{{Name: "verdict", Value: st.Verdict}, {Name: "drill", Value: st.Ref},
+				{Name: "report_dir", Value: st.ReportDir}, {Name: "seed", Value: strconv.FormatInt(st.Seed, 10)}}}
 		if !st.Start.IsZero() {
 			suite.Timestamp = st.Start.UTC().Format(time.RFC3339)
 		}
-		for _, c := range st.Checks {
-			tc := junitCase{Name: c.Name, ClassName: suite.Name, Time: "0", SystemOut: c.Detail}
-			summary := fmt.Sprintf("measured %s, budget %s", fmtNum(c.Measured, c.Unit), fmtNum(c.Budget, c.Unit))
-			switch c.Verdict {
-			case check.Fail:
-				tc.Failure = &junitProblem{Message: summary + ": " + c.Detail, Type: "over-budget", Text: c.Detail}
-				suite.Failures++
-			case check.Pass:
-			default:
-				tc.Skipped = &junitSkipped{Message: "not judged: " + c.Detail}
-				suite.Skipped++
-			}
-			suite.Cases = append(suite.Cases, tc)
-		}
+		report.AddJUnitChecks(&suite, st.Checks, fmtNum)
 		switch st.Verdict {
 		case report.VerdictError, report.VerdictAborted:
-			suite.Cases = append(suite.Cases, junitCase{Name: "drill", ClassName: suite.Name, Time: suite.Time,
-				Error: &junitProblem{Message: st.Error, Type: st.Verdict, Text: st.Error}})
+			suite.Cases = append(suite.Cases, junit.Case{Name: "drill", ClassName: suite.Name, Time: suite.Time,
+				Error: &junit.Problem{Message: st.Error, Type: st.Verdict, Text: st.Error}})
 			suite.Errors++
 		case VerdictSkipped:
-			suite.Cases = append(suite.Cases, junitCase{Name: "drill", ClassName: suite.Name, Time: "0",
-				Skipped: &junitSkipped{Message: "not run: " + st.Error}})
+			suite.Cases = append(suite.Cases, junit.Case{Name: "drill", ClassName: suite.Name, Time: "0",
+				Skipped: &junit.Skipped{Message: "not run: " + st.Error}})
 			suite.Skipped++
 		}
 		suite.Tests = len(suite.Cases)
@@ -251,18 +181,7 @@ func WriteJUnit(w io.Writer, s *Summary) error {
 		root.Errors += su.Errors
 		root.Skipped += su.Skipped
 	}
-	var buf bytes.Buffer
-	buf.WriteString(xml.Header)
-	enc := xml.NewEncoder(&buf)
-	enc.Indent("", "  ")
-	if err := enc.Encode(root); err != nil {
-		return fmt.Errorf("write junit: %w", err)
-	}
-	buf.WriteString("\n")
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("write junit: %w", err)
-	}
-	return nil
+	return junit.Write(w, root)
 }
 
 // runRow is one row of the game day's index.html.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -142,7 +144,7 @@ func buildTimeline(r *Report, ops []history.Op) timeline {
 	}
 	colors := map[string]string{}
 	palette := regionPalette()
-	for i, name := range sortedKeys(regionSet) {
+	for i, name := range slices.Sorted(maps.Keys(regionSet)) {
 		colors[name] = palette[i%len(palette)]
 	}
 
@@ -220,7 +222,7 @@ func buildTimeline(r *Report, ops []history.Op) timeline {
 	}
 	tl.Lag.Empty = len(lagByNode) == 0
 	tl.Lag.MaxLabel = fmt.Sprintf("%d ms", maxLag)
-	for _, node := range sortedKeys(lagByNode) {
+	for _, node := range slices.Sorted(maps.Keys(lagByNode)) {
 		var pts strings.Builder
 		region := ""
 		for i, op := range lagByNode[node] {
@@ -282,7 +284,7 @@ func buildTimeline(r *Report, ops []history.Op) timeline {
 	// Legend: regions, then write outcomes.
 	tl.LegendY = tl.AxisY + axisHeight
 	x := float64(plotLeft)
-	for _, name := range sortedKeys(colors) {
+	for _, name := range slices.Sorted(maps.Keys(colors)) {
 		tl.Legend = append(tl.Legend, tlLegend{X: x, Color: colors[name], Label: name})
 		x += 110
 	}
@@ -341,7 +343,7 @@ func WriteHTML(w io.Writer, r *Report, ops []history.Op) error {
 		{"stale_reads", optInt(m.StaleReads)},
 		{"replication_lag_p99_ms", optFloat(m.ReplicationLagP99MS)},
 	}
-	for _, region := range sortedKeys(m.RTOS) {
+	for _, region := range slices.Sorted(maps.Keys(m.RTOS)) {
 		v.Metrics = append(v.Metrics, metricRow{"rto_s " + region, fmt.Sprintf("%g", m.RTOS[region])})
 	}
 	sort.SliceStable(v.Metrics, func(i, j int) bool { return v.Metrics[i].Name < v.Metrics[j].Name })
@@ -355,7 +357,7 @@ func WriteHTML(w io.Writer, r *Report, ops []history.Op) error {
 		}
 		v.Faults = append(v.Faults, row)
 	}
-	for _, k := range sortedKeys(r.Settings) {
+	for _, k := range slices.Sorted(maps.Keys(r.Settings)) {
 		v.Settings = append(v.Settings, settingRow{k, r.Settings[k]})
 	}
 	if err := tmpl.Execute(w, v); err != nil {

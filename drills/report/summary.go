@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,7 +23,7 @@ func WriteSummary(w io.Writer, r *Report) error {
 		r.Drill, strings.ToUpper(r.Verdict), orDash(r.Runtime), orDash(r.Topology), r.Seed, runLength(r))
 	if len(r.Settings) > 0 {
 		var parts []string
-		for _, k := range sortedKeys(r.Settings) {
+		for _, k := range slices.Sorted(maps.Keys(r.Settings)) {
 			parts = append(parts, k+"="+r.Settings[k])
 		}
 		fmt.Fprintf(&b, "settings: %s\n", strings.Join(parts, " "))

@@ -1,27 +1,23 @@
 package spec
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"sort"
 	"strings"
-	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/topology/yamlpos"
 )
 
 // Limits that keep a drill file sane.
 const (
 	maxClientsPerRegion = 100
 	maxWriteRate        = 1000.0
-	maxAliasDepth       = 32
 )
 
 // Load reads and parses the drill file at path.
@@ -36,269 +32,40 @@ func Load(path string) (*Drill, error) {
 // Parse reads a drill file. source names the file in errors and becomes Drill.Source. On failure
 // the error is an ErrorList of every problem found, sorted by position.
 func Parse(source string, data []byte) (*Drill, error) {
-	file, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
-	if err != nil {
-		return nil, ErrorList{syntaxError(source, err)}
-	}
-	d := &decoder{source: source, anchors: map[string]ast.Node{}}
-	var body ast.Node
-	if len(file.Docs) > 0 {
-		body = file.Docs[0].Body
-		for _, doc := range file.Docs[1:] {
-			if doc.Body != nil {
-				d.errorf(nodePos(doc.Body), "", "a drill file holds exactly one YAML document")
-				break
-			}
-		}
+	d := &decoder{Decoder: yamlpos.NewDecoder(source)}
+	body, ok := d.Document(data, "drill")
+	if !ok {
+		return nil, d.Errs
 	}
 	drill := d.drill(body)
-	if len(d.errs) > 0 {
-		sort.SliceStable(d.errs, func(i, j int) bool {
-			if d.errs[i].Line != d.errs[j].Line {
-				return d.errs[i].Line < d.errs[j].Line
-			}
-			return d.errs[i].Column < d.errs[j].Column
-		})
-		return nil, d.errs
+	if len(d.Errs) > 0 {
+		d.Errs.Sort()
+		return nil, d.Errs
 	}
 	return drill, nil
 }
 
-// syntaxError turns a YAML parser error into an *Error at the offending token.
-func syntaxError(source string, err error) *Error {
-	e := &Error{File: source, Msg: err.Error()}
-	var yerr yaml.Error
-	if errors.As(err, &yerr) {
-		e.Msg = yerr.GetMessage()
-		if tk := yerr.GetToken(); tk != nil && tk.Position != nil {
-			e.Line, e.Column = tk.Position.Line, tk.Position.Column
-		}
-	}
-	return e
-}
-
-// decoder walks the YAML AST, collecting every problem with its position.
+// decoder walks the YAML AST of a drill file, collecting every problem with its position.
 type decoder struct {
-	source  string
-	errs    ErrorList
-	anchors map[string]ast.Node
+	*yamlpos.Decoder
 	// untilAt is the workload's until entry, if the file has one.
 	untilAt *entry
 }
 
-func (d *decoder) errorf(at Pos, field, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.source, Line: at.Line, Column: at.Column, Field: field, Msg: fmt.Sprintf(format, args...)})
-}
-
-// entry is one key/value pair of a mapping; value is resolved (tags, anchors, aliases).
-type entry struct {
-	key    string
-	keyPos Pos
-	field  string
-	value  ast.Node
-}
-
-// valuePos is where errors about the value point: the value, or the key for an empty value.
-func (e entry) valuePos() Pos {
-	if isNull(e.value) {
-		return e.keyPos
-	}
-	return nodePos(e.value)
-}
-
-// mapping returns a mapping's entries, reporting a non-mapping, non-scalar or duplicate keys and
-// keys not in allowed (nil allows any key). ok is false when node is not a mapping at all.
-func (d *decoder) mapping(node ast.Node, at Pos, field string, allowed []string) ([]entry, bool) {
-	var pairs []*ast.MappingValueNode
-	switch n := node.(type) {
-	case *ast.MappingNode:
-		pairs = n.Values
-	case *ast.MappingValueNode:
-		pairs = []*ast.MappingValueNode{n}
-	default:
-		d.errorf(at, field, "must be a mapping, not %s", describe(node))
-		return nil, false
-	}
-	seen := map[string]Pos{}
-	var out []entry
-	for _, pair := range pairs {
-		keyAt := nodePos(pair.Key)
-		if pair.Key.IsMergeKey() {
-			d.errorf(keyAt, field, "merge keys (<<) are not supported")
-			continue
-		}
-		key, ok := keyText(pair.Key)
-		if !ok {
-			d.errorf(keyAt, field, "keys must be plain names, not %s", describe(pair.Key))
-			continue
-		}
-		keyField := childField(field, key)
-		if first, dup := seen[key]; dup {
-			d.errorf(keyAt, keyField, "duplicate key %q (first at line %d)", key, first.Line)
-			continue
-		}
-		seen[key] = keyAt
-		if allowed != nil && !contains(allowed, key) {
-			d.errorf(keyAt, keyField, "unknown field %q (valid: %s)", key, strings.Join(allowed, ", "))
-			continue
-		}
-		value, ok := d.resolve(pair.Value, keyAt, keyField)
-		if !ok {
-			continue
-		}
-		out = append(out, entry{key: key, keyPos: keyAt, field: keyField, value: value})
-	}
-	return out, true
-}
-
-// resolve follows tags, anchors and aliases to the node holding the value.
-func (d *decoder) resolve(node ast.Node, at Pos, field string) (ast.Node, bool) {
-	for range maxAliasDepth {
-		switch n := node.(type) {
-		case *ast.TagNode:
-			node = n.Value
-		case *ast.AnchorNode:
-			d.anchors[n.Name.GetToken().Value] = n.Value
-			node = n.Value
-		case *ast.AliasNode:
-			name := n.Value.GetToken().Value
-			target, ok := d.anchors[name]
-			if !ok {
-				d.errorf(nodePos(n), field, "unknown alias *%s", name)
-				return nil, false
-			}
-			node = target
-		default:
-			return node, true
-		}
-	}
-	d.errorf(at, field, "aliases nested too deeply")
-	return nil, false
-}
-
-// str reads a scalar as text.
-func (d *decoder) str(e entry) (string, bool) {
-	if isNull(e.value) {
-		d.errorf(e.keyPos, e.field, "missing value")
-		return "", false
-	}
-	text, ok := scalarText(e.value)
-	if !ok {
-		d.errorf(e.valuePos(), e.field, "must be a single value, not %s", describe(e.value))
-		return "", false
-	}
-	return text, true
-}
+// entry is one key/value pair of a mapping, or one list item.
+type entry = yamlpos.Entry
 
 // name reads a region, node or drill name.
 func (d *decoder) name(e entry, what string) (string, bool) {
-	text, ok := d.str(e)
+	text, ok := d.Str(e)
 	if !ok {
 		return "", false
 	}
 	if !namePattern.MatchString(text) {
-		d.errorf(e.valuePos(), e.field, "%q is not a %s name (lower-case letters, digits and dashes)", text, what)
+		d.Errorf(e.ValuePos(), e.Field, "%q is not a %s name (lower-case letters, digits and dashes)", text, what)
 		return "", false
 	}
 	return text, true
-}
-
-// duration reads a Go duration; positive requires > 0, else >= 0.
-func (d *decoder) duration(e entry, positive bool) (time.Duration, bool) {
-	text, ok := d.str(e)
-	if !ok {
-		return 0, false
-	}
-	v, err := time.ParseDuration(text)
-	switch {
-	case err != nil && isNumber(e.value):
-		d.errorf(e.valuePos(), e.field, "invalid duration %q: missing unit (use e.g. %ss)", text, text)
-		return 0, false
-	case err != nil:
-		d.errorf(e.valuePos(), e.field, "invalid duration %q (use e.g. 500ms, 10s, 2m)", text)
-		return 0, false
-	case positive && v <= 0:
-		d.errorf(e.valuePos(), e.field, "must be longer than 0, not %s", text)
-		return 0, false
-	case v < 0:
-		d.errorf(e.valuePos(), e.field, "must not be negative, not %s", text)
-		return 0, false
-	}
-	return v, true
-}
-
-// integer reads an integer in [lo, hi].
-func (d *decoder) integer(e entry, lo, hi int) (int, bool) {
-	n, isInt := e.value.(*ast.IntegerNode)
-	if !isInt {
-		d.errorf(e.valuePos(), e.field, "must be an integer, not %s", describe(e.value))
-		return 0, false
-	}
-	var v int64
-	switch i := n.Value.(type) {
-	case int64:
-		v = i
-	case uint64:
-		v = math.MaxInt64
-		if i <= math.MaxInt64 {
-			v = int64(i)
-		}
-	}
-	if v < int64(lo) || v > int64(hi) {
-		d.errorf(e.valuePos(), e.field, "must be between %d and %d, not %d", lo, hi, v)
-		return 0, false
-	}
-	return int(v), true
-}
-
-// number reads an integer or decimal number.
-func (d *decoder) number(e entry, what string) (float64, bool) {
-	var v float64
-	switch n := e.value.(type) {
-	case *ast.IntegerNode:
-		switch i := n.Value.(type) {
-		case int64:
-			v = float64(i)
-		case uint64:
-			v = float64(i)
-		}
-	case *ast.FloatNode:
-		v = n.Value
-	default:
-		d.errorf(e.valuePos(), e.field, "must be a number%s, not %s", what, describe(e.value))
-		return 0, false
-	}
-	return v, true
-}
-
-// boolean reads true or false.
-func (d *decoder) boolean(e entry) (bool, bool) {
-	b, ok := e.value.(*ast.BoolNode)
-	if !ok {
-		d.errorf(e.valuePos(), e.field, "must be true or false, not %s", describe(e.value))
-		return false, false
-	}
-	return b.Value, true
-}
-
-// list returns a sequence's items, resolved.
-func (d *decoder) list(e entry) ([]entry, bool) {
-	seq, ok := e.value.(*ast.SequenceNode)
-	if !ok {
-		d.errorf(e.valuePos(), e.field, "must be a list, not %s", describe(e.value))
-		return nil, false
-	}
-	var out []entry
-	for i, item := range seq.Values {
-		field := fmt.Sprintf("%s[%d]", e.field, i)
-		at := nodePos(item)
-		value, ok := d.resolve(item, at, field)
-		if !ok {
-			continue
-		}
-		out = append(out, entry{key: e.key, keyPos: at, field: field, value: value})
-	}
-	return out, true
 }
 
 // topFields are the top-level fields, in documentation order.
@@ -308,38 +75,24 @@ func topFields() []string {
 
 // drill decodes the whole document.
 func (d *decoder) drill(body ast.Node) *Drill {
-	dr := &Drill{Source: d.source, Settings: map[string]string{}, Budgets: check.Budgets{}, settingPos: map[string]Pos{}}
-	start := Pos{Line: 1, Column: 1}
-	if body == nil || isNull(body) {
-		d.errorf(start, "", "empty drill file: it needs at least name and steps")
-		return dr
-	}
-	body, ok := d.resolve(body, start, "")
+	dr := &Drill{Source: d.Source, Settings: map[string]string{}, Budgets: check.Budgets{}, settingPos: map[string]Pos{}}
+	present, at, ok := d.Root(body, "empty drill file: it needs at least name and steps", topFields())
 	if !ok {
 		return dr
 	}
-	entries, ok := d.mapping(body, nodePos(body), "", topFields())
-	if !ok {
-		return dr
-	}
-	present := map[string]entry{}
-	for _, e := range entries {
-		present[e.key] = e
-	}
-	at := nodePos(body)
 	if e, ok := present["name"]; ok {
 		dr.Name, _ = d.name(e, "drill")
 	} else {
-		d.errorf(at, "name", "missing name")
+		d.Errorf(at, "name", "missing name")
 	}
 	if e, ok := present["description"]; ok {
-		dr.Description, _ = d.str(e)
+		dr.Description, _ = d.Str(e)
 	}
 	if e, ok := present["settings"]; ok {
 		d.settings(e, dr)
 	}
 	if e, ok := present["budgets"]; ok {
-		d.budgets(e, dr)
+		DecodeBudgets(d.Decoder, e, dr.Budgets)
 	}
 	if e, ok := present["workload"]; ok {
 		d.workload(e, dr)
@@ -349,95 +102,107 @@ func (d *decoder) drill(body ast.Node) *Drill {
 	if e, ok := present["steps"]; ok {
 		d.steps(e, dr)
 	} else {
-		d.errorf(at, "steps", "missing steps")
+		d.Errorf(at, "steps", "missing steps")
 	}
 	return dr
 }
 
 func (d *decoder) settings(e entry, dr *Drill) {
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field, nil)
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, nil)
 	if !ok {
 		return
 	}
 	for _, s := range entries {
-		value, ok := d.str(s)
+		value, ok := d.Str(s)
 		if !ok {
 			continue
 		}
-		dr.Settings[s.key] = value
-		dr.settingPos[s.key] = s.valuePos()
-		// Values are checked against the embedded default topology here, so a typo fails at once;
-		// Resolve checks them again against the topology the drill really runs on.
-		if err := defaultTopology().Set(s.key, value); err != nil {
-			at := s.valuePos()
-			if strings.HasPrefix(settingMessage(err), "unknown setting") {
-				at = s.keyPos
-			}
-			d.errorf(at, s.field, "%s", settingMessage(err))
-		}
+		dr.Settings[s.Key] = value
+		dr.settingPos[s.Key] = s.ValuePos()
+		CheckSetting(d.Decoder, s, value)
 	}
 }
 
-func (d *decoder) budgets(e entry, dr *Drill) {
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field, nil)
+// CheckSetting checks a design setting (entry s, as in a drill file's settings) against the
+// embedded default topology, so that a typo fails at once; Resolve checks it again against the
+// topology the drill really runs on. ok is false, and the problem recorded in d (at the key for
+// an unknown setting, else at the value), when the setting is unknown or its value bad.
+func CheckSetting(d *yamlpos.Decoder, s yamlpos.Entry, value string) bool {
+	err := defaultTopology().Set(s.Key, value)
+	if err == nil {
+		return true
+	}
+	at := s.ValuePos()
+	if strings.HasPrefix(yamlpos.Messages(err), "unknown setting") {
+		at = s.KeyPos
+	}
+	d.Errorf(at, s.Field, "%s", yamlpos.Messages(err))
+	return false
+}
+
+// DecodeBudgets reads a budgets mapping (entry e, as in a drill file) into budgets: every key
+// must be a budget name (check.BudgetNames) and every value a finite number >= 0. A bad budget
+// is recorded in d and left out.
+func DecodeBudgets(d *yamlpos.Decoder, e yamlpos.Entry, budgets check.Budgets) {
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, nil)
 	if !ok {
 		return
 	}
 	for _, b := range entries {
-		if !check.IsBudgetName(b.key) {
-			d.errorf(b.keyPos, b.field, "unknown budget %q (valid: %s)", b.key, strings.Join(check.BudgetNames(), ", "))
+		if !check.IsBudgetName(b.Key) {
+			d.Errorf(b.KeyPos, b.Field, "unknown budget %q (valid: %s)", b.Key, strings.Join(check.BudgetNames(), ", "))
 			continue
 		}
-		v, ok := d.number(b, " (the unit is in the budget's name)")
+		v, ok := d.Number(b, " (the unit is in the budget's name)")
 		if !ok {
 			continue
 		}
 		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-			d.errorf(b.valuePos(), b.field, "must be a finite number >= 0, not %s", describe(b.value))
+			d.Errorf(b.ValuePos(), b.Field, "must be a finite number >= 0, not %s", yamlpos.Describe(b.Value))
 			continue
 		}
-		dr.Budgets[b.key] = v
+		budgets[b.Key] = v
 	}
 }
 
 func (d *decoder) workload(e entry, dr *Drill) {
 	w := Workload{ClientsPerRegion: DefaultClientsPerRegion, WriteRate: DefaultWriteRate, ReadAfterWrite: DefaultReadAfterWrite}
 	defer func() { dr.Workload = w }()
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field,
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field,
 		[]string{"clients_per_region", "write_rate", "read_after_write", "duration", "until"})
 	if !ok {
 		return
 	}
 	var durationAt *entry
 	for _, f := range entries {
-		switch f.key {
+		switch f.Key {
 		case "clients_per_region":
-			if v, ok := d.integer(f, 1, maxClientsPerRegion); ok {
+			if v, ok := d.Integer(f, 1, maxClientsPerRegion); ok {
 				w.ClientsPerRegion = v
 			}
 		case "write_rate":
-			v, ok := d.number(f, " (writes per second per client)")
+			v, ok := d.Number(f, " (writes per second per client)")
 			if ok && (v <= 0 || v > maxWriteRate) {
-				d.errorf(f.valuePos(), f.field, "must be more than 0 and at most %g writes per second, not %s", maxWriteRate, describe(f.value))
+				d.Errorf(f.ValuePos(), f.Field, "must be more than 0 and at most %g writes per second, not %s", maxWriteRate, yamlpos.Describe(f.Value))
 			} else if ok {
 				w.WriteRate = v
 			}
 		case "read_after_write":
-			if v, ok := d.boolean(f); ok {
+			if v, ok := d.Bool(f); ok {
 				w.ReadAfterWrite = v
 			}
 		case "duration":
 			f := f
 			durationAt = &f
-			w.Duration, _ = d.duration(f, true)
+			w.Duration, _ = d.Duration(f, true)
 		case "until":
-			text, ok := d.str(f)
+			text, ok := d.Str(f)
 			switch {
 			case !ok:
 			case text != UntilStop && text != UntilEnd:
-				d.errorf(f.valuePos(), f.field, "must be %s or %s, not %q", UntilStop, UntilEnd, text)
+				d.Errorf(f.ValuePos(), f.Field, "must be %s or %s, not %q", UntilStop, UntilEnd, text)
 			case durationAt != nil:
-				d.errorf(f.keyPos, f.field, "set duration or until, not both (duration at line %d)", durationAt.keyPos.Line)
+				d.Errorf(f.KeyPos, f.Field, "set duration or until, not both (duration at line %d)", durationAt.KeyPos.Line)
 			default:
 				w.Until = text
 				d.untilAt = &f
@@ -446,7 +211,7 @@ func (d *decoder) workload(e entry, dr *Drill) {
 	}
 	// until before duration in the file: report the clash at duration.
 	if durationAt != nil && w.Until != "" {
-		d.errorf(durationAt.keyPos, durationAt.field, "set duration or until, not both")
+		d.Errorf(durationAt.KeyPos, durationAt.Field, "set duration or until, not both")
 		w.Until = ""
 	}
 }
@@ -499,12 +264,12 @@ type runningVerify struct {
 }
 
 func (d *decoder) steps(e entry, dr *Drill) {
-	items, ok := d.list(e)
+	items, ok := d.List(e)
 	if !ok {
 		return
 	}
 	if len(items) == 0 {
-		d.errorf(e.valuePos(), e.field, "a drill needs at least one step")
+		d.Errorf(e.ValuePos(), e.Field, "a drill needs at least one step")
 		return
 	}
 	st := &stepState{active: map[string]Pos{}}
@@ -525,31 +290,31 @@ func (d *decoder) steps(e entry, dr *Drill) {
 	case w.Until == "":
 		w.Until = UntilEnd
 	case w.Until == UntilStop && !hasStop && st.workloadEverRun && d.untilAt != nil:
-		d.errorf(d.untilAt.keyPos, d.untilAt.field, "until: stop, but no step stops the workload (add `- workload: stop`)")
+		d.Errorf(d.untilAt.KeyPos, d.untilAt.Field, "until: stop, but no step stops the workload (add `- workload: stop`)")
 	}
 	if w.Until == UntilStop {
 		for _, v := range st.verifiesWhileRunning {
-			d.errorf(v.at, v.field, "final_read while the workload still runs (started at line %d): add `- workload: stop` before it", v.started.Line)
+			d.Errorf(v.at, v.field, "final_read while the workload still runs (started at line %d): add `- workload: stop` before it", v.started.Line)
 		}
 	}
 }
 
 func (d *decoder) step(item entry, dr *Drill, st *stepState) (Step, bool) {
-	at := nodePos(item.value)
-	entries, ok := d.mapping(item.value, at, item.field, nil)
+	at := yamlpos.NodePos(item.Value)
+	entries, ok := d.Mapping(item.Value, at, item.Field, nil)
 	if !ok {
 		return Step{}, false
 	}
 	if len(entries) == 0 {
-		d.errorf(at, item.field, "empty step: give one of %s", strings.Join(stepKinds(), ", "))
+		d.Errorf(at, item.Field, "empty step: give one of %s", strings.Join(stepKinds(), ", "))
 		return Step{}, false
 	}
 	if len(entries) > 1 {
-		d.errorf(entries[1].keyPos, item.field, "a step has exactly one action, found %q and %q (start a new list item with -)", entries[0].key, entries[1].key)
+		d.Errorf(entries[1].KeyPos, item.Field, "a step has exactly one action, found %q and %q (start a new list item with -)", entries[0].Key, entries[1].Key)
 		return Step{}, false
 	}
 	e := entries[0]
-	step := Step{Kind: StepKind(e.key), Pos: at}
+	step := Step{Kind: StepKind(e.Key), Pos: at}
 	switch step.Kind {
 	case StepSteady:
 		step.Steady, ok = d.steady(e, dr)
@@ -560,20 +325,20 @@ func (d *decoder) step(item entry, dr *Drill, st *stepState) (Step, bool) {
 	case StepExpect:
 		step.Expect, ok = d.expect(e, dr)
 	case StepWait:
-		step.Wait, ok = d.duration(e, true)
+		step.Wait, ok = d.Duration(e, true)
 	case StepHeal:
 		step.Heal, ok = d.heal(e, st)
 	case StepVerify:
 		step.Verify, ok = d.verify(e, dr, st)
 	default:
-		d.errorf(e.keyPos, e.field, "unknown step %q (valid: %s)", e.key, strings.Join(stepKinds(), ", "))
+		d.Errorf(e.KeyPos, e.Field, "unknown step %q (valid: %s)", e.Key, strings.Join(stepKinds(), ", "))
 		return Step{}, false
 	}
 	return step, ok
 }
 
 func (d *decoder) steady(e entry, dr *Drill) (*Steady, bool) {
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field, []string{"within", "expect"})
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, []string{"within", "expect"})
 	if !ok {
 		return nil, false
 	}
@@ -581,15 +346,15 @@ func (d *decoder) steady(e entry, dr *Drill) (*Steady, bool) {
 	good := true
 	seen := map[string]bool{}
 	for _, f := range entries {
-		seen[f.key] = true
-		switch f.key {
+		seen[f.Key] = true
+		switch f.Key {
 		case "within":
-			s.Within, ok = d.duration(f, true)
+			s.Within, ok = d.Duration(f, true)
 			good = good && ok
 		case "expect":
-			items, ok := d.list(f)
+			items, ok := d.List(f)
 			if ok && len(items) == 0 {
-				d.errorf(f.valuePos(), f.field, "needs at least one condition")
+				d.Errorf(f.ValuePos(), f.Field, "needs at least one condition")
 				ok = false
 			}
 			good = good && ok
@@ -606,7 +371,7 @@ func (d *decoder) steady(e entry, dr *Drill) (*Steady, bool) {
 }
 
 func (d *decoder) expect(e entry, dr *Drill) (*Expect, bool) {
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field, []string{"condition", "within", "hold"})
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, []string{"condition", "within", "hold"})
 	if !ok {
 		return nil, false
 	}
@@ -614,14 +379,14 @@ func (d *decoder) expect(e entry, dr *Drill) (*Expect, bool) {
 	good := true
 	seen := map[string]bool{}
 	for _, f := range entries {
-		seen[f.key] = true
-		switch f.key {
+		seen[f.Key] = true
+		switch f.Key {
 		case "condition":
 			x.Condition, ok = d.condition(f, dr)
 		case "within":
-			x.Within, ok = d.duration(f, true)
+			x.Within, ok = d.Duration(f, true)
 		case "hold":
-			x.Hold, ok = d.duration(f, false)
+			x.Hold, ok = d.Duration(f, false)
 		}
 		good = good && ok
 	}
@@ -635,86 +400,83 @@ func (d *decoder) require(e entry, seen map[string]bool, key, help string) bool 
 	if seen[key] {
 		return true
 	}
-	d.errorf(e.valuePos(), childField(e.field, key), "missing %s: %s", key, help)
+	d.Errorf(e.ValuePos(), yamlpos.ChildField(e.Field, key), "missing %s: %s", key, help)
 	return false
 }
 
 func (d *decoder) condition(e entry, dr *Drill) (Condition, bool) {
-	text, ok := d.str(e)
+	text, ok := d.Str(e)
 	if !ok {
 		return Condition{}, false
 	}
 	c, err := ParseCondition(text)
 	if err != nil {
-		d.errorf(e.valuePos(), e.field, "%s", err.Error())
+		d.Errorf(e.ValuePos(), e.Field, "%s", err.Error())
 		return Condition{}, false
 	}
-	c.Pos = e.valuePos()
+	c.Pos = e.ValuePos()
 	if c.Region != "" {
-		dr.refs = append(dr.refs, ref{name: c.Region, field: e.field, pos: c.Pos})
+		dr.refs = append(dr.refs, ref{name: c.Region, field: e.Field, pos: c.Pos})
 	}
 	return c, true
 }
 
 func (d *decoder) workloadStep(e entry, st *stepState) (string, bool) {
-	text, ok := d.str(e)
+	text, ok := d.Str(e)
 	if !ok {
 		return "", false
 	}
 	switch text {
 	case WorkloadStart:
 		if st.workloadStarted.Line > 0 {
-			d.errorf(e.valuePos(), e.field, "the workload is already running (started at line %d)", st.workloadStarted.Line)
+			d.Errorf(e.ValuePos(), e.Field, "the workload is already running (started at line %d)", st.workloadStarted.Line)
 			return "", false
 		}
-		st.workloadStarted, st.workloadEverRun = e.valuePos(), true
+		st.workloadStarted, st.workloadEverRun = e.ValuePos(), true
 	case WorkloadStop:
 		if st.workloadStarted.Line == 0 {
-			d.errorf(e.valuePos(), e.field, "the workload is not running (no earlier `workload: start`)")
+			d.Errorf(e.ValuePos(), e.Field, "the workload is not running (no earlier `workload: start`)")
 			return "", false
 		}
 		st.workloadStarted = Pos{}
 	default:
-		d.errorf(e.valuePos(), e.field, "must be %s or %s, not %q", WorkloadStart, WorkloadStop, text)
+		d.Errorf(e.ValuePos(), e.Field, "must be %s or %s, not %q", WorkloadStart, WorkloadStop, text)
 		return "", false
 	}
 	return text, true
 }
 
 func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field, injectFields())
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, injectFields())
 	if !ok {
 		return nil, false
 	}
 	in := &Inject{}
-	fields := map[string]entry{}
-	for _, f := range entries {
-		fields[f.key] = f
-	}
+	fields := yamlpos.Fields(entries)
 	kindEntry, hasKind := fields["fault"]
 	if !hasKind {
-		d.errorf(e.valuePos(), e.field+".fault", "missing fault (one of %s)", strings.Join(history.FaultKinds(), ", "))
+		d.Errorf(e.ValuePos(), e.Field+".fault", "missing fault (one of %s)", strings.Join(history.FaultKinds(), ", "))
 		return nil, false
 	}
-	kind, ok := d.str(kindEntry)
+	kind, ok := d.Str(kindEntry)
 	if !ok {
 		return nil, false
 	}
 	rule, known := faultRules()[kind]
 	if !known {
-		d.errorf(kindEntry.valuePos(), kindEntry.field, "unknown fault %q (valid: %s)", kind, strings.Join(history.FaultKinds(), ", "))
+		d.Errorf(kindEntry.ValuePos(), kindEntry.Field, "unknown fault %q (valid: %s)", kind, strings.Join(history.FaultKinds(), ", "))
 		return nil, false
 	}
 	in.Fault = kind
 	good := true
 	bad := func(f entry, format string, args ...any) {
-		d.errorf(f.keyPos, f.field, format, args...)
+		d.Errorf(f.KeyPos, f.Field, format, args...)
 		good = false
 	}
 	// Fields that do not apply to this kind.
 	for _, f := range entries {
 		applies := true
-		switch f.key {
+		switch f.Key {
 		case "region":
 			applies = rule.target != "none"
 		case "regions":
@@ -725,7 +487,7 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 			applies = rule.latency
 		}
 		if !applies {
-			bad(f, "%s does not apply to fault %s", f.key, kind)
+			bad(f, "%s does not apply to fault %s", f.Key, kind)
 		}
 	}
 	if !good {
@@ -737,7 +499,7 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 	target, hasTarget := fields["target"]
 	if hasRegion {
 		if in.Region, ok = d.name(region, "region"); ok {
-			dr.refs = append(dr.refs, ref{name: in.Region, field: region.field, pos: region.valuePos()})
+			dr.refs = append(dr.refs, ref{name: in.Region, field: region.Field, pos: region.ValuePos()})
 		}
 		good = good && ok
 	}
@@ -747,14 +509,14 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 	}
 	if hasTarget {
 		if in.Target, ok = d.name(target, "node"); ok {
-			dr.refs = append(dr.refs, ref{node: true, name: in.Target, field: target.field, pos: target.valuePos()})
+			dr.refs = append(dr.refs, ref{node: true, name: in.Target, field: target.Field, pos: target.ValuePos()})
 		}
 		good = good && ok
 	}
 	switch rule.target {
 	case "region":
 		if !hasRegion {
-			d.errorf(e.valuePos(), e.field+".region", "missing region: %s needs %s", kind, rule.help)
+			d.Errorf(e.ValuePos(), e.Field+".region", "missing region: %s needs %s", kind, rule.help)
 			good = false
 		}
 	case "region-or-regions", "optional":
@@ -762,7 +524,7 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 			bad(regions, "set region or regions, not both")
 		}
 		if rule.target == "region-or-regions" && !hasRegion && !hasRegions {
-			d.errorf(e.valuePos(), e.field+".region", "missing region: %s needs %s", kind, rule.help)
+			d.Errorf(e.ValuePos(), e.Field+".region", "missing region: %s needs %s", kind, rule.help)
 			good = false
 		}
 	case "target-or-region":
@@ -770,20 +532,20 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 			bad(target, "set target or region, not both")
 		}
 		if !hasRegion && !hasTarget {
-			d.errorf(e.valuePos(), e.field+".target", "missing target: %s needs %s", kind, rule.help)
+			d.Errorf(e.ValuePos(), e.Field+".target", "missing target: %s needs %s", kind, rule.help)
 			good = false
 		}
 	}
 	if rule.latency {
 		if f, ok := fields["latency"]; ok {
-			in.Latency, ok = d.duration(f, true)
+			in.Latency, ok = d.Duration(f, true)
 			good = good && ok
 		} else {
-			d.errorf(e.valuePos(), e.field+".latency", "missing latency: the one-way latency to add, e.g. latency: 200ms")
+			d.Errorf(e.ValuePos(), e.Field+".latency", "missing latency: the one-way latency to add, e.g. latency: 200ms")
 			good = false
 		}
 		if f, ok := fields["jitter"]; ok {
-			in.Jitter, ok = d.duration(f, false)
+			in.Jitter, ok = d.Duration(f, false)
 			good = good && ok
 		}
 	}
@@ -792,20 +554,20 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 	}
 
 	in.ID = derivedID(in)
-	idAt := e.valuePos()
+	idAt := e.ValuePos()
 	if f, ok := fields["id"]; ok {
-		id, ok := d.str(f)
+		id, ok := d.Str(f)
 		if !ok {
 			return nil, false
 		}
 		if id == HealAll || strings.ContainsAny(id, " \t\r\n") || id == "" {
-			d.errorf(f.valuePos(), f.field, "%q cannot be a fault id (no blanks, and %q is reserved)", id, HealAll)
+			d.Errorf(f.ValuePos(), f.Field, "%q cannot be a fault id (no blanks, and %q is reserved)", id, HealAll)
 			return nil, false
 		}
-		in.ID, idAt = id, f.valuePos()
+		in.ID, idAt = id, f.ValuePos()
 	}
 	if first, active := st.active[in.ID]; active {
-		d.errorf(idAt, e.field, "fault %s is already active (injected at line %d); heal it first or give this one another id", in.ID, first.Line)
+		d.Errorf(idAt, e.Field, "fault %s is already active (injected at line %d); heal it first or give this one another id", in.ID, first.Line)
 		return nil, false
 	}
 	if !in.Instant() {
@@ -816,7 +578,7 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 
 // regionList reads two or more distinct region names, sorted.
 func (d *decoder) regionList(e entry, dr *Drill) ([]string, bool) {
-	items, ok := d.list(e)
+	items, ok := d.List(e)
 	if !ok {
 		return nil, false
 	}
@@ -830,16 +592,16 @@ func (d *decoder) regionList(e entry, dr *Drill) ([]string, bool) {
 			continue
 		}
 		if first, dup := seen[name]; dup {
-			d.errorf(item.valuePos(), item.field, "region %s listed twice (first at line %d)", name, first.Line)
+			d.Errorf(item.ValuePos(), item.Field, "region %s listed twice (first at line %d)", name, first.Line)
 			good = false
 			continue
 		}
-		seen[name] = item.valuePos()
-		dr.refs = append(dr.refs, ref{name: name, field: item.field, pos: item.valuePos()})
+		seen[name] = item.ValuePos()
+		dr.refs = append(dr.refs, ref{name: name, field: item.Field, pos: item.ValuePos()})
 		out = append(out, name)
 	}
 	if good && len(out) < 2 {
-		d.errorf(e.valuePos(), e.field, "needs at least two regions (for one region, use region:)")
+		d.Errorf(e.ValuePos(), e.Field, "needs at least two regions (for one region, use region:)")
 		return nil, false
 	}
 	sort.Strings(out)
@@ -862,7 +624,7 @@ func derivedID(in *Inject) string {
 }
 
 func (d *decoder) heal(e entry, st *stepState) (string, bool) {
-	id, ok := d.str(e)
+	id, ok := d.Str(e)
 	if !ok {
 		return "", false
 	}
@@ -873,15 +635,15 @@ func (d *decoder) heal(e entry, st *stepState) (string, bool) {
 	sort.Strings(active)
 	switch {
 	case id == HealAll && len(active) == 0:
-		d.errorf(e.valuePos(), e.field, "nothing to heal: no fault is active")
+		d.Errorf(e.ValuePos(), e.Field, "nothing to heal: no fault is active")
 		return "", false
 	case id == HealAll:
 		st.active = map[string]Pos{}
 	case st.active[id].Line == 0 && len(active) == 0:
-		d.errorf(e.valuePos(), e.field, "no active fault %q to heal (no fault is active)", id)
+		d.Errorf(e.ValuePos(), e.Field, "no active fault %q to heal (no fault is active)", id)
 		return "", false
 	case st.active[id].Line == 0:
-		d.errorf(e.valuePos(), e.field, "no active fault %q to heal (active: %s)", id, strings.Join(active, ", "))
+		d.Errorf(e.ValuePos(), e.Field, "no active fault %q to heal (active: %s)", id, strings.Join(active, ", "))
 		return "", false
 	default:
 		delete(st.active, id)
@@ -890,117 +652,22 @@ func (d *decoder) heal(e entry, st *stepState) (string, bool) {
 }
 
 func (d *decoder) verify(e entry, dr *Drill, st *stepState) (*Verify, bool) {
-	entries, ok := d.mapping(e.value, e.valuePos(), e.field, []string{"final_read"})
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, []string{"final_read"})
 	if !ok {
 		return nil, false
 	}
 	v := &Verify{}
 	for _, f := range entries {
-		if v.FinalRead, ok = d.boolean(f); !ok {
+		if v.FinalRead, ok = d.Bool(f); !ok {
 			return nil, false
 		}
 	}
 	if !v.FinalRead {
-		d.errorf(e.valuePos(), e.field, "nothing to verify: set final_read: true")
+		d.Errorf(e.ValuePos(), e.Field, "nothing to verify: set final_read: true")
 		return nil, false
 	}
 	if st.workloadStarted.Line > 0 {
-		st.verifiesWhileRunning = append(st.verifiesWhileRunning, runningVerify{at: e.valuePos(), field: e.field, started: st.workloadStarted})
+		st.verifiesWhileRunning = append(st.verifiesWhileRunning, runningVerify{at: e.ValuePos(), field: e.Field, started: st.workloadStarted})
 	}
 	return v, true
-}
-
-// keyText is a mapping key's text; ok is false for a key that is not a plain scalar.
-func keyText(key ast.MapKeyNode) (string, bool) {
-	if k, ok := key.(*ast.MappingKeyNode); ok {
-		return scalarText(k.Value)
-	}
-	return scalarText(key)
-}
-
-// scalarText is a scalar's text as written; ok is false for mappings, lists and nulls.
-func scalarText(node ast.Node) (string, bool) {
-	switch n := node.(type) {
-	case *ast.StringNode:
-		return n.Value, true
-	case *ast.LiteralNode:
-		return n.Value.Value, true
-	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
-		return n.GetToken().Value, true
-	}
-	return "", false
-}
-
-func isNull(node ast.Node) bool {
-	_, null := node.(*ast.NullNode)
-	return node == nil || null
-}
-
-func isNumber(node ast.Node) bool {
-	switch node.(type) {
-	case *ast.IntegerNode, *ast.FloatNode:
-		return true
-	}
-	return false
-}
-
-// describe is a node as quoted in error messages: a scalar's text, or its shape.
-func describe(node ast.Node) string {
-	if text, ok := scalarText(node); ok {
-		return fmt.Sprintf("%q", text)
-	}
-	switch node.(type) {
-	case *ast.MappingNode, *ast.MappingValueNode:
-		return "a mapping"
-	case *ast.SequenceNode:
-		return "a list"
-	}
-	if isNull(node) {
-		return "an empty value"
-	}
-	return "a value"
-}
-
-// nodePos is where errors about a node point. A block mapping's own token is its first colon, so
-// it points at its first key instead.
-func nodePos(node ast.Node) Pos {
-	switch n := node.(type) {
-	case nil:
-		return Pos{Line: 1, Column: 1}
-	case *ast.MappingNode:
-		if !n.IsFlowStyle && len(n.Values) > 0 {
-			return nodePos(n.Values[0].Key)
-		}
-	case *ast.MappingValueNode:
-		return nodePos(n.Key)
-	case *ast.MappingKeyNode:
-		if n.Value != nil {
-			return nodePos(n.Value)
-		}
-	case *ast.TagNode:
-		return nodePos(n.Value)
-	case *ast.AnchorNode:
-		return nodePos(n.Value)
-	}
-	tk := node.GetToken()
-	if tk == nil || tk.Position == nil {
-		return Pos{Line: 1, Column: 1}
-	}
-	return Pos{Line: tk.Position.Line, Column: tk.Position.Column}
-}
-
-func childField(parent, name string) string {
-	if parent == "" {
-		return name
-	}
-	return parent + "." + name
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

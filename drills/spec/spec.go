@@ -43,16 +43,11 @@ import (
 
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/topology/yamlpos"
 )
 
-// Pos is a 1-based line and column in a drill file.
-type Pos struct {
-	Line   int
-	Column int
-}
-
-// String formats the position as LINE:COL.
-func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Column) }
+// Pos is a 1-based line and column in a drill file; String formats it as LINE:COL.
+type Pos = yamlpos.Pos
 
 // Drill is a parsed drill file.
 type Drill struct {

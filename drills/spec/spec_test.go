@@ -59,7 +59,7 @@ func TestParseExample(t *testing.T) {
 	if lat.Fault != "latency" || lat.Latency != 200*time.Millisecond || lat.Jitter != 20*time.Millisecond || fmt.Sprint(lat.Regions) != "[eu-west us-east]" {
 		t.Fatalf("latency inject %+v", lat)
 	}
-	if c := dr.Steps[4].Expect.Condition; c.Kind != CondDNSPointsAwayFrom || c.Region != "us-east" || c.Pos != (Pos{25, 25}) {
+	if c := dr.Steps[4].Expect.Condition; c.Kind != CondDNSPointsAwayFrom || c.Region != "us-east" || c.Pos != (Pos{Line: 25, Column: 25}) {
 		t.Fatalf("condition %+v", c)
 	}
 	if dr.Steps[13].Inject.Instant() || !dr.Steps[12].Inject.Instant() {
