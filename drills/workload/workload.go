@@ -80,10 +80,10 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 		cfg.WriteRate = 5
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 1500 * time.Millisecond
+		cfg.RequestTimeout = 1200 * time.Millisecond
 	}
 	if cfg.DNSTimeout <= 0 {
-		cfg.DNSTimeout = 300 * time.Millisecond
+		cfg.DNSTimeout = 250 * time.Millisecond
 	}
 	if cfg.MaxOps <= 0 {
 		cfg.MaxOps = 100000
