@@ -150,15 +150,7 @@ func (r *Runtime) Image(ctx context.Context) (string, bool, error) {
 		if err != nil {
 			return "", false, fmt.Errorf("find drill binary: %w", err)
 		}
-		cache := r.cfg.CacheDir
-		if cache == "" {
-			base, err := os.UserCacheDir()
-			if err != nil {
-				base = os.TempDir()
-			}
-			cache = filepath.Join(base, "drill")
-		}
-		if bin, err = StaticBinary(ctx, exe, cache, r.log); err != nil {
+		if bin, err = StaticBinary(ctx, exe, r.cfg.CacheDir, r.log); err != nil {
 			return "", false, err
 		}
 	}

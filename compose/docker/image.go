@@ -42,8 +42,7 @@ func EnsureImage(ctx context.Context, e Engine, binary string, log *slog.Logger)
 	if err := checkStatic(binary); err != nil {
 		return "", false, fmt.Errorf("node image: %w", err)
 	}
-	sum := sha256.Sum256(bin)
-	hexSum := hex.EncodeToString(sum[:])
+	hexSum := shaHex(bin)
 	ref = ImageRef(hexSum)
 	if ok, err := e.ImageExists(ctx, ref); err != nil {
 		return "", false, err
@@ -113,13 +112,20 @@ func IsStatic(path string) bool { return checkStatic(path) == nil }
 
 // StaticBinary returns a static drill binary for the node image: exe itself when it is static,
 // otherwise one built with CGO_ENABLED=0 from the module source the running binary was built from
-// (found from the working directory; needs the go tool), cached in cacheDir by exe's content hash.
+// (found from the working directory; needs the go tool), cached in cacheDir (empty: the user cache dir) by exe's content hash.
 func StaticBinary(ctx context.Context, exe, cacheDir string, log *slog.Logger) (string, error) {
 	if IsStatic(exe) {
 		return exe, nil
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		cacheDir = filepath.Join(base, "drill")
 	}
 	bin, err := os.ReadFile(exe)
 	if err != nil {
@@ -164,4 +170,18 @@ func BuildStatic(ctx context.Context, pkg, dir, out string) error {
 		return fmt.Errorf("go build %s: %w", pkg, err)
 	}
 	return os.Rename(tmp, out)
+}
+
+func shaHex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// BinarySHA is the hex SHA-256 of a binary: the node image built from it is ImageRef(BinarySHA).
+func BinarySHA(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return shaHex(b), nil
 }

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drillworks/drill/compose/docker"
+	"github.com/drillworks/drill/topology"
+)
+
+func newComposeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "compose", Short: "Docker Compose files for a topology"}
+	var out, binary string
+	export := &cobra.Command{
+		Use:   "export",
+		Short: "Write a compose file (and the plan it mounts) for the topology, for `docker compose up`",
+		Long: `Writes DIR/compose.yaml and DIR/plan.json: the same image, networks, static addresses, labels
+and agent command as the docker runtime. The image is the one ` + "`drill image build`" + ` makes from
+this binary (its content hash is the tag); build it first. plan.json holds the gossip key and the
+control secret of this export.`,
+		Example: "  drill image build && drill compose export --out ./regions && (cd regions && docker compose up -d)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := g.loadTopology(nil)
+			if err != nil {
+				return err
+			}
+			bin := binary
+			if bin == "" {
+				if bin, err = os.Executable(); err != nil {
+					return harnessErr(err)
+				}
+			}
+			static, err := docker.StaticBinary(cmd.Context(), bin, "", g.logger())
+			if err != nil {
+				return harnessErr(fmt.Errorf("compose export: %w", err))
+			}
+			sum, err := docker.BinarySHA(static)
+			if err != nil {
+				return harnessErr(err)
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return harnessErr(err)
+			}
+			abs, _ := filepath.Abs(out)
+			plan, err := topology.NewPlan(t, "docker", abs)
+			if err != nil {
+				return harnessErr(err)
+			}
+			plan.Runtime = "docker"
+			if err := plan.Save(filepath.Join(out, "plan.json")); err != nil {
+				return harnessErr(err)
+			}
+			for _, n := range plan.Topology.Nodes() {
+				if err := os.MkdirAll(filepath.Join(out, "data", n.Name), 0o755); err != nil {
+					return harnessErr(err)
+				}
+			}
+			f, err := os.Create(filepath.Join(out, "compose.yaml"))
+			if err != nil {
+				return harnessErr(err)
+			}
+			defer f.Close()
+			if err := docker.ExportCompose(f, plan, docker.ImageRef(sum)); err != nil {
+				return harnessErr(err)
+			}
+			fmt.Fprintf(g.env.Stdout, "wrote %s and %s (image %s)\n", filepath.Join(out, "compose.yaml"),
+				filepath.Join(out, "plan.json"), docker.ImageRef(sum))
+			return nil
+		},
+	}
+	export.Flags().StringVar(&out, "out", "drill-compose", "directory to write compose.yaml, plan.json and data/ into")
+	export.Flags().StringVar(&binary, "agent-binary", "", "static drill binary the image holds (default: this one)")
+	cmd.AddCommand(export)
+	return cmd
+}

@@ -1,0 +1,82 @@
+package docker
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/drillworks/drill/topology"
+)
+
+func TestExportCompose(t *testing.T) {
+	plan, err := topology.NewPlan(topology.Default(), "docker", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := ExportCompose(&buf, plan, "drill-node:0123456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
+	var f composeFile
+	if err := yaml.Unmarshal(buf.Bytes(), &f); err != nil {
+		t.Fatalf("export is not valid YAML: %v\n%s", err, buf.String())
+	}
+	nodes := plan.Topology.Nodes()
+	if len(f.Services) != len(nodes) || len(f.Networks) != 1+len(plan.Topology.Regions) {
+		t.Fatalf("%d services, %d networks; want %d and %d", len(f.Services), len(f.Networks), len(nodes), 1+len(plan.Topology.Regions))
+	}
+	seen := map[string]string{}
+	for _, n := range nodes {
+		s, ok := f.Services[n.Name]
+		if !ok {
+			t.Fatalf("no service for %s", n.Name)
+		}
+		if s.Image != "drill-node:0123456789abcdef" || s.Labels[LabelNode] != n.Name || s.Labels[LabelTopology] != "default" {
+			t.Errorf("%s: image %q labels %v", n.Name, s.Image, s.Labels)
+		}
+		if got := s.Networks[wanNetwork].IPv4Address; got != n.IP.String() {
+			t.Errorf("%s on wan at %s, want %s", n.Name, got, n.IP)
+		}
+		for net, ep := range s.Networks {
+			key := net + "/" + ep.IPv4Address
+			if other, dup := seen[key]; dup {
+				t.Errorf("%s and %s share %s", n.Name, other, key)
+			}
+			seen[key] = n.Name
+		}
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s publishes %q beyond loopback", n.Name, p)
+			}
+		}
+	}
+}
+
+// TestExportComposeValidates asks Docker Compose itself to validate the export.
+func TestExportComposeValidates(t *testing.T) {
+	tool, args := "docker-compose", []string{"config", "-q"}
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skip("SKIPPED: docker-compose is not installed, so the compose file could not be validated by Compose itself")
+	}
+	dir := t.TempDir()
+	plan, err := topology.NewPlan(topology.Default(), "docker", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := ExportCompose(&buf, plan, "drill-node:0123456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tool, append([]string{"-f", filepath.Join(dir, "compose.yaml")}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s rejects the export: %v\n%s", tool, err, out)
+	}
+}
