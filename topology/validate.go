@@ -3,6 +3,7 @@ package topology
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -104,6 +105,11 @@ func checkRegions(p *problems, t *Topology) {
 		checkCount(p, field+".nodes.web", r.Nodes.Web, 1)
 		checkCount(p, field+".nodes.db", r.Nodes.DB, 1)
 		checkCount(p, field+".nodes.dns", r.Nodes.DNS, 0)
+		if r.DockerHost != "" {
+			if msg := checkDockerHost(r.DockerHost); msg != "" {
+				p.add(field+".docker_host", "%s", msg)
+			}
+		}
 	}
 	checkClientSubnets(p, t)
 }
@@ -308,4 +314,29 @@ func onlyNameChars(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkDockerHost validates a region's Docker engine address, written as DOCKER_HOST is:
+// unix:///path, tcp://host:port or ssh://[user@]host[:port].
+func checkDockerHost(h string) string {
+	u, err := url.Parse(h)
+	if err != nil {
+		return fmt.Sprintf("%q is not a Docker engine address: %v", h, err)
+	}
+	switch u.Scheme {
+	case "unix":
+		if u.Path == "" || u.Host != "" {
+			return fmt.Sprintf("%q: a unix socket is written unix:///path/to/docker.sock", h)
+		}
+	case "tcp", "ssh":
+		if u.Hostname() == "" {
+			return fmt.Sprintf("%q names no host", h)
+		}
+		if u.Scheme == "tcp" && u.Port() == "" {
+			return fmt.Sprintf("%q: a tcp engine address needs a port, e.g. tcp://host:2376", h)
+		}
+	default:
+		return fmt.Sprintf("%q: the scheme must be unix, tcp or ssh (as in DOCKER_HOST)", h)
+	}
+	return ""
 }

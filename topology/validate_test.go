@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,5 +66,21 @@ func TestValidateErrorText(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Field != "design.fencing" {
 		t.Errorf("errors.As(*Error) = %v", e)
+	}
+}
+
+func TestDockerHostValidation(t *testing.T) {
+	for h, ok := range map[string]bool{
+		"unix:///var/run/docker.sock": true, "tcp://10.0.0.5:2376": true, "ssh://drill@eu.example": true,
+		"http://nope": false, "tcp://hostonly": false, "unix://relative": false, "ssh://": false,
+	} {
+		if msg := checkDockerHost(h); (msg == "") != ok {
+			t.Errorf("docker_host %q: got %q, want ok=%v", h, msg, ok)
+		}
+	}
+	src := "name: dh\nregions:\n  - name: us-east\n    client_subnets: [203.0.113.0/24]\n    docker_host: http://nope\n"
+	_, err := Parse("dh.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "dh.yaml:5:18: regions[0].docker_host:") {
+		t.Fatalf("want a positioned docker_host error, got %v", err)
 	}
 }
