@@ -262,3 +262,12 @@ func LoadPlan(path string) (*Plan, error) {
 	}
 	return &p, nil
 }
+
+// NodeAddr is where drill reaches a node's port: the node's own address in this plan.
+func (p *Plan) NodeAddr(node string, port int) (string, error) {
+	n, ok := p.Topology.Node(node)
+	if !ok {
+		return "", fmt.Errorf("unknown node %q", node)
+	}
+	return n.Addr(port), nil
+}

@@ -429,11 +429,7 @@ func (r *Runtime) Endpoint(node string, port int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n, ok := plan.Topology.Node(node)
-	if !ok {
-		return "", fmt.Errorf("unknown node %q", node)
-	}
-	return n.Addr(port), nil
+	return plan.NodeAddr(node, port)
 }
 
 // Down saves every node container's log into the run directory's logs/, then removes every

@@ -39,6 +39,9 @@ type Config struct {
 type Runtime struct {
 	cfg Config
 	mu  sync.Mutex
+
+	planMu sync.Mutex
+	plan   *topology.Plan // the plan of the cluster this runtime runs, once read or written
 }
 
 // New returns a local runtime for one run directory.
@@ -131,6 +134,9 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	if err := plan.Save(r.planPath()); err != nil {
 		return err
 	}
+	r.planMu.Lock()
+	r.plan = plan
+	r.planMu.Unlock()
 	st := &state{Plan: r.planPath(), Nodes: map[string]int{}}
 	for _, n := range plan.Topology.Nodes() {
 		pid, err := r.spawn(n.Name)
@@ -208,11 +214,8 @@ func zombie(pid int) bool { s := procState(pid); return s == 'Z' || s == 'X' || 
 
 // Nodes reports every planned node with its process state.
 func (r *Runtime) Nodes(ctx context.Context) ([]compose.NodeState, error) {
-	plan, err := topology.LoadPlan(r.planPath())
+	plan, err := r.loadPlan()
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, compose.ErrNotUp
-		}
 		return nil, err
 	}
 	pids := r.agentPIDs()
@@ -291,15 +294,29 @@ func (r *Runtime) Start(ctx context.Context, node string) error {
 
 // Endpoint is the node's own loopback address.
 func (r *Runtime) Endpoint(node string, port int) (string, error) {
-	plan, err := topology.LoadPlan(r.planPath())
+	plan, err := r.loadPlan()
 	if err != nil {
 		return "", err
 	}
-	n, ok := plan.Topology.Node(node)
-	if !ok {
-		return "", fmt.Errorf("unknown node %q", node)
+	return plan.NodeAddr(node, port)
+}
+
+// loadPlan reads the plan once per Up (status polls ask for endpoints many times a second).
+func (r *Runtime) loadPlan() (*topology.Plan, error) {
+	r.planMu.Lock()
+	defer r.planMu.Unlock()
+	if r.plan != nil {
+		return r.plan, nil
 	}
-	return n.Addr(port), nil
+	p, err := topology.LoadPlan(r.planPath())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, compose.ErrNotUp
+		}
+		return nil, err
+	}
+	r.plan = p
+	return p, nil
 }
 
 // Down stops every node of the plan (SIGCONT first, so frozen nodes can die), SIGTERM, then SIGKILL
