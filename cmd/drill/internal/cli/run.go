@@ -167,10 +167,11 @@ func (g *globals) execDrill(ctx context.Context, j drillJob) (*report.Report, er
 	defer func() {
 		down, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		copyLogs(c.plan.RunDir, dir)
 		if err := c.rt.Down(down); err != nil {
 			fmt.Fprintf(g.env.Stderr, "drill: tear down: %v\n", err)
 		}
+		// After Down: the docker runtime saves its containers' logs there at Down.
+		copyLogs(c.plan.RunDir, dir)
 	}()
 	sys, err := compose.NewCluster(c.plan, c.rt, g.logger())
 	if err != nil {
