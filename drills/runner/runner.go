@@ -106,6 +106,8 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 	sampleCtx, stopSampling := context.WithCancel(context.WithoutCancel(ctx))
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); r.sample(sampleCtx) }()
+	probesDone := make(chan struct{})
+	go func() { defer close(probesDone); r.probeDNS(sampleCtx) }()
 
 	var runErr error
 	func() {
@@ -138,6 +140,7 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 	}
 	stopSampling()
 	<-samplerDone
+	<-probesDone
 	residue := r.sys.Residue(cleanup)
 
 	ops := r.rec.Ops()
@@ -267,7 +270,9 @@ func (r *run) inject(ctx context.Context, in *spec.Inject) error {
 	op := history.Op{Type: history.TypeFault, F: history.FStart, Fault: f.ID, FaultKind: f.Kind, Region: f.Region, Node: f.Node}
 	r.injected[f.ID] = f
 	r.rec.Append(op)
-	if err := r.sys.Apply(ctx, f); err != nil {
+	// A fault is applied whole even if the drill is interrupted meanwhile (bounded by the
+	// injector's own timeouts): a half-applied fault raced by its undo could leave a toxic behind.
+	if err := r.sys.Apply(context.WithoutCancel(ctx), f); err != nil {
 		return fmt.Errorf("inject %s: %w", f.ID, err)
 	}
 	if in.Instant() {
@@ -290,7 +295,7 @@ func (r *run) heal(ctx context.Context, id string) error {
 	}
 	for _, fid := range ids {
 		f := r.injected[fid]
-		if err := r.sys.Undo(ctx, fid); err != nil {
+		if err := r.sys.Undo(context.WithoutCancel(ctx), fid); err != nil {
 			return fmt.Errorf("heal %s: %w", fid, err)
 		}
 		// A fault between several regions leaves Region empty: its id names them.

@@ -188,3 +188,34 @@ func readKey(ctx context.Context, hc *http.Client, addr, key string) (history.Op
 	}
 	return history.Op{Type: history.TypeFinal, Key: key, Value: body.Value, Found: body.Found, KeyLSN: body.KeyLSN, Epoch: body.Epoch}, nil
 }
+
+// probeEvery is how often the canary users ask GeoDNS where they are sent.
+const probeEvery = 200 * time.Millisecond
+
+// probeDNS runs one canary user near each region: it asks GeoDNS where users of its region are
+// sent, exactly as the workload's clients do (same source subnet, same name-server order), every
+// probeEvery, and records every answer as a "dns" op of that client region. The workload's
+// clients only look up when their cached answer expires or a request fails; the canaries time
+// the moment GeoDNS itself moved users, to within probeEvery.
+func (r *run) probeDNS(ctx context.Context) {
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, region := range r.topo.RegionNames() {
+			got, ips, err := r.prober.Probe(ctx, region)
+			if ctx.Err() != nil {
+				return
+			}
+			op := history.Op{Type: history.TypeDNS, ClientRegion: region, DNSAnswer: ips, DNSRegion: got}
+			if err != nil {
+				op.Error = err.Error()
+			}
+			r.rec.Append(op)
+		}
+	}
+}
