@@ -209,13 +209,19 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 		st.Nodes = append(st.Nodes, ns)
 	}
 	for _, r := range t.Regions {
-		rs := RegionStatus{Name: r.Name, ClientSubnets: r.ClientSubnets}
-		for _, n := range t.NodesOf(topology.RoleWeb, r.Name) {
-			if aliveInGossip(n.Name) && meta[n.Name].Healthy {
-				rs.Healthy = true
+		// Healthy by majority too: most views see one of its web nodes alive and healthy (each
+		// view with the metadata it has; views differ by a gossip hop).
+		votes := 0
+		for _, ms := range views {
+			for _, m := range ms {
+				if m.Meta.Region == r.Name && m.Meta.Role == string(topology.RoleWeb) && m.Alive() && m.Meta.Healthy {
+					votes++
+					break
+				}
 			}
 		}
-		st.Regions = append(st.Regions, rs)
+		st.Regions = append(st.Regions, RegionStatus{Name: r.Name, ClientSubnets: r.ClientSubnets,
+			Healthy: totalVotes > 0 && votes*2 > totalVotes})
 	}
 	for _, n := range t.NodesOf(topology.RoleDNS, "") {
 		addr, _ := o.Runtime.Endpoint(n.Name, topology.PortDNS)
