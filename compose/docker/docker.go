@@ -63,8 +63,7 @@ type Runtime struct {
 	eng Engine
 	log *slog.Logger
 
-	mu   sync.Mutex
-	plan *topology.Plan // loaded lazily from the run directory
+	plan compose.PlanFile // the running plan, read once from the run directory
 }
 
 var (
@@ -90,7 +89,7 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, err
 		}
 	}
-	return &Runtime{cfg: cfg, eng: cfg.Engine, log: cfg.Logger}, nil
+	return &Runtime{cfg: cfg, eng: cfg.Engine, log: cfg.Logger, plan: compose.PlanFile{Path: PlanPath(cfg.RunDir)}}, nil
 }
 
 // Available reports whether a Docker engine answers within timeout (for --runtime auto).
@@ -124,22 +123,7 @@ func (r *Runtime) LogPath(node string) string {
 func (r *Runtime) dataDir(node string) string { return filepath.Join(r.cfg.RunDir, "data", node) }
 
 // loadPlan returns the running plan, read once from the run directory.
-func (r *Runtime) loadPlan() (*topology.Plan, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.plan != nil {
-		return r.plan, nil
-	}
-	p, err := topology.LoadPlan(r.planPath())
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, compose.ErrNotUp
-		}
-		return nil, err
-	}
-	r.plan = p
-	return p, nil
-}
+func (r *Runtime) loadPlan() (*topology.Plan, error) { return r.plan.Load() }
 
 // Image makes sure the node image exists for the configured binary and returns its ref and
 // whether it was built now (`drill image build`).
@@ -237,12 +221,9 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	}
 	plan.RunDir = r.cfg.RunDir
 	plan.Runtime = r.Name()
-	if err := plan.Save(r.planPath()); err != nil {
+	if err := r.plan.Save(plan); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.plan = plan
-	r.mu.Unlock()
 
 	step := time.Now()
 	if err := r.ensureNetworks(ctx, plan); err != nil {

@@ -40,8 +40,7 @@ type Runtime struct {
 	cfg Config
 	mu  sync.Mutex
 
-	planMu sync.Mutex
-	plan   *topology.Plan // the plan of the cluster this runtime runs, once read or written
+	plan compose.PlanFile // the plan of the cluster this runtime runs
 }
 
 // New returns a local runtime for one run directory.
@@ -64,7 +63,7 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{cfg: cfg}, nil
+	return &Runtime{cfg: cfg, plan: compose.PlanFile{Path: PlanPath(cfg.RunDir)}}, nil
 }
 
 // Name is "local".
@@ -131,12 +130,9 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	}
 	plan.RunDir = r.cfg.RunDir
 	plan.Runtime = r.Name()
-	if err := plan.Save(r.planPath()); err != nil {
+	if err := r.plan.Save(plan); err != nil {
 		return err
 	}
-	r.planMu.Lock()
-	r.plan = plan
-	r.planMu.Unlock()
 	st := &state{Plan: r.planPath(), Nodes: map[string]int{}}
 	for _, n := range plan.Topology.Nodes() {
 		pid, err := r.spawn(n.Name)
@@ -301,23 +297,7 @@ func (r *Runtime) Endpoint(node string, port int) (string, error) {
 	return plan.NodeAddr(node, port)
 }
 
-// loadPlan reads the plan once per Up (status polls ask for endpoints many times a second).
-func (r *Runtime) loadPlan() (*topology.Plan, error) {
-	r.planMu.Lock()
-	defer r.planMu.Unlock()
-	if r.plan != nil {
-		return r.plan, nil
-	}
-	p, err := topology.LoadPlan(r.planPath())
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, compose.ErrNotUp
-		}
-		return nil, err
-	}
-	r.plan = p
-	return p, nil
-}
+func (r *Runtime) loadPlan() (*topology.Plan, error) { return r.plan.Load() }
 
 // Down stops every node of the plan (SIGCONT first, so frozen nodes can die), SIGTERM, then SIGKILL
 // whatever is left after a grace period, and removes the node data. Logs stay for post-mortems.
