@@ -1,6 +1,8 @@
 package dnsgeo
 
 import (
+	"math/rand/v2"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -10,13 +12,17 @@ import (
 
 // FuzzHandler feeds raw packets through what the server does with them (the ECS code rewrite,
 // miekg/dns parsing, the handler) over UDP and TCP. The handler must never panic or hang, and
-// every reply must pack.
+// every reply must pack. Each packet also goes through the batched UDP reader with and without
+// the fast path (fastpath.go), in two health states and from two sources: the replies must be
+// byte-identical.
 func FuzzHandler(f *testing.F) {
 	seeds := []*dns.Msg{
 		newQuery("app."+zone, dns.TypeA, 0),
 		newQuery("app."+zone, dns.TypeA, 0, ecs("203.0.113.0/24")),
 		newQuery("app."+zone, dns.TypeA, 0, ecs("2001:db8::/56")),
 		newQuery("app."+zone, dns.TypeA, 0, rawECS(1, 20, 0, 203, 0, 113)),
+		newQuery("APP."+zone, dns.TypeAAAA, 4096, ecs("198.51.100.0/24"), &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}),
+		newQuery("eu-west.app."+zone, dns.TypeA, 1232, ecs("10.0.0.0/8")),
 		newQuery("app."+zone, dns.TypeANY, 4096, rawECS(1, 0, 0)),
 		newQuery("_status."+zone, dns.TypeTXT, 512, ecs("10.0.0.0/8")),
 		newQuery(zone, dns.TypeNS, 0),
@@ -35,8 +41,19 @@ func FuzzHandler(f *testing.F) {
 		}
 		f.Add(wire)
 	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20 {
+		f.Add(randomQuery(rng))
+	}
 	srv := newTestServer(f, usEastDown)
+	pairs := []*pathPair{newPathPair(f, allUp.members()), newPathPair(f, usEastDown.members())}
+	froms := []*net.UDPAddr{fastSources[0], fastSources[3]}
 	f.Fuzz(func(t *testing.T, packet []byte) {
+		for _, p := range pairs {
+			for _, from := range froms {
+				p.compare(t, packet, from)
+			}
+		}
 		raw := slices.Clone(packet)
 		rewriteECSCodes(raw)
 		req := new(dns.Msg)

@@ -244,7 +244,7 @@ func (s *Server) answerIN(w dns.ResponseWriter, m *dns.Msg, v *view, question dn
 			q.note = "no data of this type"
 			return dns.RcodeSuccess
 		}
-		s.route(w, v, q)
+		s.route(remoteIP(w.RemoteAddr()), v, q)
 		if a := v.groups[q.group].answer; a != nil {
 			m.Answer = a
 		} else {
@@ -301,10 +301,9 @@ func (s *Server) answerChaos(m *dns.Msg, question dns.Question, q *queryInfo) in
 	return dns.RcodeSuccess
 }
 
-// route decides which address the client is routed by and which group it falls in, and sets the
-// ECS scope: the prefix length the answer depends on.
-func (s *Server) route(w dns.ResponseWriter, v *view, q *queryInfo) {
-	src := remoteIP(w.RemoteAddr())
+// route decides which address the client (whose packet came from src) is routed by and which
+// group it falls in, and sets the ECS scope: the prefix length the answer depends on.
+func (s *Server) route(src netip.Addr, v *view, q *queryInfo) {
 	q.client, q.how = src, howSource
 	var privateBits uint8
 	if q.hasECS {
@@ -436,7 +435,7 @@ func equalFold(a, b string) bool {
 // querying client's own routing decision; with TTL 0 nothing caches it, so scope 0 is harmless.
 func (s *Server) statusRRs(w dns.ResponseWriter, v *view, q *queryInfo) []dns.RR {
 	var probe queryInfo = *q
-	s.route(w, v, &probe)
+	s.route(remoteIP(w.RemoteAddr()), v, &probe)
 	you := "client=" + probe.client.String() + " decision=" + s.routeReason(v, &probe)
 	lines := s.statusLines(v, s.now(), you)
 	rrs := make([]dns.RR, len(lines))

@@ -242,6 +242,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Members == nil {
 		v.mode = "static" // no membership: the topology plan forever
 	}
+	v.fast = newFastView(v)
 	s.view.Store(v)
 	if cfg.Members != nil {
 		s.recompute()

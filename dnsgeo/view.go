@@ -77,6 +77,7 @@ type view struct {
 	groups          []groupView // [0] = clients in no known subnet, [i+1] = clients of region i
 	uniform         bool        // every group gets the same answer: the answer ignores the client
 	soa             []dns.RR    // the zone's SOA (TTL and negative TTL = ttl)
+	fast            *fastView   // the answers as wire records for the UDP fast path (nil: none)
 }
 
 // regionView is one region in a view.
@@ -224,6 +225,7 @@ func (s *Server) recompute() {
 		v.version = cur.version + 1
 		v.soa = s.soaRR(v.version, v.ttl)
 	}
+	v.fast = newFastView(v) // after the final SOA: the wire records include it
 	s.view.Store(v)
 }
 
