@@ -457,13 +457,13 @@ func (r *Runtime) removeAll(ctx context.Context, topo string, saveLogs bool) err
 			}
 		}
 	}
-	if err := parallel(ctx, len(cs), 4, func(i int) error {
-		if err := r.eng.ContainerRemove(ctx, cs[i].ID); err != nil && !IsNotFound(err) {
-			return fmt.Errorf("remove container %s: %w", cs[i].Name, err)
+	// One at a time: Docker 20.10 engines before 20.10.27 can deadlock libnetwork when several
+	// containers on one network release their endpoints at once (moby/moby#46661; seen here on
+	// 20.10.24: every network call hung until dockerd was restarted).
+	for _, c := range cs {
+		if err := r.eng.ContainerRemove(ctx, c.ID); err != nil && !IsNotFound(err) {
+			return fmt.Errorf("remove container %s: %w", c.Name, err)
 		}
-		return nil
-	}); err != nil {
-		return err
 	}
 	nets, err := r.eng.NetworkList(ctx, topoLabels(topo))
 	if err != nil {
