@@ -51,6 +51,10 @@ const (
 	ProfileWAN          = "wan"
 )
 
+// FastGossipMaxOneWay is the slowest WAN (one-way latency + jitter) the fast gossip profile is
+// tuned for; agents/gossip.FastMaxOneWay is the same number.
+const FastGossipMaxOneWay = 225 * time.Millisecond
+
 // Topology is a whole multi-region system. Field comments say what each YAML key means.
 type Topology struct {
 	// Name identifies the topology; it labels gossip, run directories and every object drill creates.

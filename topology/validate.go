@@ -220,6 +220,26 @@ func checkLatency(p *problems, field string, latency, jitter Duration) {
 
 func checkGossip(p *problems, t *Topology) {
 	checkOneOf(p, "gossip.profile", t.Gossip.Profile, ProfileFast, ProfileLAN, ProfileWAN)
+	if t.Gossip.Profile == ProfileFast {
+		// The fast profile's probe timeout only fits a WAN this fast; a slower one makes gossip
+		// suspect healthy nodes (see agents/gossip.fastConfig).
+		valid := func(d Duration) bool { return d >= 0 && d.D() <= maxWANLatency } // else reported already
+		tooSlow := func(field string, latency, jitter Duration) {
+			if !valid(latency) || !valid(jitter) {
+				return
+			}
+			if oneWay := latency.D() + jitter.D(); oneWay > FastGossipMaxOneWay {
+				p.add(field+".latency", "latency + jitter %s exceeds the %s one-way the fast gossip profile tolerates; set gossip.profile: wan",
+					oneWay, FastGossipMaxOneWay)
+			}
+		}
+		tooSlow("wan", t.WAN.Latency, t.WAN.Jitter)
+		for i, l := range t.WAN.Links {
+			if l.Latency != t.WAN.Latency || l.Jitter != t.WAN.Jitter { // an inherited value is reported once, above
+				tooSlow(fmt.Sprintf("wan.links[%d]", i), l.Latency, l.Jitter)
+			}
+		}
+	}
 	checkPositive(p, "gossip.rejoin_interval", t.Gossip.RejoinInterval)
 }
 

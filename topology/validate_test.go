@@ -25,6 +25,12 @@ func TestValidate(t *testing.T) {
 		{"overlapping subnet", func(t *Topology) {
 			t.Regions[1].ClientSubnets = append(t.Regions[1].ClientSubnets, "203.0.113.0/25")
 		}, []wantErr{{0, 0, "regions[1].client_subnets[2]", `overlaps 203.0.113.0/24 of region "us-east"`}}},
+		{"WAN too slow for the fast gossip profile", func(t *Topology) {
+			t.WAN.Latency, t.WAN.Jitter = Duration(300*time.Millisecond), Duration(20*time.Millisecond)
+		}, []wantErr{{0, 0, "wan.latency", "latency + jitter 320ms exceeds the 225ms one-way the fast gossip profile tolerates; set gossip.profile: wan"}}},
+		{"slow WAN with the wan gossip profile", func(t *Topology) {
+			t.WAN.Latency, t.Gossip.Profile = Duration(300*time.Millisecond), ProfileWAN
+		}, nil},
 		{"primary gone", func(t *Topology) { t.PrimaryRegion = "ap-south" },
 			[]wantErr{{0, 0, "primary_region", `"ap-south" is not a region (regions: us-east, eu-west)`}}},
 		{"empty settings", func(t *Topology) {
@@ -37,7 +43,7 @@ func TestValidate(t *testing.T) {
 			{0, 0, "design.lease_duration", "must be positive, got 0s"},
 		}},
 		{"link to an unknown region", func(t *Topology) {
-			t.WAN.Links = []WANLink{{Between: []string{"us-east", "mars"}, Latency: Duration(time.Second)}}
+			t.WAN.Links = []WANLink{{Between: []string{"us-east", "mars"}, Latency: Duration(100 * time.Millisecond)}}
 		}, []wantErr{{0, 0, "wan.links[0].between[1]", `"mars" is not a region`}}},
 	}
 	for _, tc := range tests {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/topology"
 )
 
 func ips(prefix string, from, to int) []string {
@@ -28,7 +30,7 @@ func TestProfiles(t *testing.T) {
 		}
 	}
 	fast, _ := Profile(ProfileFast)
-	if fast.ProbeInterval != 800*time.Millisecond || fast.SuspicionMult != 1 {
+	if fast.ProbeInterval != 600*time.Millisecond || fast.SuspicionMult != 1 {
 		t.Errorf("fast profile = interval %v, suspicion mult %d", fast.ProbeInterval, fast.SuspicionMult)
 	}
 	if _, err := Profile("turbo"); err == nil {
@@ -179,13 +181,14 @@ func maxDuration(ds []time.Duration) time.Duration {
 // Detection bounds for the fast profile. Detection = wait for the first probe of the victim
 // (memberlist picks probe targets in random order: roughly exponential with a mean of one probe
 // interval, so it has a tail no tuning removes) + the tuned part, from the start of that probe to
-// every survivor marking the victim dead: probe interval 0.8 s + suspicion 1.6 s + gossip.
+// every survivor marking the victim dead: probe interval 0.6 s + suspicion 0.6 s + gossip.
 // Memberlist logs the suspicion at the end of the failed probe, so "after suspicion" is
 // suspicion timeout + gossip.
 const (
-	// 1.6 s suspicion + gossip (a cross-region hop adds ~350 ms), with slack for a busy box.
+	// 0.6 s suspicion + gossip (a cross-region hop adds up to FastMaxOneWay), with generous
+	// slack for a busy 2-core box.
 	maxAfterSuspicion = 2600 * time.Millisecond
-	maxTotalDetection = 9 * time.Second // tuned 2.5 s + an improbably slow first probe
+	maxTotalDetection = 9 * time.Second // tuned 1.3 s + an improbably slow first probe
 )
 
 // checkDetection waits until every survivor sees victim dead, logs the timings and checks them
@@ -322,7 +325,9 @@ func TestWANLatencyNoFalseDeathsThenKillDetected(t *testing.T) {
 	nodes := startCluster(t, append(append([]string{}, sideA...), sideB...), func(c *Config) { c.Logger = testLogger(rec) })
 	a, b := nodes[:4], nodes[4:]
 	netA, netB := netip.MustParsePrefix("127.90.1.0/24"), netip.MustParsePrefix("127.90.2.0/24")
-	const oneWay, jitter = 300 * time.Millisecond, 50 * time.Millisecond
+	// The worst WAN the fast profile is meant for: FastMaxOneWay with the jitter included.
+	const jitter = 25 * time.Millisecond
+	const oneWay = FastMaxOneWay - jitter
 	for _, n := range a {
 		n.Faults().Set(Rules{Delays: []Delay{{Prefix: netB, Latency: oneWay, Jitter: jitter}}})
 	}
@@ -418,4 +423,12 @@ func rounded(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(10 * time.Millisecond)
 	}
 	return out
+}
+
+// TestFastMaxOneWayMatchesTopology keeps the tolerance the topology validates against equal to
+// the one the fast profile is tuned for.
+func TestFastMaxOneWayMatchesTopology(t *testing.T) {
+	if FastMaxOneWay != topology.FastGossipMaxOneWay {
+		t.Fatalf("gossip.FastMaxOneWay %v != topology.FastGossipMaxOneWay %v", FastMaxOneWay, topology.FastGossipMaxOneWay)
+	}
 }

@@ -9,13 +9,18 @@ import (
 
 // Profile names.
 const (
-	// ProfileFast is the drill default: detect death in ~2–3 s, tolerate a ~650 ms WAN RTT.
+	// ProfileFast is the drill default: detect death in ~1.5–3 s, tolerate a WAN of up to
+	// FastMaxOneWay one-way.
 	ProfileFast = "fast"
 	// ProfileLAN is memberlist.DefaultLANConfig.
 	ProfileLAN = "lan"
 	// ProfileWAN is memberlist.DefaultWANConfig.
 	ProfileWAN = "wan"
 )
+
+// FastMaxOneWay is the largest one-way cross-region latency (jitter included) the fast profile
+// tolerates without false suspicions; topology validation uses the same number.
+const FastMaxOneWay = 225 * time.Millisecond
 
 // Profile returns a fresh memberlist config with the named timing preset: "fast", "lan" or
 // "wan". Identity, addresses, transport, keys and delegates are left for the caller to set.
@@ -32,38 +37,40 @@ func Profile(name string) (*memberlist.Config, error) {
 }
 
 // fastConfig is tuned for one ~10-node pool spanning two regions whose one-way latency is up to
-// ~300 ms (+ jitter). Detection time of a silent node is
+// FastMaxOneWay (225 ms, jitter included). Detection time of a silent node is
 //
-//	wait for the first probe of it (random: every survivor probes one member per interval)
+//	wait for the first probe of it (random: every survivor probes one member per interval, in a
+//	shuffled round over all N−1 others)
 //	+ ProbeInterval (a probe fails only when no ack came back within the whole interval)
-//	+ suspicion timeout (SuspicionMult × max(1, log10 N) × ProbeInterval = 0.8 s for N ≤ 10)
+//	+ suspicion timeout (SuspicionMult × max(1, log10 N) × ProbeInterval = 0.6 s for N ≤ 10)
 //	+ a gossip hop (~GossipInterval)
 //
-// = 1.6 s + the first-probe wait; measured (20 trials, 2 victims, busy 2-core box): median 3.1 s, worst 5.5 s.
-// A false death needs a probe to fail *and* the suspect to stay silent for 0.8 s although it
-// refutes in about one RTT plus a gossip hop.
+// The first-probe wait dominates the tail. When a whole region of the default topology is cut
+// off, 4 survivors must each find 2 victims among 7 members, so the later victim waits on average
+// ~2 intervals and in 1 % of cases ~5. A simulation of exactly that (memberlist's shuffled rounds)
+// gives for the GeoDNS flip (both web nodes dead + hop + DNS poll): at ProbeInterval 800 ms median
+// 3.4 s, p90 5.0 s, P(> 5 s) = 10 %; at 600 ms median 2.7 s, p90 3.8 s, P(> 5 s) < 1 %. Measured
+// with real nodes (region black-hole, 18 trials): 800 ms gave median 3.3 s, worst 5.1–5.9 s.
 //
 // Why not faster: the ack window is the probe interval, and indirect probes cannot rescue a
-// cross-region probe (they start at ProbeTimeout and need a full RTT too), so ProbeInterval must
-// exceed the worst RTT. Measured with 8–10 nodes at 300 ms one-way: 800 ms gave no suspicion at
-// ±50 ms or ±100 ms jitter over 30 s; 700 ms (median detection ≈ 2.75 s) raised 3 suspicions at
-// ±50 ms and 24 suspicions with false deaths (flapping) at ±100 ms.
+// cross-region probe (they start at ProbeTimeout and need a full RTT too), so ProbeTimeout must
+// exceed the worst RTT. 600/500 ms lets a 2 × 225 ms RTT answer directly with 50 ms to spare for
+// a busy CPU. Drills that push the WAN beyond that (e.g. +300 ms) need the wan profile; the
+// topology rejects a fast profile on a slower WAN.
 func fastConfig() *memberlist.Config {
 	c := memberlist.DefaultLocalConfig()
 	// A probe succeeds if any ack (direct, or relayed by an indirect prober) arrives within the
-	// probe interval, not just within ProbeTimeout. 800 ms covers a 600 ms RTT + jitter, and is
-	// as short as that allows, because detection time scales with it.
-	c.ProbeInterval = 800 * time.Millisecond
+	// probe interval, not just within ProbeTimeout. Detection time scales with it.
+	c.ProbeInterval = 600 * time.Millisecond
 	// After ProbeTimeout without an ack the indirect probes start; they travel the same slow
-	// link, so a relayed ack also needs ~one RTT. It must stay below ProbeInterval; 700 ms lets
-	// a plain cross-region RTT answer directly, so healthy WAN probes raise no indirect traffic.
-	c.ProbeTimeout = 700 * time.Millisecond
-	// The suspicion timer (1 × 800 ms for N ≤ 10) is the main detection cost. 1 is the smallest
-	// value, chosen for the GeoDNS failover target (median ≤ 3 s for a region's web nodes): a
-	// falsely suspected node must refute within 800 ms (suspect gossip out ~300 ms + refutation
-	// back ~300 ms at the wan-latency drill's 300 ms one-way), which the latency tests show it
-	// does with ±50 ms jitter; at ±220 ms jitter a false death was seen (mult 2 had none). With
-	// SuspicionMult−2 < 0 no peer confirmations are awaited: the timer is always the minimum.
+	// link, so a relayed ack also needs ~one RTT. 500 ms lets a plain cross-region RTT of up to
+	// 2 × FastMaxOneWay answer directly, so healthy WAN probes raise no indirect traffic.
+	c.ProbeTimeout = 500 * time.Millisecond
+	// The suspicion timer (1 × 600 ms for N ≤ 10) is the second detection cost. 1 is the
+	// smallest value: a falsely suspected node must refute within 600 ms (suspect gossip out and
+	// refutation back, one RTT plus gossip hops), which the WAN latency test checks at
+	// FastMaxOneWay with jitter. With SuspicionMult−2 < 0 no peer confirmations are awaited: the
+	// timer is always the minimum.
 	c.SuspicionMult = 1
 	// Two indirect probers, so one slow or dead relay cannot fail a probe on its own.
 	c.IndirectChecks = 2
