@@ -2,10 +2,10 @@ package dnsgeo
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
 )
 
 // benchWriter packs replies into a reused buffer, as cheaply as a real socket write allows.
@@ -101,18 +101,18 @@ func BenchmarkAppQueryECSBatched(b *testing.B) {
 				b.Fatal(err)
 			}
 			u := &batchUDP{s: srv, slowOnly: slowOnly}
-			w := &batchWriter{local: &net.UDPAddr{IP: net.IPv4(127, 92, 0, 1), Port: 53}, out: make([]ipv4.Message, 1)}
-			w.out[0].Buffers = [][]byte{make([]byte, 0, dns.DefaultMsgSize)}
-			from := &net.UDPAddr{IP: net.ParseIP(srcUSEast).To4(), Port: 40000}
+			w := newBatchWriter(&net.UDPAddr{IP: net.IPv4(127, 92, 0, 1), Port: 53}, 1)
+			from := netip.MustParseAddrPort(srcUSEast + ":40000")
 			pkt := make([]byte, len(wire))
 			b.ReportAllocs()
 			for b.Loop() {
-				w.out = w.out[:0]
+				w.replies = w.replies[:0]
+				w.answering(0, from)
 				copy(pkt, wire)
-				u.serveOne(w, pkt, from)
+				u.serveOne(w, pkt)
 			}
 			var r dns.Msg
-			if err := r.Unpack(w.out[0].Buffers[0]); err != nil || len(r.Answer) != 2 || replyECS(&r).SourceScope != 24 {
+			if err := r.Unpack(w.replies[0].buf); err != nil || len(r.Answer) != 2 || replyECS(&r).SourceScope != 24 {
 				b.Fatalf("unexpected reply %v (%v)", &r, err)
 			}
 		})

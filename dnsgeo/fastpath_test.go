@@ -14,7 +14,6 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/ipv4"
 
 	"github.com/drillworks/drill/agents/gossip"
 )
@@ -68,14 +67,13 @@ func (p *pathPair) set(ms []gossip.Member, settle bool) {
 // the reply (nil for none). The packet is copied: the slow path rewrites it in place.
 func serveBatched(srv *Server, slowOnly bool, pkt []byte, from *net.UDPAddr) []byte {
 	u := &batchUDP{s: srv, slowOnly: slowOnly}
-	out := make([]ipv4.Message, 1)
-	out[0].Buffers = [][]byte{make([]byte, 0, dns.DefaultMsgSize)}
-	w := &batchWriter{local: &net.UDPAddr{IP: net.IPv4(127, 92, 0, 1), Port: 53}, out: out[:0]}
-	u.serveOne(w, slices.Clone(pkt), from)
-	if len(w.out) == 0 {
+	w := newBatchWriter(&net.UDPAddr{IP: net.IPv4(127, 92, 0, 1), Port: 53}, 1)
+	w.answering(0, from.AddrPort())
+	u.serveOne(w, slices.Clone(pkt))
+	if len(w.replies) == 0 {
 		return nil
 	}
-	return w.out[0].Buffers[0]
+	return w.replies[0].buf
 }
 
 // compare answers pkt through both paths and fails unless the replies are byte-identical. It
@@ -585,20 +583,20 @@ func TestFastPathAllocs(t *testing.T) {
 	srv := newTestServer(t, allUp)
 	wire, _ := newQuery("app."+zone, dns.TypeA, 1232, ecs("198.51.100.0/24")).Pack()
 	u := &batchUDP{s: srv}
-	w := &batchWriter{local: &net.UDPAddr{IP: net.IPv4(127, 92, 0, 1), Port: 53}, out: make([]ipv4.Message, 1)}
-	w.out[0].Buffers = [][]byte{make([]byte, 0, dns.DefaultMsgSize)}
-	from := &net.UDPAddr{IP: net.ParseIP(srcUSEast).To4(), Port: 40000}
+	w := newBatchWriter(&net.UDPAddr{IP: net.IPv4(127, 92, 0, 1), Port: 53}, 1)
+	from := netip.MustParseAddrPort(srcUSEast + ":40000")
 	pkt := slices.Clone(wire)
 	allocs := testing.AllocsPerRun(1000, func() {
-		w.out = w.out[:0]
+		w.replies = w.replies[:0]
+		w.answering(0, from)
 		copy(pkt, wire)
-		u.serveOne(w, pkt, from)
+		u.serveOne(w, pkt)
 	})
-	if len(w.out) != 1 {
+	if len(w.replies) != 1 {
 		t.Fatal("no reply")
 	}
 	var r dns.Msg
-	if err := r.Unpack(w.out[0].Buffers[0]); err != nil || len(r.Answer) != 2 || replyECS(&r).SourceScope != 24 {
+	if err := r.Unpack(w.replies[0].buf); err != nil || len(r.Answer) != 2 || replyECS(&r).SourceScope != 24 {
 		t.Fatalf("unexpected reply %v (%v)", &r, err)
 	}
 	if allocs != 0 {

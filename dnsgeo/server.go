@@ -374,6 +374,9 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		_ = pc.Close() // no-ops if the server closed them already
 		_ = ln.Close()
+		if s.fastUDP != nil {
+			_ = s.fastUDP.port.close() // its readers never started
+		}
 		s.udp, s.tcp, s.fastUDP = nil, nil, nil
 		return startErr
 	}

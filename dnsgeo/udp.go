@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // Batched UDP serving.
@@ -22,9 +21,12 @@ import (
 // messages, and allocates every reply buffer. Profiled under dnsperf on 2 cores, that overhead was
 // two thirds of the server's user time. batchUDP serves a socket bound to a specific address with
 // a few long-lived goroutines that read every queued packet with one recvmmsg, answer them in
-// turn, and send all replies with one sendmmsg (golang.org/x/net falls back to one packet per
-// syscall where those do not exist); measured: ~23 → ~8 µs of server CPU per query and about
-// twice the queries per second (dnsgeo/bench/README.md). TCP stays on miekg/dns.
+// turn (the hot queries from wire bytes, see fastpath.go) and send all replies with one sendmmsg
+// (dnsgeo/bench/README.md has the measurements). TCP stays on miekg/dns.
+//
+// The socket is read through a udpPort (udp_linux.go): on Linux the readers block in recvmmsg on
+// a descriptor of their own rather than in Go's network poller; elsewhere there is no udpPort and
+// miekg/dns's UDP server is used.
 //
 // It does what miekg/dns's server does with a packet, in the same order: Config.Drop, the ECS
 // option rename, the header checks of dns.DefaultMsgAcceptFunc (FORMERR / NOTIMP / silence),
@@ -38,18 +40,32 @@ const (
 	udpMaxConsecutiveErrors = 1000
 )
 
-// batchConn is what ipv4.PacketConn and ipv6.PacketConn both offer (their Message types are the
-// same type).
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+// udpPort is a UDP socket that batched readers share.
+type udpPort interface {
+	// newBatch returns one reader's packet and address buffers for up to size packets.
+	newBatch(size int) udpBatch
+	// wake makes blocked reads return (after batchUDP.closing is set).
+	wake()
+	// close releases the socket; no read or send may be running or start afterwards.
+	close() error
+}
+
+// udpBatch is one reader's buffers.
+type udpBatch interface {
+	// read waits for packets and returns how many arrived; 0 with a nil error means none yet
+	// (a periodic wake-up: check for shutdown and read again).
+	read() (int, error)
+	// packet is the i-th packet read and its source.
+	packet(i int) ([]byte, netip.AddrPort)
+	// send sends each reply to the source of the packet it answers.
+	send(replies []udpReply) error
 }
 
 // batchUDP serves one UDP socket.
 type batchUDP struct {
 	s       *Server
-	conn    *net.UDPConn
-	batch   batchConn
+	port    udpPort
+	local   net.Addr
 	closing atomic.Bool
 	wg      sync.WaitGroup
 	// slowOnly turns the fast path off (tests compare both paths on the same packets).
@@ -57,8 +73,9 @@ type batchUDP struct {
 }
 
 // newBatchUDP returns a batched server for pc, or nil when pc needs miekg/dns's server: it is not
-// a *net.UDPConn, or it is bound to a wildcard address, where a reply's source address must be
-// taken from each packet's control messages.
+// a *net.UDPConn, it is bound to a wildcard address (where a reply's source address must be taken
+// from each packet's control messages), or the platform has no udpPort. The batched server takes
+// pc over (pc itself is closed; see openUDPPort).
 func newBatchUDP(s *Server, pc net.PacketConn) *batchUDP {
 	conn, ok := pc.(*net.UDPConn)
 	if !ok {
@@ -68,13 +85,12 @@ func newBatchUDP(s *Server, pc net.PacketConn) *batchUDP {
 	if !ok || local.IP.IsUnspecified() {
 		return nil
 	}
-	u := &batchUDP{s: s, conn: conn}
-	if local.IP.To4() != nil {
-		u.batch = ipv4.NewPacketConn(conn)
-	} else {
-		u.batch = ipv6.NewPacketConn(conn)
+	port, err := openUDPPort(conn)
+	if err != nil {
+		s.logger.Debug("udp: miekg/dns server instead of batched reads", "err", err)
+		return nil
 	}
-	return u
+	return &batchUDP{s: s, port: port, local: local}
 }
 
 // udpReaders is how many goroutines read the socket: half the usable CPUs, at least one. On the
@@ -90,41 +106,37 @@ func (u *batchUDP) start() {
 	}
 }
 
-// shutdown closes the socket and waits (until ctx ends) for the readers to finish their batch.
+// shutdown stops the readers (they finish their batch) and closes the socket. If ctx ends first,
+// the socket is closed once the readers are done.
 func (u *batchUDP) shutdown(ctx context.Context) error {
 	u.closing.Store(true)
-	err := u.conn.Close()
-	done := make(chan struct{})
+	u.port.wake()
+	done := make(chan error, 1)
 	go func() {
 		u.wg.Wait()
-		close(done)
+		done <- u.port.close()
 	}()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("dnsgeo: shutdown udp: %w", err)
+		}
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("dnsgeo: shutdown udp: %w", ctx.Err())
 	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("dnsgeo: shutdown udp: %w", err)
-	}
-	return nil
 }
 
 // serve is one reader: read a batch, answer each packet into the reply batch, send the replies.
 func (u *batchUDP) serve() {
 	defer u.wg.Done()
-	in := make([]ipv4.Message, udpBatchSize)
-	out := make([]ipv4.Message, udpBatchSize)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, dns.DefaultMsgSize)}
-		out[i].Buffers = [][]byte{make([]byte, 0, dns.DefaultMsgSize)}
-	}
-	w := &batchWriter{local: u.conn.LocalAddr()}
+	b := u.port.newBatch(udpBatchSize)
+	w := newBatchWriter(u.local, udpBatchSize)
 	errs := 0
-	for {
-		n, err := u.batch.ReadBatch(in, 0)
+	for !u.closing.Load() {
+		n, err := b.read()
 		if err != nil {
-			if u.closing.Load() || errors.Is(err, net.ErrClosed) {
+			if u.closing.Load() {
 				return
 			}
 			if errs++; errs >= udpMaxConsecutiveErrors {
@@ -135,28 +147,25 @@ func (u *batchUDP) serve() {
 			continue
 		}
 		errs = 0
-		w.out = out[:0]
+		w.replies = w.replies[:0]
 		for i := range n {
-			u.serveOne(w, in[i].Buffers[0][:in[i].N], in[i].Addr)
+			m, from := b.packet(i)
+			w.answering(i, from)
+			u.serveOne(w, m)
 		}
-		for sent := 0; sent < len(w.out); {
-			k, err := u.batch.WriteBatch(w.out[sent:], 0)
-			if err != nil {
-				// A reply that cannot be sent is lost like any UDP datagram; skip it.
+		if len(w.replies) > 0 {
+			if err := b.send(w.replies); err != nil {
+				// A reply that cannot be sent is lost like any UDP datagram.
 				u.s.logger.Debug("udp write", "err", err)
-				k = max(k, 1)
 			}
-			sent += k
-		}
-		for i := range w.out {
-			w.out[i].Addr = nil // do not keep client addresses alive between batches
 		}
 	}
 }
 
-// serveOne handles one packet the way miekg/dns's server would.
-func (u *batchUDP) serveOne(w *batchWriter, m []byte, from net.Addr) {
-	if drop := u.s.cfg.Drop; drop != nil && drop(remoteIP(from)) {
+// serveOne handles one packet (from w's current peer) the way miekg/dns's server would.
+func (u *batchUDP) serveOne(w *batchWriter, m []byte) {
+	src := w.peer.Addr().Unmap()
+	if drop := u.s.cfg.Drop; drop != nil && drop(src) {
 		return
 	}
 	const headerLen = 12
@@ -167,8 +176,7 @@ func (u *batchUDP) serveOne(w *batchWriter, m []byte, from net.Addr) {
 	if !u.slowOnly {
 		// The hot queries are answered from wire bytes (fastpath.go); the rest go on below.
 		if slot, ok := w.slot(); ok {
-			if reply, region, ok := u.s.fastReply(m, remoteIP(from), slot.Buffers[0][:cap(slot.Buffers[0])]); ok {
-				w.remote = from
+			if reply, region, ok := u.s.fastReply(m, src, slot.buf[:cap(slot.buf)]); ok {
 				w.commit(slot, reply)
 				u.s.metrics.count(dns.RcodeSuccess, region)
 				return
@@ -176,7 +184,6 @@ func (u *batchUDP) serveOne(w *batchWriter, m []byte, from net.Addr) {
 		}
 	}
 	rewriteECSCodes(m)
-	w.remote = from
 	dh := dns.Header{
 		Id:      binary.BigEndian.Uint16(m[0:]),
 		Bits:    binary.BigEndian.Uint16(m[2:]),
@@ -215,19 +222,47 @@ func (u *batchUDP) serveOne(w *batchWriter, m []byte, from net.Addr) {
 	_ = w.WriteMsg(req)
 }
 
-// batchWriter is the dns.ResponseWriter of a batch: each reply is packed into the next slot of
-// out (reusing its buffer) and sent with the rest of the batch.
+// udpReply is one reply of a batch.
+type udpReply struct {
+	buf []byte // the reply (the slot's buffer, reused batch after batch, or a larger one)
+	to  int    // index in the batch of the packet it answers
+}
+
+// batchWriter is the dns.ResponseWriter of a batch: each reply is packed into the next reply
+// slot (reusing its buffer) and sent with the rest of the batch.
 type batchWriter struct {
-	local  net.Addr
-	remote net.Addr // the packet being answered
-	out    []ipv4.Message
+	local   net.Addr
+	peer    netip.AddrPort // source of the packet being answered
+	cur     int            // its index in the batch
+	remote  net.Addr       // peer as a net.Addr, made when the slow path first asks for it
+	replies []udpReply     // the batch's replies so far; cap is the batch size
+}
+
+// newBatchWriter returns a writer with size reply slots.
+func newBatchWriter(local net.Addr, size int) *batchWriter {
+	w := &batchWriter{local: local, replies: make([]udpReply, size)}
+	for i := range w.replies {
+		w.replies[i].buf = make([]byte, 0, dns.DefaultMsgSize)
+	}
+	w.replies = w.replies[:0]
+	return w
+}
+
+// answering makes packet i (from peer) the one being answered.
+func (w *batchWriter) answering(i int, peer netip.AddrPort) {
+	w.cur, w.peer, w.remote = i, peer, nil
 }
 
 // LocalAddr implements dns.ResponseWriter.
 func (w *batchWriter) LocalAddr() net.Addr { return w.local }
 
 // RemoteAddr implements dns.ResponseWriter.
-func (w *batchWriter) RemoteAddr() net.Addr { return w.remote }
+func (w *batchWriter) RemoteAddr() net.Addr {
+	if w.remote == nil {
+		w.remote = net.UDPAddrFromAddrPort(netip.AddrPortFrom(w.peer.Addr().Unmap(), w.peer.Port()))
+	}
+	return w.remote
+}
 
 // WriteMsg implements dns.ResponseWriter.
 func (w *batchWriter) WriteMsg(m *dns.Msg) error {
@@ -235,7 +270,7 @@ func (w *batchWriter) WriteMsg(m *dns.Msg) error {
 	if !ok {
 		return errNoReplySlot
 	}
-	b, err := m.PackBuffer(slot.Buffers[0][:cap(slot.Buffers[0])])
+	b, err := m.PackBuffer(slot.buf[:cap(slot.buf)])
 	if err != nil {
 		return fmt.Errorf("dnsgeo: pack reply: %w", err)
 	}
@@ -252,7 +287,7 @@ func (w *batchWriter) Write(b []byte) (int, error) {
 	if !ok {
 		return 0, errNoReplySlot
 	}
-	w.commit(slot, append(slot.Buffers[0][:0], b...))
+	w.commit(slot, append(slot.buf[:0], b...))
 	return len(b), nil
 }
 
@@ -261,19 +296,20 @@ func (w *batchWriter) Write(b []byte) (int, error) {
 var errNoReplySlot = errors.New("dnsgeo: no reply slot left in the udp batch")
 
 // slot is the next free reply slot.
-func (w *batchWriter) slot() (*ipv4.Message, bool) {
-	i := len(w.out)
-	if i == cap(w.out) {
+func (w *batchWriter) slot() (*udpReply, bool) {
+	i := len(w.replies)
+	if i == cap(w.replies) {
 		return nil, false
 	}
-	return &w.out[:i+1][i], true
+	return &w.replies[:i+1][i], true
 }
 
-// commit adds the packed reply b (in the slot's buffer, or a larger one that replaces it).
-func (w *batchWriter) commit(slot *ipv4.Message, b []byte) {
-	slot.Buffers[0] = b
-	slot.Addr = w.remote
-	w.out = w.out[:len(w.out)+1]
+// commit adds the reply b (in the slot's buffer, or a larger one that replaces it) for the packet
+// being answered.
+func (w *batchWriter) commit(slot *udpReply, b []byte) {
+	slot.buf = b
+	slot.to = w.cur
+	w.replies = w.replies[:len(w.replies)+1]
 }
 
 // Close implements dns.ResponseWriter (nothing to close per query on UDP).
