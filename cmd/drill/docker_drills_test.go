@@ -34,29 +34,48 @@ func dockerEnv(t *testing.T, name string, octet int) *env {
 	return e // newEnv's cleanup runs `drill down`, which follows the plan's runtime
 }
 
-// TestDockerRegionOutage runs the main drill on the Docker runtime. Its DNS failover budget is
-// raised from 5 s to 8 s here: gossip detects a black-holed region more slowly among containers
-// (5.1-5.8 s measured on this machine against 2.6-3.6 s for local processes), which is a known
-// open gap of the Docker runtime; every other budget is the drill's own.
-func TestDockerRegionOutage(t *testing.T) {
+// TestDockerDrills runs every built-in drill on the Docker runtime, as it is and under its
+// known-bad design setting, with the same expectations as on the local runtime: each passes with
+// its own budgets, and each known-bad variant fails on the check that catches the flaw, with a
+// measured flaw.
+func TestDockerDrills(t *testing.T) {
 	needDocker(t)
-	e := dockerEnv(t, "docker-outage", 111)
-	start := time.Now()
-	code, out := e.run("region-outage", "--runtime", "docker", "--budget", "dns_failover_s=8")
-	r := e.reportJSON()
-	t.Logf("docker region-outage: %s wall, verdict %s, dns failover %v s, rto %v, lost %v", time.Since(start).Round(time.Second),
-		r.Verdict, deref(r.Metrics.DNSFailoverS), r.Metrics.RTOS, derefInt(r.Metrics.LostAckedWrites))
-	if code != 0 || r.Verdict != "pass" {
-		t.Fatalf("exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
-	}
-}
-
-func TestDockerPartitionWithoutFencingSplitsBrain(t *testing.T) {
-	needDocker(t)
-	e := dockerEnv(t, "docker-split", 112)
-	code, out := e.run("region-partition", "--runtime", "docker", "--set", "fencing=none")
-	v, secs, detail := e.reportJSON().check(t, "split_brain")
-	if code != 1 || v != "fail" || secs <= 0 {
-		t.Fatalf("fencing=none on docker: want split brain; exit %d, check %s %v (%s)\n%s", code, v, secs, detail, out)
+	for _, tc := range []struct {
+		name  string
+		octet int
+		args  []string
+		// failCheck is empty for a run that must pass; else the check that must fail.
+		failCheck string
+	}{
+		{"region-outage passes", 111, []string{"region-outage"}, ""},
+		{"region-outage loses writes under async", 113, []string{"region-outage", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
+		{"primary-kill passes", 114, []string{"primary-kill"}, ""},
+		{"primary-kill loses writes under async", 115, []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
+		{"wan-latency passes", 116, []string{"wan-latency"}, ""},
+		{"wan-latency reads stale without read-your-writes", 117, []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
+		{"region-partition passes with lease fencing", 118, []string{"region-partition"}, ""},
+		{"region-partition splits brain without fencing", 112, []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := dockerEnv(t, fmt.Sprintf("docker-%d", tc.octet), tc.octet)
+			start := time.Now()
+			code, out := e.run(append(tc.args, "--runtime", "docker")...)
+			r := e.reportJSON()
+			t.Logf("%s on docker: %s wall, exit %d, verdict %s; dns failover %v s, rto %v, lost %v, split brain %v s, stale reads %v",
+				tc.args[0], time.Since(start).Round(time.Second), code, r.Verdict, deref(r.Metrics.DNSFailoverS), r.Metrics.RTOS,
+				derefInt(r.Metrics.LostAckedWrites), deref(r.Metrics.SplitBrainS), derefInt(r.Metrics.StaleReads))
+			if tc.failCheck == "" {
+				if code != 0 || r.Verdict != "pass" {
+					t.Fatalf("want a pass; exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
+				}
+				return
+			}
+			v, measured, detail := r.check(t, tc.failCheck)
+			if code != 1 || v != "fail" || measured <= 0 {
+				t.Fatalf("want exit 1 and %s failing with a measured flaw; exit %d, check %s measured %v (%s)\n%s",
+					tc.failCheck, code, v, measured, detail, out)
+			}
+			t.Logf("%s: %v (%s)", tc.failCheck, measured, detail)
+		})
 	}
 }

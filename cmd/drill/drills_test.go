@@ -205,6 +205,7 @@ func TestKnownBadDesignsFail(t *testing.T) {
 		check string
 	}{
 		{"region-outage loses writes under async", 102, []string{"region-outage", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
+		{"primary-kill loses writes under async", 119, []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
 		{"region-partition splits brain without fencing", 104, []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
 		{"wan-latency reads stale without read-your-writes", 106, []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
 	} {
