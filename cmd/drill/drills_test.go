@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +87,9 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 // run runs `drill run` and returns its exit code and output.
 func (e *env) run(args ...string) (int, string) {
 	e.t.Helper()
+	if !slices.Contains(args, "--runtime") {
+		args = append(args, "--runtime", "local") // the default, auto, would pick Docker where it runs
+	}
 	out, err := e.cmd(append([]string{"run", "--report-dir", e.report, "--seed", "42"}, args...)...).CombinedOutput()
 	code := 0
 	var ee *exec.ExitError
@@ -265,7 +269,7 @@ func TestPrimaryKillPasses(t *testing.T) {
 func TestInterruptMidFault(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t, "interrupt", 109)
-	cmd := e.cmd("run", "region-outage", "--report-dir", e.report, "--seed", "1")
+	cmd := e.cmd("run", "region-outage", "--runtime", "local", "--report-dir", e.report, "--seed", "1")
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -291,7 +295,7 @@ func TestInterruptMidFault(t *testing.T) {
 func TestKill9MidFaultThenRecover(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t, "kill9", 110)
-	cmd := e.cmd("run", "region-partition", "--report-dir", e.report, "--seed", "1")
+	cmd := e.cmd("run", "region-partition", "--runtime", "local", "--report-dir", e.report, "--seed", "1")
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -43,7 +43,7 @@ func TestQuickstart(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = exec.Command(bin, "down", "--topology", topo, "--state-dir", state).Run() })
 
-	drill("up")
+	drill("up", "--runtime", "local") // the default, auto, would pick Docker where an engine answers
 	var st struct {
 		Regions []struct {
 			Name    string `json:"name"`

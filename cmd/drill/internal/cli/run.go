@@ -50,7 +50,7 @@ aborted run.`,
 	}
 	cmd.Flags().StringArrayVar(&f.up.sets, "set", nil, "override a topology design setting, key=value (wins over the drill's settings)")
 	cmd.Flags().StringArrayVar(&f.budgets, "budget", nil, "override a budget, name=value (e.g. lost_acked_writes=0)")
-	cmd.Flags().StringVar(&f.up.runtime, "runtime", "local", runtimeHelp)
+	cmd.Flags().StringVar(&f.up.runtime, "runtime", "auto", runtimeHelp)
 	cmd.Flags().StringVar(&f.up.binary, "agent-binary", "", agentBinaryHelp)
 	cmd.Flags().DurationVar(&f.up.timeout, "timeout", 60*time.Second, "how long to wait for the cluster to converge")
 	cmd.Flags().StringVar(&f.reportDir, "report-dir", "", "where the report goes (default ./drill-reports/<time>-<drill>)")
@@ -110,6 +110,10 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 			d.Budgets = check.Budgets{}
 		}
 		d.Budgets[k] = n
+	}
+	// Resolved last: a usage error must not wait on a Docker engine that does not answer.
+	if f.up.runtime, err = g.resolveRuntime(ctx, f.up.runtime); err != nil {
+		return err
 	}
 	seed := f.seed
 	if seed == 0 {

@@ -52,7 +52,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a design setting, key=value (fencing, replication, read_your_writes, failover_after, dns_ttl, ...)")
-	cmd.Flags().StringVar(&f.runtime, "runtime", "local", runtimeHelp)
+	cmd.Flags().StringVar(&f.runtime, "runtime", "auto", runtimeHelp)
 	cmd.Flags().StringVar(&f.binary, "agent-binary", "", agentBinaryHelp)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for convergence")
 	return cmd
