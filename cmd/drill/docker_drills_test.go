@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +65,7 @@ func TestDockerDrills(t *testing.T) {
 			start := time.Now()
 			code, out := e.run(append(tc.args, "--runtime", "docker")...)
 			r := e.reportJSON()
+			e.assertNoDockerObjects() // run tears its cluster down, pass or fail
 			t.Logf("%s on docker: %s wall, exit %d, verdict %s; dns failover %v s, rto %v, lost %v, split brain %v s, stale reads %v",
 				tc.args[0], time.Since(start).Round(time.Second), code, r.Verdict, deref(r.Metrics.DNSFailoverS), r.Metrics.RTOS,
 				derefInt(r.Metrics.LostAckedWrites), deref(r.Metrics.SplitBrainS), derefInt(r.Metrics.StaleReads))
@@ -77,5 +82,106 @@ func TestDockerDrills(t *testing.T) {
 			}
 			t.Logf("%s: %v (%s)", tc.failCheck, measured, detail)
 		})
+	}
+}
+
+// TestDockerInterruptMidFault sends SIGINT while a black-hole is in force on Docker: the run must
+// undo it, tear down (no labelled container or network left) and report verdict aborted.
+func TestDockerInterruptMidFault(t *testing.T) {
+	needDocker(t)
+	e := dockerEnv(t, "docker-interrupt", 122)
+	cmd := e.cmd("run", "region-outage", "--runtime", "docker", "--report-dir", e.report, "--seed", "1")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitForFault(cmd, out, "blackhole:us-east", time.Now().Add(120*time.Second))
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("want exit 3 after an interrupt, got %v\n%s", err, out.String())
+	}
+	if r := e.reportJSON(); r.Verdict != "aborted" {
+		t.Fatalf("verdict %s, want aborted\n%s", r.Verdict, out.String())
+	}
+	e.assertNoDockerObjects()
+}
+
+// TestDockerKill9MidFaultThenRecover kills drill with SIGKILL while a partition's nftables rules
+// are in the containers: `drill recover` must remove them from the ledger, and `drill down` must
+// leave no labelled container or network.
+func TestDockerKill9MidFaultThenRecover(t *testing.T) {
+	needDocker(t)
+	e := dockerEnv(t, "docker-kill9", 123)
+	cmd := e.cmd("run", "region-partition", "--runtime", "docker", "--report-dir", e.report, "--seed", "1")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitForFault(cmd, out, "split", time.Now().Add(120*time.Second))
+	// The ledger records a fault before applying it: wait until its rules are in the containers.
+	rt, err := docker.New(docker.Config{RunDir: filepath.Join(e.state, "docker-kill9")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		rules, err := rt.PacketRules(ctx)
+		if err == nil && len(rules) > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the partition's nftables tables never appeared (last: %v, %v)\n%s", rules, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	rec, err := e.cmd("recover").CombinedOutput()
+	if err != nil {
+		t.Fatalf("recover: %v\n%s", err, rec)
+	}
+	if !strings.Contains(string(rec), "undone: split") || !strings.Contains(string(rec), "nothing drill injected is left") {
+		t.Fatalf("recover did not undo the partition:\n%s", rec)
+	}
+	if rules, err := rt.PacketRules(ctx); err != nil || len(rules) != 0 {
+		t.Fatalf("after recover: packet rules %v (%v), want none", rules, err)
+	}
+	if down, err := e.cmd("down").CombinedOutput(); err != nil {
+		t.Fatalf("down: %v\n%s", err, down)
+	}
+	e.assertNoDockerObjects()
+}
+
+// assertNoDockerObjects fails if any container or network labelled with this test's topology
+// exists (node containers, nftables helpers, networks; nftables rules live in the containers'
+// network namespaces and go with them).
+func (e *env) assertNoDockerObjects() {
+	e.t.Helper()
+	eng, err := docker.NewEngine()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	labels := map[string]string{docker.LabelTopology: strings.TrimSuffix(filepath.Base(e.topo), ".yaml")}
+	cs, err := eng.ContainerList(ctx, labels)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	nets, err := eng.NetworkList(ctx, labels)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, c := range cs {
+		e.t.Errorf("container left: %s (%s)", c.Name, c.State)
+	}
+	for _, n := range nets {
+		e.t.Errorf("network left: %s", n.Name)
 	}
 }
