@@ -1,8 +1,10 @@
 package docker_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -304,6 +306,24 @@ func nodeState(t *testing.T, c *cluster, name string) compose.NodeState {
 	return compose.NodeState{}
 }
 
+// healthzOn sends one HTTP/1.1 health request on an open connection and reads the status line,
+// within 1.5 s.
+func healthzOn(c net.Conn) error {
+	if err := c.SetDeadline(time.Now().Add(1500 * time.Millisecond)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: drill\r\n\r\n")); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
 // dialOutcome is what a TCP connect from the host gives: "ok", "refused" or "timeout".
 func dialOutcome(addr string) string {
 	conn, err := net.DialTimeout("tcp", addr, 1500*time.Millisecond)
@@ -342,6 +362,16 @@ func TestBlackholeIsSilentAtThePacketLevel(t *testing.T) {
 		return false
 	}
 
+	// A connection established before the fault, already used once.
+	established, err := net.DialTimeout("tcp", web, 2*time.Second)
+	if err != nil {
+		t.Fatalf("connect before the black hole: %v", err)
+	}
+	defer established.Close()
+	if err := healthzOn(established); err != nil {
+		t.Fatalf("request on a fresh connection: %v", err)
+	}
+
 	// The packet layer alone (no toxics, no gossip rules): every packet to and from us-east's
 	// nodes vanishes, except drill's own control traffic from the host.
 	drops := map[string][]netip.Prefix{}
@@ -360,6 +390,12 @@ func TestBlackholeIsSilentAtThePacketLevel(t *testing.T) {
 	}
 	if got := dialOutcome(closed); got != "timeout" {
 		t.Fatalf("connect to a closed port of a black-holed node: %s, want a timeout (no RST)", got)
+	}
+	// The rules match every packet, not only new flows: the established connection is cut too,
+	// silently (no reset, no reply), with no conntrack flush.
+	var ne net.Error
+	if err := healthzOn(established); err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("request on a connection established before the black hole: %v, want a timeout", err)
 	}
 	// Gossip (UDP probes and TCP fallbacks) is dropped too: eu-west sees us-east dead.
 	waitFor(t, 20*time.Second, "eu-west to see us-east-web-1 dead", func() bool { return !aliveIn("eu-west-web-1", "us-east-web-1") })
