@@ -37,9 +37,9 @@ import (
 //     other TTL bit zero, and only the ECS option, echoed with the scope set.
 //   - The packet ends exactly where the last section ends (miekg/dns ignores trailing bytes; we
 //     leave those rare packets to it rather than reason about them).
-//   - Size: the slow path only sends an uncompressed reply when its size bound (maxLen, exactly
-//     one byte over the wire length here) fits the client's buffer; otherwise it truncates or
-//     compresses, so the fast path falls back.
+//   - Size: the slow path only sends an uncompressed reply when its size bound (maxLen: here one
+//     octet over the wire length) fits the client's buffer; otherwise it truncates or
+//     compresses, so the fast path computes the same bound and falls back.
 //   - The query log needs per-query reasons, so with a query log every query takes the slow path.
 //
 // Metrics: the reader counts every fast reply as ServeDNS would (rcode NOERROR, answering region);
@@ -59,7 +59,7 @@ type fastAnswer struct {
 	ancount uint16
 	nscount uint16
 	region  int // region counted in metrics: -1 for none
-	maxLen  int // what these records add to the slow path's maxLen
+	maxLen  int // what these records add to the slow path's maxLen (dns.Len of each)
 }
 
 // newFastView packs v's answers. It returns nil (every query takes the slow path) if a record
@@ -288,8 +288,11 @@ func (s *Server) fastReply(pkt []byte, src netip.Addr, buf []byte) (reply []byte
 			optLen += optionHdrLen + len(q.ecsData)
 		}
 	}
+	// The question's presentation name is one octet shorter than its wire form (plain labels),
+	// so the question adds (q.qend-fastHeaderLen)+1 to maxLen.
+	maxLen := q.qend + 1 + ans.maxLen + optLen
 	wireLen := q.qend + len(ans.wire) + optLen
-	if maxLen := wireLen + 1; maxLen > size || wireLen > cap(buf) {
+	if maxLen > size || wireLen > cap(buf) {
 		return nil, -1, false
 	}
 

@@ -352,10 +352,22 @@ func TestFastPathLargeAnswerFallsBack(t *testing.T) {
 	if !p.compare(t, wire, from) {
 		t.Fatal("an answer that fits the 4096-octet buffer did not take the fast path")
 	}
+	full := serveBatched(p.fast, false, wire, from)
+	serveBatched(p.slow, true, wire, from) // keeps both servers' metrics comparable
 	var r dns.Msg
-	if err := r.Unpack(serveBatched(p.fast, false, wire, from)); err != nil || len(r.Answer) != 42 || r.Truncated {
+	if err := r.Unpack(full); err != nil || len(r.Answer) != 42 || r.Truncated {
 		t.Fatalf("big answer: %d records, TC %v, err %v", len(r.Answer), r.Truncated, err)
 	}
+	// Around the boundary: the fast path answers exactly when the slow path's bound (one octet
+	// over the reply's length) fits the client's buffer, and the replies stay identical.
+	for size := len(full) - 3; size <= len(full)+3; size++ {
+		q := newQuery("app."+zone, dns.TypeA, uint16(size))
+		wire, _ := q.Pack()
+		if took, want := p.compare(t, wire, from), size >= len(full)+1; took != want {
+			t.Errorf("UDP size %d (reply %d octets): fast path taken = %v, want %v", size, len(full), took, want)
+		}
+	}
+	p.checkMetrics(t)
 }
 
 // TestFastPathQueryLogFallsBack: with a query log every query takes the slow path (the log needs
