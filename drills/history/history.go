@@ -70,16 +70,20 @@ const (
 	KindRestart = "restart"
 	// KindKillPrimary kills whichever database node is the primary, until healed.
 	KindKillPrimary = "kill-primary"
+	// KindLoss drops a random share of the packets between regions (or between one region and
+	// everything else), until healed.
+	KindLoss = "loss"
 )
 
 // FaultKinds lists every fault kind, sorted.
 func FaultKinds() []string {
-	return []string{KindBlackhole, KindFreeze, KindKill, KindKillPrimary, KindLatency, KindPartition, KindRestart}
+	return []string{KindBlackhole, KindFreeze, KindKill, KindKillPrimary, KindLatency, KindLoss, KindPartition, KindRestart}
 }
 
 // IsRegionOutage reports whether a fault of this kind, aimed at a whole region (Op.Region set,
 // Op.Node empty), makes that region unreachable or dead to its users, so GeoDNS is expected to
-// send them elsewhere. Latency and restarts do not; neither do faults aimed at one node.
+// send them elsewhere. Latency, packet loss and restarts do not; neither do faults aimed at one
+// node.
 func IsRegionOutage(kind string) bool {
 	switch kind {
 	case KindBlackhole, KindPartition, KindKill, KindFreeze:

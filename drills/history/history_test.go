@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -213,5 +214,34 @@ func TestClientRegionsAndSpan(t *testing.T) {
 	first, last := Span(ops)
 	if !first.Equal(at(1)) || !last.Equal(at(9)) {
 		t.Fatalf("Span = %v %v", first, last)
+	}
+}
+
+// TestLossFaultRecorded: a loss fault is a known kind, reads back from a history file and is
+// paired into a window, but is not a region outage (GeoDNS is not expected to move users).
+func TestLossFaultRecorded(t *testing.T) {
+	if !slices.Contains(FaultKinds(), KindLoss) || !slices.IsSorted(FaultKinds()) {
+		t.Fatalf("fault kinds %v lack loss or are not sorted", FaultKinds())
+	}
+	var buf bytes.Buffer
+	rec := NewRecorder(&buf)
+	for _, op := range []Op{
+		{Type: TypeFault, F: FStart, Fault: "loss:us-east", FaultKind: KindLoss, Region: "us-east", Time: at(5)},
+		{Type: TypeFault, F: FStop, Fault: "loss:us-east", FaultKind: KindLoss, Region: "us-east", Time: at(25)},
+	} {
+		if _, err := rec.Append(op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops, err := Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := FaultWindows(ops)
+	if len(ws) != 1 || ws[0].Kind != KindLoss || !ws[0].Stopped || ws[0].Target() != "us-east" {
+		t.Fatalf("loss windows %+v", ws)
+	}
+	if ws[0].IsRegionOutage() || IsRegionOutage(KindLoss) {
+		t.Fatal("packet loss on a region is not a region outage")
 	}
 }

@@ -18,6 +18,9 @@ import (
 const (
 	maxClientsPerRegion = 100
 	maxWriteRate        = 1000.0
+	// A loss fault drops some packets: 0 % is no fault and 100 % is a partition (say so instead).
+	minLossPercent = 1
+	maxLossPercent = 99
 )
 
 // Load reads and parses the drill file at path.
@@ -223,6 +226,8 @@ type faultRule struct {
 	target string
 	// latency: the latency and jitter fields apply (latency required).
 	latency bool
+	// percent: the percent field applies (required).
+	percent bool
 	// help says what the region means, for "missing region" messages.
 	help string
 }
@@ -232,6 +237,7 @@ func faultRules() map[string]faultRule {
 		history.KindBlackhole:   {target: "region", help: "the region whose traffic to drop"},
 		history.KindPartition:   {target: "region-or-regions", help: "the region to cut off from everything else, or regions: [a, b] to cut the links between them"},
 		history.KindLatency:     {target: "optional", latency: true},
+		history.KindLoss:        {target: "region-or-regions", percent: true, help: "the region whose packets to and from everything else to drop, or regions: [a, b] for the packets between them"},
 		history.KindKill:        {target: "target-or-region", help: "the node to kill (target) or the region whose nodes to kill"},
 		history.KindFreeze:      {target: "target-or-region", help: "the node to freeze (target) or the region whose nodes to freeze"},
 		history.KindRestart:     {target: "target-or-region", help: "the node to restart (target) or the region whose nodes to restart"},
@@ -240,7 +246,7 @@ func faultRules() map[string]faultRule {
 }
 
 func injectFields() []string {
-	return []string{"fault", "id", "region", "regions", "target", "latency", "jitter"}
+	return []string{"fault", "id", "region", "regions", "target", "latency", "jitter", "percent"}
 }
 
 // stepState tracks what the steps so far have done, to check the next ones.
@@ -485,6 +491,8 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 			applies = rule.target == "target-or-region"
 		case "latency", "jitter":
 			applies = rule.latency
+		case "percent":
+			applies = rule.percent
 		}
 		if !applies {
 			bad(f, "%s does not apply to fault %s", f.Key, kind)
@@ -547,6 +555,15 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 		if f, ok := fields["jitter"]; ok {
 			in.Jitter, ok = d.Duration(f, false)
 			good = good && ok
+		}
+	}
+	if rule.percent {
+		if f, ok := fields["percent"]; ok {
+			in.Percent, ok = d.Integer(f, minLossPercent, maxLossPercent)
+			good = good && ok
+		} else {
+			d.Errorf(e.ValuePos(), e.Field+".percent", "missing percent: the share of packets to drop, %d to %d, e.g. percent: 30", minLossPercent, maxLossPercent)
+			good = false
 		}
 	}
 	if !good {

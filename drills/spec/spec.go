@@ -22,7 +22,7 @@
 //	  - steady: {within: 10s, expect: [region_healthy us-east, region_healthy eu-west]}
 //	  - workload: start
 //	  - wait: 5s
-//	  - inject: {fault: blackhole, region: us-east}
+//	  - inject: {fault: blackhole, region: us-east}   # or e.g. {fault: loss, regions: [us-east, eu-west], percent: 30}
 //	  - expect: {condition: dns_points_away_from us-east, within: 15s}
 //	  - expect: {condition: primary_in eu-west, within: 10s, hold: 3s}
 //	  - heal: blackhole:us-east  # a fault id, or all
@@ -226,17 +226,19 @@ type Inject struct {
 	// as KIND:TARGET (blackhole:us-east, partition:eu-west|us-east, latency:wan, kill:us-east-db-1,
 	// kill-primary).
 	ID string
-	// Region is the target region (blackhole; partition of one region from everything else;
-	// latency on every link of a region; kill, freeze or restart of every node of a region).
+	// Region is the target region (blackhole; partition or loss of one region from everything
+	// else; latency on every link of a region; kill, freeze or restart of every node of a region).
 	Region string
-	// Regions are two or more regions whose links to each other are cut (partition) or slowed
-	// (latency), sorted.
+	// Regions are two or more regions whose links to each other are cut (partition), lossy (loss)
+	// or slowed (latency), sorted.
 	Regions []string
 	// Target is the target node (kill, freeze, restart).
 	Target string
 	// Latency and Jitter are the added one-way latency and its jitter (latency).
 	Latency time.Duration
 	Jitter  time.Duration
+	// Percent is the share of packets dropped at random, 1 to 99 (loss).
+	Percent int
 }
 
 // Instant reports whether the fault is a one-off event with nothing to heal (restart).

@@ -103,9 +103,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level field", "name: x\nbudget: {}\nsteps: [{wait: 1s}]\n",
 			`f.yaml:2:1: budget: unknown field "budget" (valid: name, description, settings, budgets, workload, steps)`},
 		{"unknown fault", "name: x\nsteps:\n  - inject: {fault: nuke, region: us-east}\n",
-			`f.yaml:3:21: steps[0].inject.fault: unknown fault "nuke" (valid: blackhole, freeze, kill, kill-primary, latency, partition, restart)`},
+			`f.yaml:3:21: steps[0].inject.fault: unknown fault "nuke" (valid: blackhole, freeze, kill, kill-primary, latency, loss, partition, restart)`},
 		{"missing fault", "name: x\nsteps:\n  - inject:\n      region: us-east\n",
-			`f.yaml:4:7: steps[0].inject.fault: missing fault (one of blackhole, freeze, kill, kill-primary, latency, partition, restart)`},
+			`f.yaml:4:7: steps[0].inject.fault: missing fault (one of blackhole, freeze, kill, kill-primary, latency, loss, partition, restart)`},
 		{"missing region", "name: x\nsteps:\n  - inject:\n      fault: blackhole\n",
 			`f.yaml:4:7: steps[0].inject.region: missing region: blackhole needs the region whose traffic to drop`},
 		{"missing region (flow)", "name: x\nsteps:\n  - wait: 1s\n  - inject: {fault: partition}\n",
@@ -116,6 +116,24 @@ func TestParseErrors(t *testing.T) {
 			`f.yaml:3:35: steps[0].inject.region: region does not apply to fault kill-primary`},
 		{"latency needs latency", "name: x\nsteps:\n  - inject: {fault: latency}\n",
 			`f.yaml:3:13: steps[0].inject.latency: missing latency: the one-way latency to add, e.g. latency: 200ms`},
+		{"loss needs percent", "name: x\nsteps:\n  - inject: {fault: loss, region: us-east}\n",
+			`f.yaml:3:13: steps[0].inject.percent: missing percent: the share of packets to drop, 1 to 99, e.g. percent: 30`},
+		{"loss needs a region", "name: x\nsteps:\n  - inject: {fault: loss, percent: 30}\n",
+			`f.yaml:3:13: steps[0].inject.region: missing region: loss needs the region whose packets to and from everything else to drop, or regions: [a, b] for the packets between them`},
+		{"loss of 0 percent", "name: x\nsteps:\n  - inject: {fault: loss, region: us-east, percent: 0}\n",
+			`f.yaml:3:53: steps[0].inject.percent: must be between 1 and 99, not 0`},
+		{"loss of 100 percent", "name: x\nsteps:\n  - inject:\n      fault: loss\n      regions: [us-east, eu-west]\n      percent: 100\n",
+			`f.yaml:6:16: steps[0].inject.percent: must be between 1 and 99, not 100`},
+		{"loss percent with a sign", "name: x\nsteps:\n  - inject: {fault: loss, region: us-east, percent: 30%}\n",
+			`f.yaml:3:53: steps[0].inject.percent: must be an integer, not "30%"`},
+		{"loss percent as a fraction", "name: x\nsteps:\n  - inject: {fault: loss, region: us-east, percent: 0.3}\n",
+			`f.yaml:3:53: steps[0].inject.percent: must be an integer, not "0.3"`},
+		{"percent does not apply", "name: x\nsteps:\n  - inject: {fault: partition, region: us-east, percent: 30}\n",
+			`f.yaml:3:49: steps[0].inject.percent: percent does not apply to fault partition`},
+		{"loss with a target", "name: x\nsteps:\n  - inject: {fault: loss, target: us-east-db-1, percent: 30}\n",
+			`f.yaml:3:27: steps[0].inject.target: target does not apply to fault loss`},
+		{"loss with region and regions", "name: x\nsteps:\n  - inject: {fault: loss, region: us-east, regions: [us-east, eu-west], percent: 5}\n",
+			`f.yaml:3:44: steps[0].inject.regions: set region or regions, not both`},
 		{"region and regions", "name: x\nsteps:\n  - inject: {fault: partition, region: us-east, regions: [a, b]}\n",
 			`f.yaml:3:49: steps[0].inject.regions: set region or regions, not both`},
 		{"one region in regions", "name: x\nsteps:\n  - inject: {fault: partition, regions: [us-east]}\n",
@@ -240,6 +258,39 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("errors\n got %v\nwant %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseLoss: a loss fault between regions or of one region against everything, its derived
+// id, and the check of its regions against the topology.
+func TestParseLoss(t *testing.T) {
+	src := "name: lossy\nsteps:\n" +
+		"  - inject: {fault: loss, regions: [us-east, eu-west], percent: 30}\n" +
+		"  - inject: {fault: loss, region: us-east, percent: 5, id: flaky}\n" +
+		"  - heal: loss:eu-west|us-east\n" +
+		"  - heal: flaky\n"
+	dr, err := Parse("f.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	between, one := dr.Steps[0].Inject, dr.Steps[1].Inject
+	if between.Fault != "loss" || between.ID != "loss:eu-west|us-east" || between.Percent != 30 ||
+		fmt.Sprint(between.Regions) != "[eu-west us-east]" || between.Region != "" || between.Instant() {
+		t.Fatalf("loss between regions: %+v", between)
+	}
+	if one.ID != "flaky" || one.Region != "us-east" || one.Percent != 5 || len(one.Regions) != 0 {
+		t.Fatalf("loss of one region: %+v", one)
+	}
+	if _, err := dr.Resolve(topology.Default()); err != nil {
+		t.Fatal(err)
+	}
+	dr, err = Parse("f.yaml", []byte("name: x\nsteps:\n  - inject: {fault: loss, regions: [us-east, mars], percent: 30}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dr.Resolve(topology.Default())
+	if want := `f.yaml:3:46: steps[0].inject.regions[1]: topology default has no region "mars" (regions: us-east, eu-west)`; err == nil || err.Error() != want {
+		t.Fatalf("resolve: %v\nwant %s", err, want)
 	}
 }
 
