@@ -79,7 +79,7 @@ func (c *control) setFault(f gossip.Rules) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fault = f
-	merged := gossip.Rules{Drop: append([]netip.Prefix(nil), f.Drop...)}
+	merged := gossip.Rules{Drop: append([]netip.Prefix(nil), f.Drop...), Loss: append([]gossip.Loss(nil), f.Loss...)}
 	merged.Delays = append(merged.Delays, f.Delays...)
 	for _, b := range c.base.Delays {
 		overridden := false
@@ -93,7 +93,7 @@ func (c *control) setFault(f gossip.Rules) {
 		}
 	}
 	c.g.Faults().Set(merged)
-	c.log.Info("gossip fault rules set", "drop", len(f.Drop), "delays", len(f.Delays))
+	c.log.Info("gossip fault rules set", "drop", len(f.Drop), "delays", len(f.Delays), "loss", len(f.Loss))
 }
 
 func (c *control) Serve(ctx context.Context, bindIP string) error {

@@ -13,13 +13,29 @@ import (
 
 // Rules are the network faults a node applies to its own gossip traffic. They are keyed by the
 // peer's address, and a rule installed on one side alone already cuts or slows the link: a Drop
-// prefix black-holes traffic in both directions, a Delay slows what this node sends.
+// prefix black-holes traffic in both directions, a Delay slows what this node sends, a Loss drops
+// a share of the packets both ways.
 type Rules struct {
 	// Drop black-holes every packet and stream to or from an address in one of these prefixes.
 	Drop []netip.Prefix `json:"drop"`
 	// Delays add one-way latency to what this node sends to a prefix (packets, stream dials and
 	// stream writes). Install the same delay on both sides for a symmetric RTT.
 	Delays []Delay `json:"delays"`
+	// Loss drops a random share of the packets (UDP only, not streams: a real network's TCP
+	// would retransmit) to or from a prefix, both directions, each packet drawn once per
+	// matching rule. Install it on one side of a link only, or packets meet two draws.
+	Loss []Loss `json:"loss,omitempty"`
+}
+
+// Loss drops Percent % of the packets exchanged with Prefix, at random:
+//
+//	{"prefix":"127.77.2.0/24","percent":30}
+type Loss struct {
+	// Prefix is the peer address range the loss applies to.
+	Prefix netip.Prefix `json:"prefix"`
+	// Percent is the share of packets dropped, 1 to 100 (Set leaves out rules of 0 or less and
+	// caps the rest at 100).
+	Percent int `json:"percent"`
 }
 
 // Delay is one-way latency for traffic sent to Prefix: each packet is delayed by
@@ -123,6 +139,12 @@ func (f *Faults) Set(r Rules) {
 		d.Jitter = max(d.Jitter, 0)
 		c.Delays = append(c.Delays, d)
 	}
+	for _, l := range r.Loss {
+		if !l.Prefix.IsValid() || l.Percent <= 0 {
+			continue
+		}
+		c.Loss = append(c.Loss, Loss{Prefix: l.Prefix.Masked(), Percent: min(l.Percent, 100)})
+	}
 	f.rules.Store(&c)
 }
 
@@ -132,7 +154,7 @@ func (f *Faults) Rules() Rules {
 	if r == nil {
 		return Rules{}
 	}
-	return Rules{Drop: slices.Clone(r.Drop), Delays: slices.Clone(r.Delays)}
+	return Rules{Drop: slices.Clone(r.Drop), Delays: slices.Clone(r.Delays), Loss: slices.Clone(r.Loss)}
 }
 
 // Clear removes every rule.
@@ -147,6 +169,22 @@ func (f *Faults) Blocks(addr netip.Addr) bool {
 	addr = addr.Unmap()
 	for _, p := range r.Drop {
 		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Loses draws whether one packet to or from addr is lost: every matching Loss rule drops it with
+// its own probability.
+func (f *Faults) Loses(addr netip.Addr) bool {
+	r := f.rules.Load()
+	if r == nil || len(r.Loss) == 0 {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, l := range r.Loss {
+		if l.Prefix.Contains(addr) && rand.IntN(100) < l.Percent {
 			return true
 		}
 	}

@@ -119,3 +119,66 @@ func TestRulesJSON(t *testing.T) {
 		t.Fatal("bad latency accepted")
 	}
 }
+
+func TestFaultsLoss(t *testing.T) {
+	f := NewFaults(Rules{Loss: []Loss{
+		{Prefix: netip.MustParsePrefix("127.90.2.7/24"), Percent: 30},
+		{Prefix: netip.MustParsePrefix("127.90.3.0/24"), Percent: 250}, // capped at 100
+		{Prefix: netip.MustParsePrefix("127.90.4.0/24"), Percent: 0},   // no loss: left out
+		{Percent: 50}, // no prefix: left out
+	}})
+	r := f.Rules()
+	if len(r.Loss) != 2 || r.Loss[0] != (Loss{netip.MustParsePrefix("127.90.2.0/24"), 30}) || r.Loss[1].Percent != 100 {
+		t.Fatalf("loss rules %+v, want the /24 masked at 30 %% and the 250 %% capped at 100", r.Loss)
+	}
+	lost := 0
+	const n = 10000
+	for range n {
+		if f.Loses(netip.MustParseAddr("::ffff:127.90.2.200")) {
+			lost++
+		}
+		if !f.Loses(netip.MustParseAddr("127.90.3.1")) {
+			t.Fatal("a 100 % loss rule let a packet through")
+		}
+		if f.Loses(netip.MustParseAddr("127.90.4.1")) || f.Loses(netip.MustParseAddr("127.91.2.1")) {
+			t.Fatal("a packet lost without a matching loss rule")
+		}
+	}
+	// 30 % of 10000: mean 3000, standard deviation 46; ±400 is far outside chance.
+	if lost < 2600 || lost > 3400 {
+		t.Fatalf("30 %% loss dropped %d of %d packets", lost, n)
+	}
+	if f.Blocks(netip.MustParseAddr("127.90.3.1")) {
+		t.Fatal("a loss rule black-holes streams too")
+	}
+	r.Loss[0].Percent = 99 // a copy: must not alter f
+	if f.Rules().Loss[0].Percent != 30 {
+		t.Fatal("Rules() returned an alias of the live loss rules")
+	}
+	f.Clear()
+	if f.Loses(netip.MustParseAddr("127.90.3.1")) || len(f.Rules().Loss) != 0 {
+		t.Fatal("Clear kept a loss rule")
+	}
+}
+
+func TestRulesJSONLoss(t *testing.T) {
+	var r Rules
+	if err := json.Unmarshal([]byte(`{"drop":[],"delays":[],"loss":[{"prefix":"127.90.2.0/24","percent":30}]}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Loss) != 1 || r.Loss[0] != (Loss{netip.MustParsePrefix("127.90.2.0/24"), 30}) {
+		t.Fatalf("decoded %+v", r)
+	}
+	out, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"drop":[],"delays":[],"loss":[{"prefix":"127.90.2.0/24","percent":30}]}`; string(out) != want {
+		t.Fatalf("encoded %s\nwant    %s", out, want)
+	}
+	// Rules without loss keep their old wire form.
+	out, _ = json.Marshal(Rules{})
+	if string(out) != `{"drop":null,"delays":null}` {
+		t.Fatalf("empty rules encoded as %s", out)
+	}
+}

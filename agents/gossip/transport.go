@@ -116,14 +116,15 @@ func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
 }
 
-// WriteToAddress sends a packet, silently discarding it for a black-holed peer and delivering it
-// late for a delayed one. Either way it reports success, as a real network would.
+// WriteToAddress sends a packet, silently discarding it for a black-holed peer (or when a loss
+// rule draws it) and delivering it late for a delayed one. Either way it reports success, as a
+// real network would.
 func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	ip, ok := addrOf(a.Addr)
 	if !ok {
 		return t.NetTransport.WriteToAddress(b, a)
 	}
-	if t.faults.Blocks(ip) {
+	if t.faults.Blocks(ip) || t.faults.Loses(ip) {
 		return time.Now(), nil
 	}
 	d, delayed := t.faults.DelayFor(ip)
@@ -221,14 +222,15 @@ func (t *faultTransport) Shutdown() error {
 	return err
 }
 
-// forwardPackets hands the inner transport's packets to memberlist, dropping black-holed ones.
+// forwardPackets hands the inner transport's packets to memberlist, dropping black-holed ones and
+// those a loss rule draws.
 func (t *faultTransport) forwardPackets() {
 	defer t.wg.Done()
 	in := t.NetTransport.PacketCh()
 	for {
 		select {
 		case p := <-in:
-			if ip, ok := netAddrIP(p.From); ok && t.faults.Blocks(ip) {
+			if ip, ok := netAddrIP(p.From); ok && (t.faults.Blocks(ip) || t.faults.Loses(ip)) {
 				continue
 			}
 			select {

@@ -189,3 +189,59 @@ func TestTransportStreamFaults(t *testing.T) {
 		t.Fatalf("stream after Clear: %v", err)
 	}
 }
+
+// TestTransportPacketLoss: a loss rule on one side drops about its share of the packets in both
+// directions (sent and received), and leaves streams alone.
+func TestTransportPacketLoss(t *testing.T) {
+	a, b := transportPair(t, "127.90.20.7", "127.90.20.8")
+	aAddr, bAddr := transportAddr(a), transportAddr(b)
+	const n = 200
+	// received counts what to gets of n packets from from, draining while they are sent so that
+	// no socket buffer overflows (that would be loss of our own making).
+	received := func(from, to *faultTransport, toAddr string) int {
+		got := make(chan int)
+		go func() {
+			count := 0
+			for receive(to, time.Second) != nil {
+				count++
+			}
+			got <- count
+		}()
+		for i := range n {
+			if _, err := from.WriteTo([]byte("p"+strconv.Itoa(i)), toAddr); err != nil {
+				t.Errorf("lossy write returned %v, want silent success", err)
+			}
+		}
+		return <-got
+	}
+	if got := received(a, b, bAddr); got != n {
+		t.Fatalf("baseline: %d of %d packets arrived", got, n)
+	}
+	a.faults.Set(Rules{Loss: []Loss{{Prefix: netip.MustParsePrefix("127.90.20.8/32"), Percent: 50}}})
+	// 50 % of 200: mean 100, standard deviation 7; 50..150 is far outside chance.
+	out, in := received(a, b, bAddr), received(b, a, aAddr)
+	t.Logf("50%% loss on a: a→b %d of %d arrived, b→a %d of %d", out, n, in, n)
+	if out < 50 || out > 150 {
+		t.Fatalf("sent through a 50%% loss rule: %d of %d arrived", out, n)
+	}
+	if in < 50 || in > 150 {
+		t.Fatalf("received through a 50%% loss rule: %d of %d arrived", in, n)
+	}
+	// Streams are not subject to loss (TCP would retransmit): a dial and an echo-less write work.
+	a.faults.Set(Rules{Loss: []Loss{{Prefix: netip.MustParsePrefix("127.90.20.8/32"), Percent: 100}}})
+	c, err := a.DialTimeout(bAddr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial through a 100%% packet loss rule: %v", err)
+	}
+	c.Close()
+	select {
+	case sc := <-b.StreamCh():
+		sc.Close()
+	case <-time.After(2 * time.Second):
+		t.Fatal("stream through a packet loss rule never arrived")
+	}
+	a.faults.Clear()
+	if got := received(a, b, bAddr); got != n {
+		t.Fatalf("after Clear: %d of %d packets arrived", got, n)
+	}
+}
