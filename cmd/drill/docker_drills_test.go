@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -90,22 +88,7 @@ func TestDockerDrills(t *testing.T) {
 func TestDockerInterruptMidFault(t *testing.T) {
 	needDocker(t)
 	e := dockerEnv(t, "docker-interrupt", 122)
-	cmd := e.cmd("run", "region-outage", "--runtime", "docker", "--report-dir", e.report, "--seed", "1")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.waitForFault(cmd, out, "blackhole:us-east", time.Now().Add(120*time.Second))
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
-		t.Fatalf("want exit 3 after an interrupt, got %v\n%s", err, out.String())
-	}
-	if r := e.reportJSON(); r.Verdict != "aborted" {
-		t.Fatalf("verdict %s, want aborted\n%s", r.Verdict, out.String())
-	}
+	e.interruptMidFault("docker")
 	e.assertNoDockerObjects()
 }
 
@@ -115,46 +98,30 @@ func TestDockerInterruptMidFault(t *testing.T) {
 func TestDockerKill9MidFaultThenRecover(t *testing.T) {
 	needDocker(t)
 	e := dockerEnv(t, "docker-kill9", 123)
-	cmd := e.cmd("run", "region-partition", "--runtime", "docker", "--report-dir", e.report, "--seed", "1")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.waitForFault(cmd, out, "split", time.Now().Add(120*time.Second))
-	// The ledger records a fault before applying it: wait until its rules are in the containers.
 	rt, err := docker.New(docker.Config{RunDir: filepath.Join(e.state, "docker-kill9")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	for {
-		rules, err := rt.PacketRules(ctx)
-		if err == nil && len(rules) > 0 {
-			break
+	e.kill9MidPartitionThenRecover("docker", func(cmd *exec.Cmd, out *lockedBuffer) {
+		// The ledger records a fault before applying it: wait until its rules are in the containers.
+		for {
+			rules, err := rt.PacketRules(ctx)
+			if err == nil && len(rules) > 0 {
+				return
+			}
+			if ctx.Err() != nil {
+				_ = cmd.Process.Kill()
+				t.Fatalf("the partition's nftables tables never appeared (last: %v, %v)\n%s", rules, err, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if ctx.Err() != nil {
-			_ = cmd.Process.Kill()
-			t.Fatalf("the partition's nftables tables never appeared (last: %v, %v)\n%s", rules, err, out.String())
+	}, func() {
+		if rules, err := rt.PacketRules(ctx); err != nil || len(rules) != 0 {
+			t.Fatalf("after recover: packet rules %v (%v), want none", rules, err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	rec, err := e.cmd("recover").CombinedOutput()
-	if err != nil {
-		t.Fatalf("recover: %v\n%s", err, rec)
-	}
-	if !strings.Contains(string(rec), "undone: split") || !strings.Contains(string(rec), "nothing drill injected is left") {
-		t.Fatalf("recover did not undo the partition:\n%s", rec)
-	}
-	if rules, err := rt.PacketRules(ctx); err != nil || len(rules) != 0 {
-		t.Fatalf("after recover: packet rules %v (%v), want none", rules, err)
-	}
-	if down, err := e.cmd("down").CombinedOutput(); err != nil {
-		t.Fatalf("down: %v\n%s", err, down)
-	}
+	})
 	e.assertNoDockerObjects()
 }
 

@@ -269,24 +269,7 @@ func TestPrimaryKillPasses(t *testing.T) {
 func TestInterruptMidFault(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t, "interrupt", 109)
-	cmd := e.cmd("run", "region-outage", "--runtime", "local", "--report-dir", e.report, "--seed", "1")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	e.waitForFault(cmd, out, "blackhole:us-east", deadline)
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
-		t.Fatalf("want exit 3 after an interrupt, got %v\n%s", err, out.String())
-	}
-	r := e.reportJSON()
-	if r.Verdict != "aborted" {
-		t.Fatalf("verdict %s, want aborted\n%s", r.Verdict, out.String())
-	}
+	e.interruptMidFault("local")
 	e.assertNothingRunning()
 }
 
@@ -295,27 +278,63 @@ func TestInterruptMidFault(t *testing.T) {
 func TestKill9MidFaultThenRecover(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t, "kill9", 110)
-	cmd := e.cmd("run", "region-partition", "--runtime", "local", "--report-dir", e.report, "--seed", "1")
+	e.kill9MidPartitionThenRecover("local", nil, nil)
+	e.assertNothingRunning()
+}
+
+// startUntilFault starts `drill run <drill>` on a runtime and returns once fault id is in the
+// ledger.
+func (e *env) startUntilFault(drill, runtime, id string) (*exec.Cmd, *lockedBuffer) {
+	e.t.Helper()
+	cmd := e.cmd("run", drill, "--runtime", runtime, "--report-dir", e.report, "--seed", "1")
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	e.waitForFault(cmd, out, "split", deadline)
+	e.waitForFault(cmd, out, id, time.Now().Add(120*time.Second))
+	return cmd, out
+}
+
+// interruptMidFault interrupts region-outage during its black hole: exit 3, verdict aborted.
+func (e *env) interruptMidFault(runtime string) {
+	e.t.Helper()
+	cmd, out := e.startUntilFault("region-outage", runtime, "blackhole:us-east")
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		e.t.Fatalf("want exit 3 after an interrupt, got %v\n%s", err, out.String())
+	}
+	if r := e.reportJSON(); r.Verdict != "aborted" {
+		e.t.Fatalf("verdict %s, want aborted\n%s", r.Verdict, out.String())
+	}
+}
+
+// kill9MidPartitionThenRecover kills region-partition with SIGKILL during its partition (after
+// inForce says the fault is in force, when given), then runs `drill recover` (which must undo
+// the partition; afterRecover checks more, when given) and `drill down`.
+func (e *env) kill9MidPartitionThenRecover(runtime string, inForce func(cmd *exec.Cmd, out *lockedBuffer), afterRecover func()) {
+	e.t.Helper()
+	cmd, out := e.startUntilFault("region-partition", runtime, "split")
+	if inForce != nil {
+		inForce(cmd, out)
+	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	rec, err := e.cmd("recover").CombinedOutput()
 	if err != nil {
-		t.Fatalf("recover: %v\n%s", err, rec)
+		e.t.Fatalf("recover: %v\n%s", err, rec)
 	}
 	if !strings.Contains(string(rec), "undone: split") || !strings.Contains(string(rec), "nothing drill injected is left") {
-		t.Fatalf("recover did not undo the partition:\n%s", rec)
+		e.t.Fatalf("recover did not undo the partition:\n%s", rec)
+	}
+	if afterRecover != nil {
+		afterRecover()
 	}
 	if down, err := e.cmd("down").CombinedOutput(); err != nil {
-		t.Fatalf("down: %v\n%s", err, down)
+		e.t.Fatalf("down: %v\n%s", err, down)
 	}
-	e.assertNothingRunning()
 }
 
 func deref(p *float64) float64 {
