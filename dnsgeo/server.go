@@ -5,7 +5,9 @@
 // membership (a region is up while one of its web nodes is alive and healthy, goes down only on
 // gossip's dead/left verdict and is re-admitted only after a hold-down). Answers are precomputed
 // per region whenever membership changes, so a query only classifies the client and picks a
-// ready-made answer.
+// ready-made answer. On Linux, UDP is read in batches by a few long-lived readers (udp.go,
+// udp_linux.go) that answer the hot queries (app.Z and <region>.app.Z, A and AAAA) straight from
+// precomputed wire bytes (fastpath.go), byte for byte as the miekg/dns path would.
 //
 // Names served (zone Z):
 //
