@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -98,4 +99,53 @@ func (s *Server) Serve(ctx context.Context) error {
 // Close stops every proxy.
 func (s *Server) Close() {
 	_ = s.api.Collection.Clear()
+}
+
+// StandaloneConfig configures a plain toxiproxy server with no plan: the same server the WAN node
+// embeds, for people who want toxiproxy itself (`drill toxiproxy --listen ADDR --config FILE`).
+type StandaloneConfig struct {
+	// APIListen is where the (unauthenticated, like toxiproxy-server's) API listens.
+	APIListen string
+	// ConfigFile is an optional toxiproxy JSON proxy list ([{"name","listen","upstream"}, ...])
+	// created at start.
+	ConfigFile string
+	// Logger receives the server's logs.
+	Logger *slog.Logger
+}
+
+// ServeStandalone runs a plain toxiproxy server until ctx is done, then stops every proxy.
+func ServeStandalone(ctx context.Context, cfg StandaloneConfig) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	zerolog.SetGlobalLevel(zerolog.WarnLevel)
+	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	defer func() { _ = api.Collection.Clear() }()
+	if cfg.ConfigFile != "" {
+		f, err := os.Open(cfg.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("toxiproxy config: %w", err)
+		}
+		_, err = api.Collection.PopulateJson(api, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("toxiproxy config %s: %w", cfg.ConfigFile, err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		return fmt.Errorf("toxiproxy API listen %s: %w", cfg.APIListen, err)
+	}
+	srv := &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 5 * time.Second}
+	cfg.Logger.Info("toxiproxy up", "api", ln.Addr().String(), "proxies", len(api.Collection.Proxies()))
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("toxiproxy API serve: %w", err)
+	}
+	return nil
 }

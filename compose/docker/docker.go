@@ -256,6 +256,15 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	return err
 }
 
+// nodeCommand is what a node's container runs: the WAN node is the embedded toxiproxy, every
+// other node the agent.
+func nodeCommand(n topology.Node) []string {
+	if n.Role == topology.RoleWAN {
+		return []string{"toxiproxy", "--plan", "/plan.json", "--data-dir", "/data"}
+	}
+	return []string{"agent", "--plan", "/plan.json", "--node", n.Name, "--data-dir", "/data"}
+}
+
 // createNode creates one node's container: on the WAN network at the node's address first (its
 // default route and published ports go through it), then on its region's network (the WAN node:
 // on every region's network, at its link address there).
@@ -281,7 +290,7 @@ func (r *Runtime) createNode(ctx context.Context, plan *topology.Plan, ref strin
 	spec := ContainerSpec{
 		Name:     containerName(t.Name, n.Name),
 		Image:    ref,
-		Cmd:      []string{"agent", "--plan", "/plan.json", "--node", n.Name, "--data-dir", "/data"},
+		Cmd:      nodeCommand(n),
 		Hostname: n.Name,
 		Labels: map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelNode: n.Name,
 			LabelRole: string(n.Role)},

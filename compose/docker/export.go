@@ -78,7 +78,7 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 	for _, n := range t.Nodes() {
 		s := composeService{
 			Image: imageRef, ContainerName: containerName(t.Name, n.Name), Hostname: n.Name, Init: true,
-			Command: []string{"agent", "--plan", "/plan.json", "--node", n.Name, "--data-dir", "/data"},
+			Command: nodeCommand(n),
 			Labels: map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelNode: n.Name,
 				LabelRole: string(n.Role)},
 			Volumes:  []string{"./plan.json:/plan.json:ro", "./data/" + n.Name + ":/data"},
