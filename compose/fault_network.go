@@ -23,7 +23,7 @@ import (
 // Network faults (blackhole, partition, latency) act on both paths a cross-site packet takes: the
 // WAN links (toxiproxy toxics, TCP) and the agents' gossip transport (fault rules pushed to the
 // control endpoints). Toxics are named from the fault id, so an undo after a crash finds them
-// again from the ledger alone.
+// again from the ledger alone. Loss (fault_loss.go) has no toxic: its gossip rules are here.
 
 // FaultToxicPrefix names every toxic drill adds for a fault (base WAN toxics are named otherwise),
 // so a residue check can tell leftovers from the steady WAN.
@@ -75,7 +75,7 @@ func (inj *Injector) sitePairs(f Fault) [][2]string {
 	switch f.Kind {
 	case KindBlackhole:
 		against(f.Region)
-	case KindPartition, KindLatency:
+	case KindPartition, KindLatency, KindLoss:
 		switch {
 		case len(f.Regions) >= 2:
 			among(f.Regions)
@@ -218,6 +218,7 @@ func (inj *Injector) rulesFor(node topology.Node, active []Fault) gossip.Rules {
 	drop := map[netip.Prefix]bool{}
 	type added struct{ latency, jitter time.Duration }
 	delays := map[string]*added{} // other site → injected delay
+	var loss []gossip.Loss
 	for _, f := range active {
 		switch f.Kind {
 		case KindPartition:
@@ -244,6 +245,8 @@ func (inj *Injector) rulesFor(node topology.Node, active []Fault) gossip.Rules {
 					}
 				}
 			}
+		case KindLoss:
+			loss = append(loss, inj.gossipLoss(node, f)...)
 		case KindLatency:
 			if f.Latency <= 0 && f.Jitter <= 0 {
 				continue
@@ -271,6 +274,10 @@ func (inj *Injector) rulesFor(node topology.Node, active []Fault) gossip.Rules {
 		r.Delays = append(r.Delays, gossip.Delay{Prefix: t.SitePrefix(other), Latency: lat + a.latency, Jitter: jit + a.jitter})
 	}
 	sort.Slice(r.Delays, func(i, j int) bool { return r.Delays[i].Prefix.String() < r.Delays[j].Prefix.String() })
+	// Two loss faults on one prefix stay two rules: two independent draws, as two packet rule
+	// sets would be.
+	r.Loss = loss
+	sort.SliceStable(r.Loss, func(i, j int) bool { return r.Loss[i].Prefix.String() < r.Loss[j].Prefix.String() })
 	return r
 }
 
@@ -352,7 +359,7 @@ func (inj *Injector) controlCall(ctx context.Context, node, method, path string,
 }
 
 func (inj *Injector) setGossipRules(ctx context.Context, node string, r gossip.Rules) error {
-	if len(r.Drop) == 0 && len(r.Delays) == 0 {
+	if len(r.Drop) == 0 && len(r.Delays) == 0 && len(r.Loss) == 0 {
 		return inj.controlCall(ctx, node, http.MethodDelete, "/v1/gossip/faults", nil, nil)
 	}
 	return inj.controlCall(ctx, node, http.MethodPut, "/v1/gossip/faults", r, nil)

@@ -24,6 +24,9 @@ type PacketFaulter interface {
 	// so drill can still see and heal what it cut off. Nodes that are not running are skipped
 	// (their rules are re-applied when they start). Applying the same id again replaces it.
 	DropPackets(ctx context.Context, id string, drops map[string][]netip.Prefix) error
+	// LossPackets is DropPackets dropping each matching packet only with probability
+	// percent/100 (1 to 99), at random: packet loss. Its rule set is removed by UndropPackets.
+	LossPackets(ctx context.Context, id string, drops map[string][]netip.Prefix, percent int) error
 	// UndropPackets removes rule set id from the named nodes; absent rules and stopped nodes are
 	// fine.
 	UndropPackets(ctx context.Context, id string, nodes []string) error
@@ -41,7 +44,7 @@ func (inj *Injector) packetFaulter() PacketFaulter {
 
 // packetDrops is what a fault drops at the packet level: node → prefixes. A black hole drops
 // everything to and from each of its region's nodes; a partition drops, on each side's nodes,
-// the other side's node range.
+// the other side's node range; a loss fault drops a share of them, on one side (lossDrops).
 func (inj *Injector) packetDrops(f Fault) map[string][]netip.Prefix {
 	t := inj.plan.Topology
 	out := map[string][]netip.Prefix{}
@@ -52,6 +55,8 @@ func (inj *Injector) packetDrops(f Fault) map[string][]netip.Prefix {
 				out[n.Name] = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 			}
 		}
+	case KindLoss:
+		return inj.lossDrops(f)
 	case KindPartition:
 		for _, pair := range inj.sitePairs(f) {
 			for _, n := range t.Nodes() {
@@ -76,10 +81,19 @@ func (inj *Injector) addPacketDrops(ctx context.Context, f Fault) error {
 	if pf == nil || len(drops) == 0 {
 		return nil
 	}
-	if err := pf.DropPackets(ctx, f.ID, drops); err != nil {
+	if err := installPackets(ctx, pf, f, drops); err != nil {
 		return fmt.Errorf("packet drops: %w", err)
 	}
 	return nil
+}
+
+// installPackets installs a fault's rule set on the nodes of drops: all packets dropped, or a
+// share of them for a loss fault.
+func installPackets(ctx context.Context, pf PacketFaulter, f Fault, drops map[string][]netip.Prefix) error {
+	if f.Kind == KindLoss {
+		return pf.LossPackets(ctx, f.ID, drops, f.LossPercent)
+	}
+	return pf.DropPackets(ctx, f.ID, drops)
 }
 
 // removePacketDrops removes a fault's packet drops.
@@ -116,7 +130,7 @@ func (inj *Injector) reapplyPacketDrops(ctx context.Context, started []string, a
 			}
 		}
 		if len(drops) > 0 {
-			if err := pf.DropPackets(ctx, f.ID, drops); err != nil {
+			if err := installPackets(ctx, pf, f, drops); err != nil {
 				errs = append(errs, fmt.Errorf("re-apply packet drops of %s: %w", f.ID, err))
 			}
 		}

@@ -33,6 +33,9 @@ const (
 	KindRestart = "restart"
 	// KindKillPrimary kills whichever db node is the primary until undone.
 	KindKillPrimary = "kill-primary"
+	// KindLoss drops a random share of the packets between regions (or one region and everything
+	// else); see fault_loss.go.
+	KindLoss = "loss"
 )
 
 // Fault is one fault to inject. Its JSON form is what the fault ledger records (durations as Go
@@ -42,13 +45,13 @@ type Fault struct {
 	ID string `json:"id"`
 	// Kind is one of the Kind* constants.
 	Kind string `json:"kind"`
-	// Region is the target region: blackhole; partition of one region from everything else
-	// (the witness included); latency on every link of a region; kill/freeze/restart of every
-	// node of a region.
+	// Region is the target region: blackhole; partition or loss of one region from everything
+	// else (the witness included); latency on every link of a region; kill/freeze/restart of
+	// every node of a region.
 	Region string `json:"region,omitempty"`
-	// Regions are the sites whose links to each other are cut (partition) or slowed (latency),
-	// every pair of them; one site means that site against everything else. A site is a region
-	// or "witness".
+	// Regions are the sites whose links to each other are cut (partition), lossy (loss) or
+	// slowed (latency), every pair of them; one site means that site against everything else. A
+	// site is a region or "witness".
 	Regions []string `json:"regions,omitempty"`
 	// Node is the target node (kill, freeze, restart).
 	Node string `json:"node,omitempty"`
@@ -58,6 +61,8 @@ type Fault struct {
 	Jitter time.Duration `json:"-"`
 	// BandwidthKBps caps each stream of every matching link, in KB/s (latency; 0 = no cap).
 	BandwidthKBps int `json:"bandwidth_kbps,omitempty"`
+	// LossPercent is the share of packets dropped at random, 1 to 99 (loss).
+	LossPercent int `json:"loss_percent,omitempty"`
 	// Resolved is what the fault acted on, filled in by Apply before it acts: the node killed by
 	// kill-primary, the nodes of a region fault.
 	Resolved []string `json:"resolved,omitempty"`
@@ -415,6 +420,8 @@ func (inj *Injector) validate(f Fault) error {
 		if (f.Node == "") == (f.Region == "") {
 			return fmt.Errorf("fault %s: %s needs a node or a region (one of them)", f.ID, f.Kind)
 		}
+	case KindLoss:
+		return validateLoss(f)
 	case KindKillPrimary:
 	default:
 		return fmt.Errorf("fault %s: unknown kind %q", f.ID, f.Kind)
@@ -458,6 +465,10 @@ func (inj *Injector) inject(ctx context.Context, f Fault) error {
 			}
 			return inj.addPacketDrops(ctx, f)
 		})
+	case KindLoss:
+		// Packets only (no toxics: TCP over the WAN links is not lossy); the gossip part, on a
+		// runtime without a packet layer, is the rule push that follows.
+		return inj.addPacketDrops(ctx, f)
 	case KindKill, KindKillPrimary:
 		return inj.killNodes(ctx, f.Resolved)
 	case KindFreeze:
@@ -479,6 +490,8 @@ func (inj *Injector) remove(ctx context.Context, f Fault, rest []Fault) error {
 			}
 			return inj.removePacketDrops(ctx, f)
 		})
+	case KindLoss:
+		return inj.removePacketDrops(ctx, f)
 	case KindKill, KindKillPrimary, KindRestart:
 		return inj.startNodes(ctx, f.Resolved, rest)
 	case KindFreeze:

@@ -37,7 +37,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	}
 	pf := inj.packetFaulter()
 	if pf != nil {
-		items = append(items, ResidueItem{What: "packet drop rules in nodes"})
+		items = append(items, ResidueItem{What: "packet drop and loss rules in nodes"})
 	}
 	set := func(i int, left []string, err error) {
 		sort.Strings(left)
@@ -96,9 +96,9 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 			if err := inj.controlCall(ctx, running[i], http.MethodGet, "/v1/gossip/faults", nil, &r); err != nil {
 				return err
 			}
-			if len(r.Drop) > 0 || len(r.Delays) > 0 {
+			if len(r.Drop) > 0 || len(r.Delays) > 0 || len(r.Loss) > 0 {
 				mu.Lock()
-				withFlt = append(withFlt, fmt.Sprintf("%s (%d drop, %d delay)", running[i], len(r.Drop), len(r.Delays)))
+				withFlt = append(withFlt, fmt.Sprintf("%s (%d drop, %d delay, %d loss)", running[i], len(r.Drop), len(r.Delays), len(r.Loss)))
 				mu.Unlock()
 			}
 			return nil

@@ -54,6 +54,21 @@ func TableName(id string) string {
 // DropPackets installs fault id's table in each named running node: drop the given prefixes, keep
 // the node's own site and drill's management traffic from the host.
 func (r *Runtime) DropPackets(ctx context.Context, id string, drops map[string][]netip.Prefix) error {
+	return r.installPackets(ctx, id, drops, 0)
+}
+
+// LossPackets is DropPackets dropping each matching packet with probability percent/100 (1 to
+// 99; nftables numgen), for a loss fault. UndropPackets removes it.
+func (r *Runtime) LossPackets(ctx context.Context, id string, drops map[string][]netip.Prefix, percent int) error {
+	if percent < 1 || percent > 99 {
+		return fmt.Errorf("loss packets: percent %d out of 1..99", percent)
+	}
+	return r.installPackets(ctx, id, drops, percent)
+}
+
+// installPackets installs fault id's table in each named running node, dropping all matching
+// packets (lossPercent 0) or that share of them.
+func (r *Runtime) installPackets(ctx context.Context, id string, drops map[string][]netip.Prefix, lossPercent int) error {
 	plan, err := r.loadPlan()
 	if err != nil {
 		return err
@@ -83,6 +98,7 @@ func (r *Runtime) DropPackets(ctx context.Context, id string, drops map[string][
 			Keep:        []netip.Prefix{t.SitePrefix(n.Site())},
 			Manage:      []netip.Prefix{netip.PrefixFrom(t.DockerWANGateway(), 32)},
 			ManagePorts: managePorts,
+			LossPercent: lossPercent,
 		}})
 	}
 	return parallel(ctx, len(jobs), 4, func(i int) error {

@@ -262,7 +262,7 @@ func (r *run) stopWorkload() {
 // toFault turns a drill file's inject into a runtime fault.
 func toFault(in *spec.Inject) compose.Fault {
 	return compose.Fault{ID: in.ID, Kind: in.Fault, Region: in.Region, Regions: in.Regions, Node: in.Target,
-		Latency: in.Latency, Jitter: in.Jitter}
+		Latency: in.Latency, Jitter: in.Jitter, LossPercent: in.Percent}
 }
 
 func (r *run) inject(ctx context.Context, in *spec.Inject) error {
