@@ -29,6 +29,8 @@ type Engine interface {
 	ImageExists(ctx context.Context, ref string) (bool, error)
 	// ImageImport makes image ref from a root-filesystem tar, with Dockerfile-style changes.
 	ImageImport(ctx context.Context, rootfs io.Reader, ref string, changes []string) error
+	// ImageRemove removes image ref; callers only pass drill's own node images.
+	ImageRemove(ctx context.Context, ref string) error
 
 	// NetworkCreate creates a bridge network; an existing network of that name is an error that
 	// IsConflict recognises.
@@ -184,6 +186,13 @@ func (e *apiEngine) ImageExists(ctx context.Context, ref string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("inspect image %s: %w", ref, err)
+}
+
+func (e *apiEngine) ImageRemove(ctx context.Context, ref string) error {
+	if _, err := e.c.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
+		return fmt.Errorf("remove image %s: %w", ref, err)
+	}
+	return nil
 }
 
 func (e *apiEngine) ImageImport(ctx context.Context, rootfs io.Reader, ref string, changes []string) error {
