@@ -137,6 +137,9 @@ type Op struct {
 	Fault string `json:"fault,omitempty"`
 	// FaultKind is the fault's kind, one of FaultKinds (fault ops).
 	FaultKind string `json:"fault_kind,omitempty"`
+	// FaultParams are a fault's settings in words, e.g. "+150ms ±20ms" or "30% loss" (fault
+	// start ops of kinds that have settings).
+	FaultParams string `json:"fault_params,omitempty"`
 	// Region is a fault's target region (empty for a fault between several regions, whose id
 	// names them, or one on the whole WAN), or the sampled node's region (lag, epoch ops).
 	Region string `json:"region,omitempty"`

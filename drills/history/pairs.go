@@ -108,6 +108,8 @@ type FaultWindow struct {
 	Region string `json:"region,omitempty"`
 	// Node is the target node, if any.
 	Node string `json:"node,omitempty"`
+	// Params are the fault's settings in words (Op.FaultParams), if any.
+	Params string `json:"params,omitempty"`
 	// Start is when the fault started.
 	Start time.Time `json:"start"`
 	// End is when it stopped; the zero time while it never stopped.
@@ -149,7 +151,7 @@ func FaultWindows(ops []Op) []FaultWindow {
 		switch {
 		case op.F == FStart && !isActive:
 			active[op.Fault] = len(out)
-			out = append(out, FaultWindow{ID: op.Fault, Kind: op.FaultKind, Region: op.Region, Node: op.Node, Start: op.Time})
+			out = append(out, FaultWindow{ID: op.Fault, Kind: op.FaultKind, Region: op.Region, Node: op.Node, Params: op.FaultParams, Start: op.Time})
 		case op.F == FStop && isActive:
 			out[i].End, out[i].Stopped = op.Time, true
 			delete(active, op.Fault)

@@ -348,7 +348,7 @@ func WriteHTML(w io.Writer, r *Report, ops []history.Op) error {
 	}
 	sort.SliceStable(v.Metrics, func(i, j int) bool { return v.Metrics[i].Name < v.Metrics[j].Name })
 	for _, f := range r.Faults {
-		row := faultRow{ID: f.ID, Kind: f.Kind, Target: orDash(f.Target), Start: rel(r.Start, f.Start), End: "never healed", Undone: "no"}
+		row := faultRow{ID: f.ID, Kind: f.What(), Target: orDash(f.Target), Start: rel(r.Start, f.Start), End: "never healed", Undone: "no"}
 		if f.End != nil {
 			row.End = rel(r.Start, *f.End)
 		}

@@ -97,8 +97,10 @@ type Metrics struct {
 
 // Fault is one injected fault.
 type Fault struct {
-	ID     string    `json:"id"`
-	Kind   string    `json:"kind"`
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// Params are the fault's settings in words (latency, loss share), if it has any.
+	Params string    `json:"params,omitempty"`
 	Target string    `json:"target"`
 	Start  time.Time `json:"start"`
 	// End is when the fault was healed; null if the history holds no stop.
@@ -106,6 +108,14 @@ type Fault struct {
 	// Undone is true when the fault is known to be removed: its stop is in the history, or the
 	// harness's ledger confirmed the teardown.
 	Undone bool `json:"undone"`
+}
+
+// What is the fault's kind with its settings, e.g. "latency +150ms ±20ms".
+func (f Fault) What() string {
+	if f.Params == "" {
+		return f.Kind
+	}
+	return f.Kind + " " + f.Params
 }
 
 // Residue is one item of the post-run residue check.
@@ -248,7 +258,7 @@ func MetricsFrom(results []check.Result) Metrics {
 func FaultsFrom(ops []history.Op, undone map[string]bool) []Fault {
 	out := []Fault{}
 	for _, w := range history.FaultWindows(ops) {
-		f := Fault{ID: w.ID, Kind: w.Kind, Target: w.Target(), Start: w.Start, Undone: w.Stopped || undone[w.ID]}
+		f := Fault{ID: w.ID, Kind: w.Kind, Params: w.Params, Target: w.Target(), Start: w.Start, Undone: w.Stopped || undone[w.ID]}
 		if f.Target == "" {
 			if _, rest, ok := strings.Cut(w.ID, ":"); ok {
 				f.Target = rest

@@ -376,3 +376,25 @@ func TestWriteSummary(t *testing.T) {
 		t.Fatal("summary is not deterministic")
 	}
 }
+
+// TestFaultSettingsShow: a fault's settings recorded in the history reach the report's fault
+// list and the terminal summary.
+func TestFaultSettingsShow(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ops := []history.Op{
+		{Index: 1, Type: history.TypeFault, F: history.FStart, Fault: "wan-150ms", FaultKind: history.KindLatency, FaultParams: "+150ms ±20ms", Time: t0},
+		{Index: 2, Type: history.TypeFault, F: history.FStop, Fault: "wan-150ms", FaultKind: history.KindLatency, Time: t0.Add(30 * time.Second)},
+		{Index: 3, Type: history.TypeFault, F: history.FStart, Fault: "kill:us-east-db-1", FaultKind: history.KindKill, Node: "us-east-db-1", Time: t0.Add(time.Minute)},
+	}
+	fs := FaultsFrom(ops, nil)
+	if len(fs) != 2 || fs[0].What() != "latency +150ms ±20ms" || fs[0].Params != "+150ms ±20ms" || fs[1].What() != "kill" {
+		t.Fatalf("faults = %+v", fs)
+	}
+	var b strings.Builder
+	if err := WriteSummary(&b, &Report{Drill: "d", Verdict: VerdictPass, Start: t0, Faults: fs}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "latency +150ms ±20ms") {
+		t.Fatalf("summary lacks the fault's settings:\n%s", b.String())
+	}
+}

@@ -56,7 +56,7 @@ func WriteSummary(w io.Writer, r *Report) error {
 			if f.Undone {
 				state = "undone"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s..%s\t%s\n", f.ID, f.Kind, orDash(f.Target), rel(r.Start, f.Start), end, state)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s..%s\t%s\n", f.ID, f.What(), orDash(f.Target), rel(r.Start, f.Start), end, state)
 		}
 		tw.Flush()
 	}

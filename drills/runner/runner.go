@@ -259,6 +259,20 @@ func (r *run) stopWorkload() {
 	r.progMu.Unlock()
 }
 
+// faultParams says a fault's settings in words for the history ("" for kinds without any).
+func faultParams(f compose.Fault) string {
+	switch f.Kind {
+	case compose.KindLatency:
+		if f.Jitter > 0 {
+			return fmt.Sprintf("+%s ±%s", f.Latency, f.Jitter)
+		}
+		return "+" + f.Latency.String()
+	case compose.KindLoss:
+		return fmt.Sprintf("%d%% loss", f.LossPercent)
+	}
+	return ""
+}
+
 // toFault turns a drill file's inject into a runtime fault.
 func toFault(in *spec.Inject) compose.Fault {
 	return compose.Fault{ID: in.ID, Kind: in.Fault, Region: in.Region, Regions: in.Regions, Node: in.Target,
@@ -267,7 +281,8 @@ func toFault(in *spec.Inject) compose.Fault {
 
 func (r *run) inject(ctx context.Context, in *spec.Inject) error {
 	f := toFault(in)
-	op := history.Op{Type: history.TypeFault, F: history.FStart, Fault: f.ID, FaultKind: f.Kind, Region: f.Region, Node: f.Node}
+	op := history.Op{Type: history.TypeFault, F: history.FStart, Fault: f.ID, FaultKind: f.Kind, Region: f.Region, Node: f.Node,
+		FaultParams: faultParams(f)}
 	r.injected[f.ID] = f
 	r.rec.Append(op)
 	// A fault is applied whole even if the drill is interrupted meanwhile (bounded by the
