@@ -31,7 +31,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		printf '%-6s %-7s %7ss %8s %11ss\n' "$r" "$rt" "$wall" "${verdict:-?}" "${dns:--}"
 	done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ml=$(echo "${times[local]}" | median)
 md=$(echo "${times[docker]}" | median)
 echo "median wall: local ${ml}s, docker ${md}s, docker/local $(awk -v a="$md" -v b="$ml" 'BEGIN {printf "%.2f", a / b}')x"
