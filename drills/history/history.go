@@ -18,6 +18,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/drillworks/drill/compose"
 )
 
 // Op types.
@@ -54,25 +56,17 @@ const (
 	FStop = "stop"
 )
 
-// Fault kinds, as recorded in Op.FaultKind and written in drill files.
+// Fault kinds, as recorded in Op.FaultKind and written in drill files: the runtime's own names
+// (compose), so a drill file's kind is the fault the injector applies.
 const (
-	// KindBlackhole silently drops all traffic to and from a region.
-	KindBlackhole = "blackhole"
-	// KindPartition cuts the links between regions (or between one region and everything else).
-	KindPartition = "partition"
-	// KindLatency adds latency and jitter to WAN links.
-	KindLatency = "latency"
-	// KindKill kills a node (or every node of a region) until healed.
-	KindKill = "kill"
-	// KindFreeze pauses a node (or every node of a region) until healed.
-	KindFreeze = "freeze"
-	// KindRestart restarts a node (or every node of a region); instantaneous, nothing to heal.
-	KindRestart = "restart"
-	// KindKillPrimary kills whichever database node is the primary, until healed.
-	KindKillPrimary = "kill-primary"
-	// KindLoss drops a random share of the packets between regions (or between one region and
-	// everything else), until healed.
-	KindLoss = "loss"
+	KindBlackhole   = compose.KindBlackhole
+	KindPartition   = compose.KindPartition
+	KindLatency     = compose.KindLatency
+	KindKill        = compose.KindKill
+	KindFreeze      = compose.KindFreeze
+	KindRestart     = compose.KindRestart
+	KindKillPrimary = compose.KindKillPrimary
+	KindLoss        = compose.KindLoss
 )
 
 // FaultKinds lists every fault kind, sorted.
