@@ -34,13 +34,7 @@ const FaultToxicPrefix = "drill_"
 func toxicName(id, suffix string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	clean := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, id)
-	return fmt.Sprintf("%s%s_%04x_%s", FaultToxicPrefix, clean, h.Sum32()&0xffff, suffix)
+	return fmt.Sprintf("%s%s_%04x_%s", FaultToxicPrefix, SafeName(id), h.Sum32()&0xffff, suffix)
 }
 
 // sitePairs are the unordered pairs of sites a network fault acts between.

@@ -18,6 +18,7 @@ import (
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
+	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/compose/docker/nft"
 	"github.com/drillworks/drill/topology"
 )
@@ -39,12 +40,7 @@ var managePorts = []uint16{topology.PortDB, topology.PortControl}
 func TableName(id string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	clean := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, id)
+	clean := compose.SafeName(id)
 	if len(clean) > 40 {
 		clean = clean[:40]
 	}
