@@ -133,6 +133,20 @@ func (g *globals) loadTopology(sets []string) (*topology.Topology, error) {
 }
 
 // runDir is where a topology's cluster keeps its plan, data and logs.
+// selected is the topology the command names (--topology, else the default) and its run
+// directory.
+func (g *globals) selected() (*topology.Topology, string, error) {
+	t, err := g.loadTopology(nil)
+	if err != nil {
+		return nil, "", err
+	}
+	runDir, err := g.runDir(t)
+	if err != nil {
+		return nil, "", err
+	}
+	return t, runDir, nil
+}
+
 func (g *globals) runDir(t *topology.Topology) (string, error) {
 	dir := g.stateDir
 	if dir == "" {

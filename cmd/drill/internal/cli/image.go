@@ -23,11 +23,7 @@ func newImageCmd(g *globals) *cobra.Command {
 CGO_ENABLED=0 from the module source in the working directory (or pass --agent-binary).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := g.loadTopology(nil)
-			if err != nil {
-				return err
-			}
-			runDir, err := g.runDir(t)
+			_, runDir, err := g.selected()
 			if err != nil {
 				return err
 			}

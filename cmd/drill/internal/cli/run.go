@@ -263,11 +263,7 @@ func newRecoverCmd(g *globals) *cobra.Command {
 		Short: "Undo every fault the fault ledger holds (after a crash or kill -9 of drill)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := g.loadTopology(nil)
-			if err != nil {
-				return err
-			}
-			runDir, err := g.runDir(t)
+			t, runDir, err := g.selected()
 			if err != nil {
 				return err
 			}

@@ -133,11 +133,7 @@ func (g *globals) upCluster(ctx context.Context, t *topology.Topology, f *upFlag
 
 // attach finds the running cluster of the selected topology.
 func (g *globals) attach() (*cluster, error) {
-	t, err := g.loadTopology(nil)
-	if err != nil {
-		return nil, err
-	}
-	runDir, err := g.runDir(t)
+	t, runDir, err := g.selected()
 	if err != nil {
 		return nil, err
 	}
@@ -171,11 +167,7 @@ func newDownCmd(g *globals) *cobra.Command {
 		Short: "Stop every node of the cluster and remove its data (logs stay)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := g.loadTopology(nil)
-			if err != nil {
-				return err
-			}
-			runDir, err := g.runDir(t)
+			t, runDir, err := g.selected()
 			if err != nil {
 				return err
 			}
