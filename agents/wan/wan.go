@@ -81,7 +81,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.Close()
 		return fmt.Errorf("WAN API listen %s: %w", s.cfg.APIListen, err)
 	}
-	s.cfg.Logger.Info("WAN node up", "links", len(s.cfg.Plan.Links), "api", s.cfg.APIListen)
+	s.cfg.Logger.Info("toxiproxy up", "proxies", len(s.api.Collection.Proxies()), "api", ln.Addr().String())
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -120,7 +120,6 @@ func ServeStandalone(ctx context.Context, cfg StandaloneConfig) error {
 	}
 	zerolog.SetGlobalLevel(zerolog.WarnLevel)
 	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	defer func() { _ = api.Collection.Clear() }()
 	if cfg.ConfigFile != "" {
 		f, err := os.Open(cfg.ConfigFile)
 		if err != nil {
@@ -129,23 +128,11 @@ func ServeStandalone(ctx context.Context, cfg StandaloneConfig) error {
 		_, err = api.Collection.PopulateJson(api, f)
 		f.Close()
 		if err != nil {
+			_ = api.Collection.Clear()
 			return fmt.Errorf("toxiproxy config %s: %w", cfg.ConfigFile, err)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.APIListen)
-	if err != nil {
-		return fmt.Errorf("toxiproxy API listen %s: %w", cfg.APIListen, err)
-	}
-	srv := &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 5 * time.Second}
-	cfg.Logger.Info("toxiproxy up", "api", ln.Addr().String(), "proxies", len(api.Collection.Proxies()))
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shut)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("toxiproxy API serve: %w", err)
-	}
-	return nil
+	s := &Server{cfg: Config{APIListen: cfg.APIListen, Logger: cfg.Logger}, api: api,
+		http: &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 5 * time.Second}}
+	return s.Serve(ctx)
 }
