@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/topology"
 )
 
 // Flags of BenchmarkFailoverTime (go test -run '^$' -bench FailoverTime -benchtime 1x
@@ -132,7 +133,7 @@ func runFailoverTrial(trial int) (res failoverResult, err error) {
 	ip := func(host int) string { return fmt.Sprintf("127.94.%d.%d", trial, host) }
 	label := fmt.Sprintf("dnsgeo-failover-%d", trial)
 	start := func(name, region, role string, host int, seeds ...string) (*gossip.Node, error) {
-		meta := gossip.Meta{Region: region, Role: role, Healthy: true}
+		meta := gossip.Meta{Region: region, Role: topology.Role(role), Healthy: true}
 		if role == "web" {
 			meta.Service = ip(host) + ":8080"
 		}

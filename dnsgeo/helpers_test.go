@@ -121,7 +121,7 @@ func (f *staticMembers) Set(ms ...gossip.Member) {
 // member builds a gossip member.
 func member(name, role, region, service string, st gossip.State, healthy bool) gossip.Member {
 	return gossip.Member{Name: name, Addr: "127.92.200.1:7946", State: st,
-		Meta: gossip.Meta{Region: region, Role: role, Service: service, Healthy: healthy}}
+		Meta: gossip.Meta{Region: region, Role: topology.Role(role), Service: service, Healthy: healthy}}
 }
 
 // cluster is a member list for a health state of the test topology.

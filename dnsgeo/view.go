@@ -134,7 +134,7 @@ func (s *Server) observe(members []gossip.Member) observation {
 				region = tn.Region
 			}
 			if role == "" {
-				role = string(tn.Role)
+				role = tn.Role
 			}
 		}
 		ri := slices.Index(s.regions, region)
@@ -143,7 +143,7 @@ func (s *Server) observe(members []gossip.Member) observation {
 		}
 		o := &obs.regions[ri]
 		switch role {
-		case string(topology.RoleWeb):
+		case topology.RoleWeb:
 			o.seen++
 			switch {
 			case !m.Alive():
@@ -160,7 +160,7 @@ func (s *Server) observe(members []gossip.Member) observation {
 				}
 				o.web = append(o.web, ip)
 			}
-		case string(topology.RoleDB):
+		case topology.RoleDB:
 			if m.Alive() {
 				o.primary = o.primary || m.Meta.Primary
 				o.epoch = max(o.epoch, m.Meta.Epoch)

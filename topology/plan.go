@@ -73,53 +73,6 @@ func (t *Topology) SitePrefix(site string) netip.Prefix {
 	return t.RegionPrefix(site)
 }
 
-// DockerRegionNetwork is region's own Docker network, <docker_base>.i.0/24 (its gateway is .1).
-func (t *Topology) DockerRegionNetwork(region string) netip.Prefix {
-	b := t.DockerBase()
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], byte(t.RegionIndex(region)), 0}), 24)
-}
-
-// DockerRegionAddr is a node's address on its region's own Docker network: the same last octet as
-// its node address. The WAN node has one on every region's network (DockerLinkAddr).
-func (t *Topology) DockerRegionAddr(region string, n Node) netip.Addr {
-	b := t.DockerRegionNetwork(region).Addr().As4()
-	b[3] = n.IP.As4()[3]
-	if n.Role == RoleWAN {
-		b[3] = dockerLinkOctet
-	}
-	return netip.AddrFrom4(b)
-}
-
-// DockerWANNetwork is the Docker network every container joins, <docker_base>.128.0/17 (its
-// gateway is <docker_base>.255.254).
-func (t *Topology) DockerWANNetwork() netip.Prefix {
-	b := t.DockerBase()
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], DockerWANOffset, 0}), 17)
-}
-
-// DockerWANGateway is the Docker WAN network's gateway: the host's address on it.
-func (t *Topology) DockerWANGateway() netip.Addr {
-	b := t.DockerBase()
-	return netip.AddrFrom4([4]byte{b[0], b[1], 255, 254})
-}
-
-// dockerLinkOctet is the last octet of the WAN node's address on each region's network.
-const dockerLinkOctet = 100
-
-// PortLinkBase is the first port of the WAN links in the Docker layout: the WAN node listens for
-// every link from one site on a single address (its address on that site's network), one port each.
-const PortLinkBase = 7100
-
-// DockerLinkAddr is where the WAN node listens for a site's links in the Docker layout: its
-// address on the region's network, or its WAN-network address for the witness.
-func (t *Topology) DockerLinkAddr(site string) netip.Addr {
-	wan, _ := t.Node("wan")
-	if _, ok := t.Region(site); ok {
-		return t.DockerRegionAddr(site, wan)
-	}
-	return wan.IP
-}
-
 // Sites lists the regions then "witness".
 func (t *Topology) Sites() []string { return append(t.RegionNames(), "witness") }
 
@@ -135,18 +88,27 @@ func (t *Topology) SiteLatency(a, b string) (time.Duration, time.Duration) {
 	return t.LinkLatency(a, b)
 }
 
-// NewPlan makes a plan for a runtime: fresh secrets and one WAN link per (site, remote db or witness
-// node). For the "docker" runtime the plan's topology is a copy with Docker addressing
-// (Network.Addressing), and the links listen on the WAN node's address on the dialling site's
-// network at PortLinkBase upward; otherwise proxies listen at .100 upward in the dialling site's
-// loopback range, on the db port.
-func NewPlan(t *Topology, runtime, runDir string) (*Plan, error) {
-	if runtime == AddressingDocker {
-		if len(t.Regions) > MaxDockerRegions {
-			return nil, fmt.Errorf("the docker runtime supports at most %d regions, got %d", MaxDockerRegions, len(t.Regions))
-		}
+// PlanOptions say how a runtime lays out a plan.
+type PlanOptions struct {
+	// Runtime names the runtime ("local", "docker").
+	Runtime string
+	// RunDir holds the plan, node data and logs.
+	RunDir string
+	// Space is the nodes' address space; nil keeps the loopback layout.
+	Space *AddressSpace
+	// LinkListen is where the WAN link number i (from 0, counted per dialling site) that site's
+	// nodes dial listens; nil puts link i at <site prefix>.(100+i) on the db port.
+	LinkListen func(site string, i int) netip.AddrPort
+}
+
+// NewPlan makes a plan: fresh secrets and one WAN link per (site, remote db or witness node),
+// laid out as the runtime's options say. The plan's topology is a copy of t carrying the address
+// space; t itself is not changed.
+func NewPlan(t *Topology, o PlanOptions) (*Plan, error) {
+	if o.Space != nil {
 		dt := *t
-		dt.Network.Addressing = AddressingDocker
+		sp := *o.Space
+		dt.Network.Space = &sp
 		t = &dt
 	}
 	key := make([]byte, 32)
@@ -164,31 +126,34 @@ func NewPlan(t *Topology, runtime, runDir string) (*Plan, error) {
 	p := &Plan{
 		Topology:  t,
 		RunID:     t.Name + "-" + hex.EncodeToString(runID),
-		Runtime:   runtime,
-		RunDir:    runDir,
+		Runtime:   o.Runtime,
+		RunDir:    o.RunDir,
 		GossipKey: key,
 		Secret:    hex.EncodeToString(secret),
 		Started:   time.Now().UTC(),
 	}
+	listen := o.LinkListen
+	if listen == nil {
+		listen = func(site string, i int) netip.AddrPort {
+			prefix := t.SitePrefix(site).Addr().As4()
+			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(100 + i)}), PortDB)
+		}
+	}
 	targets := t.Voters() // db nodes and the witness: everything dialled across sites
 	for _, site := range t.Sites() {
-		prefix := t.SitePrefix(site).Addr().As4()
 		next := 0
 		for _, to := range targets {
 			if to.Site() == site {
 				continue
 			}
-			listen := netip.AddrPortFrom(netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(100 + next)}), PortDB)
-			if t.Docker() {
-				listen = netip.AddrPortFrom(t.DockerLinkAddr(site), uint16(PortLinkBase+next))
-			}
+			l := listen(site, next)
 			next++
 			p.Links = append(p.Links, Link{
 				Name:     site + "--" + to.Name,
 				FromSite: site,
 				ToNode:   to.Name,
 				ToSite:   to.Site(),
-				Listen:   listen.String(),
+				Listen:   l.String(),
 				Upstream: to.Addr(PortDB),
 			})
 		}

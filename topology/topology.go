@@ -83,33 +83,24 @@ type Network struct {
 	// LoopbackBase is a /16 inside 127.0.0.0/8. Region i (1-based, in file order) gets the /24
 	// <base>.i.0/24; the WAN node is <base>.0.1 and the witness <base>.250.1.
 	LoopbackBase string `yaml:"loopback_base" json:"loopback_base"`
-	// DockerBase is a /16 for the Docker runtime's networks: region i's network is <base>.i.0/24,
-	// the WAN network <base>.128.0/17 (see Addressing).
+	// DockerBase is a private /16 from which container runtimes (compose/docker) take their
+	// networks' addresses.
 	DockerBase string `yaml:"docker_base,omitempty" json:"docker_base,omitempty"`
-	// Addressing says which address space the nodes' addresses come from: AddressingLoopback (the
-	// default, empty) or AddressingDocker. Not in YAML: the runtime's plan sets it (NewPlan).
-	Addressing string `yaml:"-" json:"addressing,omitempty"`
+	// Space is the address space the nodes' addresses come from, set by the runtime that made
+	// the plan (NewPlan); nil means the loopback layout. Not in YAML.
+	Space *AddressSpace `yaml:"-" json:"space,omitempty"`
 }
 
-// Address spaces of Network.Addressing.
-const (
-	// AddressingLoopback puts every node on its own loopback address: region i's nodes in
-	// <loopback_base>.i.0/24, the WAN node at <loopback_base>.0.1, the witness at .250.1.
-	AddressingLoopback = "loopback"
-	// AddressingDocker puts every node's address on the Docker WAN network <docker_base>.128.0/17,
-	// which every container joins (gossip and same-site traffic use it): region i's nodes in
-	// <docker_base>.(128+i).0/24 with the same last octets as on loopback, the WAN node at
-	// <docker_base>.128.1, the witness at <docker_base>.250.1. Each region also has a network
-	// of its own, <docker_base>.i.0/24, on which its nodes reach their WAN links.
-	AddressingDocker = "docker"
-)
-
-// DockerWANOffset is added to a site's third octet to place it in the Docker WAN network.
-const DockerWANOffset = 128
-
-// MaxDockerRegions bounds the regions of a topology run on Docker: region i's WAN range is
-// <docker_base>.(128+i).0/24 and must stay below the witness's .250.0/24.
-const MaxDockerRegions = 100
+// AddressSpace is where a runtime puts the nodes: region i's nodes in <Base>.(RegionOffset+i).0/24
+// with the same last octets as on loopback (web .10+, db .20+, dns .30+), the WAN node at
+// <Base>.(RegionOffset).1 and the witness at <Base>.250.1. The loopback layout is the topology's
+// loopback_base with RegionOffset 0.
+type AddressSpace struct {
+	// Base holds the first two octets of every address.
+	Base netip.Addr `json:"base"`
+	// RegionOffset is added to the third octet of every address but the witness's.
+	RegionOffset int `json:"region_offset,omitempty"`
+}
 
 // Region is one data centre.
 type Region struct {
@@ -191,8 +182,7 @@ type Node struct {
 	Role Role `json:"role"`
 	// Index is 1-based within region and role.
 	Index int `json:"index"`
-	// IP is the node's address: loopback in the local runtime, on the Docker WAN network in the
-	// Docker runtime (Network.Addressing).
+	// IP is the node's address, in the plan's address space (Network.Space).
 	IP netip.Addr `json:"ip"`
 }
 
@@ -253,18 +243,6 @@ func (t *Topology) RegionIndex(name string) int {
 	return 0
 }
 
-// Docker reports whether the nodes' addresses are on Docker networks (Network.Addressing).
-func (t *Topology) Docker() bool { return t.Network.Addressing == AddressingDocker }
-
-// DockerBase is the first two octets of network.docker_base.
-func (t *Topology) DockerBase() [4]byte {
-	p, err := netip.ParsePrefix(t.Network.DockerBase)
-	if err != nil || !p.Addr().Is4() {
-		return [4]byte{10, 77, 0, 0}
-	}
-	return p.Addr().As4()
-}
-
 func (t *Topology) loopbackBase() [4]byte {
 	p, err := netip.ParsePrefix(t.Network.LoopbackBase)
 	if err != nil || !p.Addr().Is4() {
@@ -273,13 +251,16 @@ func (t *Topology) loopbackBase() [4]byte {
 	return p.Addr().As4()
 }
 
+// witnessOctet is the third octet of the witness's site in every layout.
+const witnessOctet = 250
+
 // addr is a node address from its place in the loopback layout (third and fourth octets), in the
 // topology's address space.
 func (t *Topology) addr(third, fourth int) netip.Addr {
-	if t.Docker() {
-		b := t.DockerBase()
-		if third != 250 { // the witness keeps .250: above every region's 128+i
-			third += DockerWANOffset
+	if sp := t.Network.Space; sp != nil && sp.Base.Is4() {
+		b := sp.Base.As4()
+		if third != witnessOctet { // the witness keeps .250: above every region's offset+i
+			third += sp.RegionOffset
 		}
 		return netip.AddrFrom4([4]byte{b[0], b[1], byte(third), byte(fourth)})
 	}
@@ -300,7 +281,7 @@ var roleOffset = map[Role]int{RoleWeb: 10, RoleDB: 20, RoleDNS: 30}
 func (t *Topology) Nodes() []Node {
 	nodes := []Node{
 		{Name: "wan", Role: RoleWAN, Index: 1, IP: t.addr(0, 1)},
-		{Name: "witness", Role: RoleWitness, Index: 1, IP: t.addr(250, 1)},
+		{Name: "witness", Role: RoleWitness, Index: 1, IP: t.addr(witnessOctet, 1)},
 	}
 	for ri, r := range t.Regions {
 		for _, rc := range []struct {

@@ -139,7 +139,7 @@ func baseRules(t *topology.Topology, site string) gossip.Rules {
 
 func startGossip(p *topology.Plan, node topology.Node, bindIP string, log *slog.Logger) (*gossip.Node, error) {
 	t := p.Topology
-	meta := gossip.Meta{Region: node.Region, Role: string(node.Role), Service: serviceAddr(node, bindIP)}
+	meta := gossip.Meta{Region: node.Region, Role: node.Role, Service: serviceAddr(node, bindIP)}
 	faults := gossip.NewFaults(baseRules(t, node.Site()))
 	g, err := gossip.Start(gossip.Config{
 		Name:           node.Name,

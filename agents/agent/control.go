@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -79,7 +79,8 @@ func (c *control) setFault(f gossip.Rules) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fault = f
-	merged := gossip.Rules{Drop: append([]netip.Prefix(nil), f.Drop...), Loss: append([]gossip.Loss(nil), f.Loss...)}
+	merged := gossip.Rules{Drop: slices.Clone(f.Drop), DropIn: slices.Clone(f.DropIn), DropOut: slices.Clone(f.DropOut),
+		Loss: slices.Clone(f.Loss)}
 	merged.Delays = append(merged.Delays, f.Delays...)
 	for _, b := range c.base.Delays {
 		overridden := false
@@ -93,7 +94,8 @@ func (c *control) setFault(f gossip.Rules) {
 		}
 	}
 	c.g.Faults().Set(merged)
-	c.log.Info("gossip fault rules set", "drop", len(f.Drop), "delays", len(f.Delays), "loss", len(f.Loss))
+	c.log.Info("gossip fault rules set", "drop", len(f.Drop), "drop_in", len(f.DropIn), "drop_out", len(f.DropOut),
+		"delays", len(f.Delays), "loss", len(f.Loss))
 }
 
 func (c *control) Serve(ctx context.Context, bindIP string) error {

@@ -129,7 +129,7 @@ type dbView struct{ g *gossip.Node }
 func (v dbView) DBPeers() []db.PeerState {
 	var out []db.PeerState
 	for _, m := range v.g.Members() {
-		if m.Meta.Role != string(topology.RoleDB) || m.Name == v.g.Name() {
+		if m.Meta.Role != topology.RoleDB || m.Name == v.g.Name() {
 			continue
 		}
 		out = append(out, db.PeerState{Name: m.Name, Region: m.Meta.Region, Alive: m.Alive(), Since: m.Since,

@@ -13,11 +13,16 @@ import (
 
 // Rules are the network faults a node applies to its own gossip traffic. They are keyed by the
 // peer's address, and a rule installed on one side alone already cuts or slows the link: a Drop
-// prefix black-holes traffic in both directions, a Delay slows what this node sends, a Loss drops
-// a share of the packets both ways.
+// prefix black-holes traffic in both directions, DropIn and DropOut one direction of packets, a
+// Delay slows what this node sends, a Loss drops a share of the packets both ways.
 type Rules struct {
 	// Drop black-holes every packet and stream to or from an address in one of these prefixes.
 	Drop []netip.Prefix `json:"drop"`
+	// DropIn drops the packets that arrive from these prefixes; DropOut the packets sent to them.
+	// A stream (TCP) needs both directions, so either cuts streams with the prefix entirely, as a
+	// one-way packet loss would stop a TCP handshake.
+	DropIn  []netip.Prefix `json:"drop_in,omitempty"`
+	DropOut []netip.Prefix `json:"drop_out,omitempty"`
 	// Delays add one-way latency to what this node sends to a prefix (packets, stream dials and
 	// stream writes). Install the same delay on both sides for a symmetric RTT.
 	Delays []Delay `json:"delays"`
@@ -124,12 +129,7 @@ func NewFaults(rules Rules) *Faults {
 // Set replaces all rules. Prefixes are normalised to their masked form; negative durations
 // count as zero.
 func (f *Faults) Set(r Rules) {
-	c := Rules{}
-	for _, p := range r.Drop {
-		if p.IsValid() {
-			c.Drop = append(c.Drop, p.Masked())
-		}
-	}
+	c := Rules{Drop: masked(r.Drop), DropIn: masked(r.DropIn), DropOut: masked(r.DropOut)}
 	for _, d := range r.Delays {
 		if !d.Prefix.IsValid() {
 			continue
@@ -148,28 +148,61 @@ func (f *Faults) Set(r Rules) {
 	f.rules.Store(&c)
 }
 
+// masked keeps the valid prefixes, in masked form.
+func masked(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.IsValid() {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
 // Rules returns a copy of the current rules.
 func (f *Faults) Rules() Rules {
 	r := f.rules.Load()
 	if r == nil {
 		return Rules{}
 	}
-	return Rules{Drop: slices.Clone(r.Drop), Delays: slices.Clone(r.Delays), Loss: slices.Clone(r.Loss)}
+	return Rules{Drop: slices.Clone(r.Drop), DropIn: slices.Clone(r.DropIn), DropOut: slices.Clone(r.DropOut),
+		Delays: slices.Clone(r.Delays), Loss: slices.Clone(r.Loss)}
+}
+
+// Empty reports whether the rules do nothing.
+func (r Rules) Empty() bool {
+	return len(r.Drop)+len(r.DropIn)+len(r.DropOut)+len(r.Delays)+len(r.Loss) == 0
 }
 
 // Clear removes every rule.
 func (f *Faults) Clear() { f.rules.Store(&Rules{}) }
 
-// Blocks reports whether traffic to or from addr is black-holed.
+// Blocks reports whether a conversation with addr is cut: every packet to or from it is dropped,
+// or one direction is (a stream, or a request and its answer, needs both).
 func (f *Faults) Blocks(addr netip.Addr) bool {
 	r := f.rules.Load()
-	if r == nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range r.Drop {
-		if p.Contains(addr) {
-			return true
+	return r != nil && anyContains(addr.Unmap(), r.Drop, r.DropIn, r.DropOut)
+}
+
+// BlocksOut reports whether a packet sent to addr is dropped.
+func (f *Faults) BlocksOut(addr netip.Addr) bool {
+	r := f.rules.Load()
+	return r != nil && anyContains(addr.Unmap(), r.Drop, r.DropOut)
+}
+
+// BlocksIn reports whether a packet arriving from addr is dropped.
+func (f *Faults) BlocksIn(addr netip.Addr) bool {
+	r := f.rules.Load()
+	return r != nil && anyContains(addr.Unmap(), r.Drop, r.DropIn)
+}
+
+// anyContains reports whether a prefix of any list contains addr.
+func anyContains(addr netip.Addr, lists ...[]netip.Prefix) bool {
+	for _, ps := range lists {
+		for _, p := range ps {
+			if p.Contains(addr) {
+				return true
+			}
 		}
 	}
 	return false

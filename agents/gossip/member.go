@@ -1,14 +1,18 @@
 package gossip
 
-import "time"
+import (
+	"time"
+
+	"github.com/drillworks/drill/topology"
+)
 
 // Meta is what every node publishes about itself in gossip (memberlist NodeMeta, at most 512 bytes,
 // encoded as compact JSON). Short JSON keys keep it well under the limit.
 type Meta struct {
 	// Region is the node's region; empty for the witness and the WAN node.
 	Region string `json:"r,omitempty"`
-	// Role is web, db, dns, witness or wan.
-	Role string `json:"ro"`
+	// Role is the node's role.
+	Role topology.Role `json:"ro"`
 	// Epoch is the database epoch the node knows (db nodes: their own epoch).
 	Epoch uint64 `json:"e,omitempty"`
 	// Primary is true on the db node that believes it is the primary.

@@ -124,7 +124,7 @@ func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Ti
 	if !ok {
 		return t.NetTransport.WriteToAddress(b, a)
 	}
-	if t.faults.Blocks(ip) || t.faults.Loses(ip) {
+	if t.faults.BlocksOut(ip) || t.faults.Loses(ip) {
 		return time.Now(), nil
 	}
 	d, delayed := t.faults.DelayFor(ip)
@@ -148,7 +148,7 @@ func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Ti
 		default:
 		}
 		// A partition installed while the packet was "on the wire" still cuts it.
-		if t.faults.Blocks(ip) {
+		if t.faults.BlocksOut(ip) {
 			return
 		}
 		_, _ = t.NetTransport.WriteToAddress(buf, a)
@@ -230,7 +230,7 @@ func (t *faultTransport) forwardPackets() {
 	for {
 		select {
 		case p := <-in:
-			if ip, ok := netAddrIP(p.From); ok && (t.faults.Blocks(ip) || t.faults.Loses(ip)) {
+			if ip, ok := netAddrIP(p.From); ok && (t.faults.BlocksIn(ip) || t.faults.Loses(ip)) {
 				continue
 			}
 			select {

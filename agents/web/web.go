@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/topology"
 )
 
 // Membership is the gossip view the web tier routes by.
@@ -183,7 +184,7 @@ func (s *Server) Healthy() bool {
 	primary, epoch := s.Primary()
 	var local *gossip.Member
 	for _, m := range s.cfg.Members.Members() {
-		if m.Meta.Role == "db" && m.Alive() && m.Meta.Region == s.cfg.Region {
+		if m.Meta.Role == topology.RoleDB && m.Alive() && m.Meta.Region == s.cfg.Region {
 			if local == nil || m.Name == primary {
 				m := m
 				local = &m
@@ -205,7 +206,7 @@ func (s *Server) Healthy() bool {
 // Primary is the alive db node claiming primary with the highest epoch ("" if none).
 func (s *Server) Primary() (name string, epoch uint64) {
 	for _, m := range s.cfg.Members.Members() {
-		if m.Meta.Role == "db" && m.Alive() && m.Meta.Primary && (name == "" || m.Meta.Epoch > epoch) {
+		if m.Meta.Role == topology.RoleDB && m.Alive() && m.Meta.Primary && (name == "" || m.Meta.Epoch > epoch) {
 			name, epoch = m.Name, m.Meta.Epoch
 		}
 	}
@@ -216,7 +217,7 @@ func (s *Server) Primary() (name string, epoch uint64) {
 func (s *Server) localDB() string {
 	var cands []gossip.Member
 	for _, m := range s.cfg.Members.Members() {
-		if m.Meta.Role == "db" && m.Alive() && m.Meta.Region == s.cfg.Region {
+		if m.Meta.Role == topology.RoleDB && m.Alive() && m.Meta.Region == s.cfg.Region {
 			cands = append(cands, m)
 		}
 	}

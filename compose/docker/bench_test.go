@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/compose/docker"
+	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -54,7 +54,7 @@ func BenchmarkUpToConverged(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				plan, err := topology.NewPlan(topo, "docker", runDir)
+				plan, err := docker.NewPlan(topo, runDir)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -62,7 +62,7 @@ func BenchmarkUpToConverged(b *testing.B) {
 				start := time.Now()
 				upErr := rt.Up(ctx, plan)
 				if upErr == nil {
-					_, upErr = compose.NewObserver(plan, rt).WaitConverged(ctx, 2*time.Minute)
+					_, upErr = observe.New(plan, rt).WaitConverged(ctx, 2*time.Minute)
 				}
 				took := time.Since(start)
 				b.StopTimer()

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -63,12 +63,12 @@ type Runtime struct {
 	eng Engine
 	log *slog.Logger
 
-	plan compose.PlanFile // the running plan, read once from the run directory
+	plan runtime.PlanFile // the running plan, read once from the run directory
 }
 
 var (
-	_ compose.Runtime       = (*Runtime)(nil)
-	_ compose.PacketFaulter = (*Runtime)(nil)
+	_ runtime.Runtime       = (*Runtime)(nil)
+	_ runtime.PacketFaulter = (*Runtime)(nil)
 )
 
 // New returns a Docker runtime for one run directory. It does not contact the engine.
@@ -89,7 +89,7 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, err
 		}
 	}
-	return &Runtime{cfg: cfg, eng: cfg.Engine, log: cfg.Logger, plan: compose.PlanFile{Path: PlanPath(cfg.RunDir)}}, nil
+	return &Runtime{cfg: cfg, eng: cfg.Engine, log: cfg.Logger, plan: runtime.PlanFile{Path: PlanPath(cfg.RunDir)}}, nil
 }
 
 // Available reports whether a Docker engine answers within timeout (for --runtime auto).
@@ -104,14 +104,39 @@ func Available(ctx context.Context, timeout time.Duration) error {
 	return e.Ping(ctx)
 }
 
+// Name is the runtime's registered name.
+const Name = "docker"
+
 // Name is "docker".
-func (r *Runtime) Name() string { return "docker" }
+func (r *Runtime) Name() string { return Name }
+
+// capabilities: packet faults with nftables, users on the host carry ECS (their source address
+// is the bridge gateway, not their region's subnet), and nodes run from an imported image.
+var capabilities = runtime.Capabilities{PacketFaults: true, ClientsNeedECS: true, NodeImages: true}
+
+// Capabilities says what the runtime can do.
+func (r *Runtime) Capabilities() runtime.Capabilities { return capabilities }
+
+// Descriptor registers the runtime (compose.Runtimes).
+func Descriptor() runtime.Descriptor {
+	return runtime.Descriptor{
+		Name:         Name,
+		Summary:      "one container per node (needs a Docker engine; images made locally, no registry)",
+		Capabilities: capabilities,
+		New: func(cfg runtime.Config) (runtime.Runtime, error) {
+			return New(Config{RunDir: cfg.RunDir, Binary: cfg.Binary, Topology: cfg.Topology, Logger: cfg.Logger})
+		},
+		NewPlan:   NewPlan,
+		PlanPath:  PlanPath,
+		Available: Available,
+	}
+}
 
 // Engine is the engine the runtime talks to.
 func (r *Runtime) Engine() Engine { return r.eng }
 
 // PlanPath is where the plan lives in the run directory (the same place as the local runtime's).
-func PlanPath(runDir string) string { return filepath.Join(runDir, "plan.json") }
+func PlanPath(runDir string) string { return runtime.PlanPath(runDir) }
 
 func (r *Runtime) planPath() string { return PlanPath(r.cfg.RunDir) }
 
@@ -172,8 +197,8 @@ func (r *Runtime) nodeContainers(ctx context.Context, topo string) (map[string]C
 // Up creates the networks and one container per node, and starts them.
 func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	t := plan.Topology
-	if !t.Docker() {
-		return errors.New("docker runtime: the plan has no Docker addresses (make it with topology.NewPlan(t, \"docker\", dir))")
+	if !isDockerPlan(plan) {
+		return errors.New("docker runtime: the plan has no Docker addresses (make it with docker.NewPlan)")
 	}
 	for _, reg := range t.Regions {
 		if reg.DockerHost != "" {
@@ -191,7 +216,7 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	}
 	for _, c := range existing {
 		if c.Running() {
-			return compose.ErrAlreadyUp
+			return runtime.ErrAlreadyUp
 		}
 	}
 	// Leftovers of a crashed run (stopped containers, networks) go first.
@@ -274,11 +299,11 @@ func (r *Runtime) createNode(ctx context.Context, plan *topology.Plan, ref strin
 	switch n.Role {
 	case topology.RoleWAN:
 		for _, reg := range t.RegionNames() {
-			eps = append(eps, Endpoint{Network: networkName(t.Name, reg), IP: t.DockerRegionAddr(reg, n)})
+			eps = append(eps, Endpoint{Network: networkName(t.Name, reg), IP: regionAddr(t, reg, n)})
 		}
 	case topology.RoleWitness:
 	default:
-		eps = append(eps, Endpoint{Network: networkName(t.Name, n.Region), IP: t.DockerRegionAddr(n.Region, n), Aliases: []string{n.Name}})
+		eps = append(eps, Endpoint{Network: networkName(t.Name, n.Region), IP: regionAddr(t, n.Region, n), Aliases: []string{n.Name}})
 	}
 	var ports []PortBinding
 	switch n.Role {
@@ -327,7 +352,7 @@ func (r *Runtime) containerOf(ctx context.Context, node string) (Container, erro
 }
 
 // Nodes reports every planned node with its container's state.
-func (r *Runtime) Nodes(ctx context.Context) ([]compose.NodeState, error) {
+func (r *Runtime) Nodes(ctx context.Context) ([]runtime.NodeState, error) {
 	plan, err := r.loadPlan()
 	if err != nil {
 		return nil, err
@@ -336,9 +361,9 @@ func (r *Runtime) Nodes(ctx context.Context) ([]compose.NodeState, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []compose.NodeState
+	var out []runtime.NodeState
 	for _, n := range plan.Topology.Nodes() {
-		ns := compose.NodeState{Name: n.Name}
+		ns := runtime.NodeState{Name: n.Name}
 		if c, ok := cs[n.Name]; ok {
 			ns.ID = c.ID
 			ns.Running, ns.Frozen = c.Running(), c.State == "paused"
@@ -432,7 +457,7 @@ func (r *Runtime) Down(ctx context.Context) error {
 	switch {
 	case err == nil:
 		topo = plan.Topology.Name
-	case !errors.Is(err, compose.ErrNotUp):
+	case !errors.Is(err, runtime.ErrNotUp):
 		return err
 	}
 	if topo == "" {

@@ -16,8 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/compose/docker"
+	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/compose/inject"
+	"github.com/drillworks/drill/compose/observe"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -98,7 +101,7 @@ type cluster struct {
 	plan *topology.Plan
 	rt   *docker.Runtime
 	eng  docker.Engine
-	obs  *compose.Observer
+	obs  *observe.Observer
 }
 
 // startCluster brings the default topology up as containers under its own name and docker_base,
@@ -117,11 +120,11 @@ func startCluster(t *testing.T, name, dockerBase string, rulesFrom string) *clus
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := topology.NewPlan(topo, "docker", runDir)
+	plan, err := docker.NewPlan(topo, runDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{plan: plan, rt: rt, eng: eng, obs: compose.NewObserver(plan, rt)}
+	c := &cluster{plan: plan, rt: rt, eng: eng, obs: observe.New(plan, rt)}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -256,10 +259,10 @@ func TestUpConvergeDownLeavesNothing(t *testing.T) {
 		t.Fatalf("after restart: %v", err)
 	}
 	// Packet rules from this process (root on the engine's host) when it can, else by helpers.
-	hole := map[string][]netip.Prefix{"eu-west-web-1": {netip.MustParsePrefix("0.0.0.0/0")}}
+	hole := map[string]fault.PacketRule{"eu-west-web-1": {Drop: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}}
 	web, _ := c.rt.Endpoint("eu-west-web-1", topology.PortWeb)
 	start := time.Now()
-	if err := c.rt.DropPackets(ctx, "test:one", hole); err != nil {
+	if err := c.rt.ApplyPacketRules(ctx, "test:one", hole); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("one node black-holed in %s (root: %v)", time.Since(start).Round(time.Millisecond), os.Geteuid() == 0)
@@ -269,13 +272,13 @@ func TestUpConvergeDownLeavesNothing(t *testing.T) {
 	if rules, err := c.rt.PacketRules(ctx); err != nil || len(rules["eu-west-web-1"]) != 1 {
 		t.Fatalf("rules %v %v", rules, err)
 	}
-	if err := c.rt.UndropPackets(ctx, "test:one", []string{"eu-west-web-1"}); err != nil {
+	if err := c.rt.RemovePacketRules(ctx, "test:one", []string{"eu-west-web-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := dialOutcome(web); got != "ok" {
 		t.Fatalf("connect after healing: %s", got)
 	}
-	if err := c.rt.Up(ctx, c.plan); !errors.Is(err, compose.ErrAlreadyUp) {
+	if err := c.rt.Up(ctx, c.plan); !errors.Is(err, runtime.ErrAlreadyUp) {
 		t.Fatalf("second Up: %v, want ErrAlreadyUp", err)
 	}
 	start = time.Now()
@@ -291,7 +294,7 @@ func TestUpConvergeDownLeavesNothing(t *testing.T) {
 	}
 }
 
-func nodeState(t *testing.T, c *cluster, name string) compose.NodeState {
+func nodeState(t *testing.T, c *cluster, name string) runtime.NodeState {
 	t.Helper()
 	nodes, err := c.rt.Nodes(context.Background())
 	if err != nil {
@@ -303,7 +306,7 @@ func nodeState(t *testing.T, c *cluster, name string) compose.NodeState {
 		}
 	}
 	t.Fatalf("no node %s", name)
-	return compose.NodeState{}
+	return runtime.NodeState{}
 }
 
 // healthzOn sends one HTTP/1.1 health request on an open connection and reads the status line,
@@ -374,14 +377,14 @@ func TestBlackholeIsSilentAtThePacketLevel(t *testing.T) {
 
 	// The packet layer alone (no toxics, no gossip rules): every packet to and from us-east's
 	// nodes vanishes, except drill's own control traffic from the host.
-	drops := map[string][]netip.Prefix{}
+	drops := map[string]fault.PacketRule{}
 	for _, n := range c.plan.Topology.Nodes() {
 		if n.Region == "us-east" {
-			drops[n.Name] = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+			drops[n.Name] = fault.PacketRule{Drop: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}
 		}
 	}
 	start := time.Now()
-	if err := c.rt.DropPackets(ctx, "test:blackhole", drops); err != nil {
+	if err := c.rt.ApplyPacketRules(ctx, "test:blackhole", drops); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("black hole installed by helper containers in %s", time.Since(start).Round(time.Millisecond))
@@ -412,7 +415,7 @@ func TestBlackholeIsSilentAtThePacketLevel(t *testing.T) {
 	}
 
 	// Healing restores it at once.
-	if err := c.rt.UndropPackets(ctx, "test:blackhole", slicesKeys(drops)); err != nil {
+	if err := c.rt.RemovePacketRules(ctx, "test:blackhole", slicesKeys(drops)); err != nil {
 		t.Fatal(err)
 	}
 	if got := dialOutcome(web); got != "ok" {
@@ -425,11 +428,11 @@ func TestBlackholeIsSilentAtThePacketLevel(t *testing.T) {
 
 	// Through the injector, as a drill does it: toxics, gossip rules and packet drops, undone
 	// by Recover (which flushes every drill table), leaving no residue.
-	inj, err := compose.NewInjector(c.plan, c.rt, compose.LedgerPath(c.plan.RunDir), nil)
+	inj, err := inject.New(c.plan, c.rt, inject.LedgerPath(c.plan.RunDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := inj.Apply(ctx, compose.Fault{ID: "partition:test", Kind: compose.KindPartition, Regions: []string{"us-east", "eu-west"}}); err != nil {
+	if err := inj.Apply(ctx, fault.Fault{ID: "partition:test", Kind: fault.KindPartition, Regions: []string{"us-east", "eu-west"}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the partition to show in gossip", func() bool { return !aliveIn("eu-west-web-1", "us-east-web-1") })

@@ -54,12 +54,12 @@ type composeIPAMConfig struct {
 }
 
 // ExportCompose writes a Compose file that runs plan (which must have Docker addresses: see
-// topology.NewPlan(t, "docker", dir)) exactly as the docker runtime would: the same image, networks,
+// docker.NewPlan) exactly as the docker runtime would: the same image, networks,
 // addresses, labels and agent command. The plan itself is mounted from ./plan.json and each node's
 // data from ./data/<node>, next to the compose file.
 func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 	t := plan.Topology
-	if !t.Docker() {
+	if !isDockerPlan(plan) {
 		return fmt.Errorf("compose export: the plan has no Docker addresses")
 	}
 	f := composeFile{Version: "2.4", Services: map[string]composeService{}, Networks: map[string]composeNetwork{}}
@@ -67,9 +67,9 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 		return map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelRole: RoleNetwork}
 	}
 	f.Networks[wanNetwork] = composeNetwork{Name: networkName(t.Name, wanNetwork), Labels: netLabels(),
-		IPAM: composeIPAM{Config: []composeIPAMConfig{{Subnet: t.DockerWANNetwork().String(), Gateway: t.DockerWANGateway().String()}}}}
+		IPAM: composeIPAM{Config: []composeIPAMConfig{{Subnet: wanNetworkPrefix(t).String(), Gateway: wanGateway(t).String()}}}}
 	for _, reg := range t.RegionNames() {
-		p := t.DockerRegionNetwork(reg)
+		p := regionNetwork(t, reg)
 		gw := p.Addr().As4()
 		gw[3] = 1
 		f.Networks[reg] = composeNetwork{Name: networkName(t.Name, reg), Labels: netLabels(),
@@ -87,12 +87,12 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 		switch n.Role {
 		case topology.RoleWAN:
 			for _, reg := range t.RegionNames() {
-				s.Networks[reg] = composeServiceNetwork{IPv4Address: t.DockerRegionAddr(reg, n).String()}
+				s.Networks[reg] = composeServiceNetwork{IPv4Address: regionAddr(t, reg, n).String()}
 			}
 			s.Ports = []string{"127.0.0.1::" + strconv.Itoa(topology.PortWANAPI) + "/tcp"}
 		case topology.RoleWitness:
 		default:
-			s.Networks[n.Region] = composeServiceNetwork{IPv4Address: t.DockerRegionAddr(n.Region, n).String(), Aliases: []string{n.Name}}
+			s.Networks[n.Region] = composeServiceNetwork{IPv4Address: regionAddr(t, n.Region, n).String(), Aliases: []string{n.Name}}
 			s.DependsOn = []string{"wan"} // every cross-site link goes through it
 		}
 		if n.Role == topology.RoleDNS {

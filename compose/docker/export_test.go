@@ -14,7 +14,7 @@ import (
 )
 
 func TestExportCompose(t *testing.T) {
-	plan, err := topology.NewPlan(topology.Default(), "docker", t.TempDir())
+	plan, err := NewPlan(topology.Default(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestExportComposeValidates(t *testing.T) {
 		t.Skip("SKIPPED: docker-compose is not installed, so the compose file could not be validated by Compose itself")
 	}
 	dir := t.TempDir()
-	plan, err := topology.NewPlan(topology.Default(), "docker", dir)
+	plan, err := NewPlan(topology.Default(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/compose/docker"
+	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/compose/inject"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -65,7 +66,7 @@ func TestLossAtThePacketLevel(t *testing.T) {
 	// more than 3.5 standard deviations out, and 0 or 60 would mean no loss or a black hole.
 	const id = "test:loss"
 	start := time.Now()
-	if err := c.rt.LossPackets(ctx, id, map[string][]netip.Prefix{"us-east-web-1": {netip.MustParsePrefix("0.0.0.0/0")}}, 50); err != nil {
+	if err := c.rt.ApplyPacketRules(ctx, id, lossAll(50)); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("50%% loss installed on us-east-web-1 in %s", time.Since(start).Round(time.Millisecond))
@@ -83,10 +84,10 @@ func TestLossAtThePacketLevel(t *testing.T) {
 	if got := connects(ctl, 20, time.Second); got != 20 {
 		t.Fatalf("control endpoint under packet loss: %d of 20 connects succeeded, want all (management is exempt)", got)
 	}
-	if err := c.rt.LossPackets(ctx, "test:bad", map[string][]netip.Prefix{"us-east-web-1": {netip.MustParsePrefix("0.0.0.0/0")}}, 100); err == nil {
+	if err := c.rt.ApplyPacketRules(ctx, "test:bad", lossAll(100)); err == nil {
 		t.Fatal("a loss of 100 % was installed")
 	}
-	if err := c.rt.UndropPackets(ctx, id, []string{"us-east-web-1"}); err != nil {
+	if err := c.rt.RemovePacketRules(ctx, id, []string{"us-east-web-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := connects(web, n, timeout); got != n {
@@ -103,7 +104,7 @@ func TestLossAtThePacketLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	if err := helper.LossPackets(ctx, id, map[string][]netip.Prefix{"us-east-web-1": {netip.MustParsePrefix("0.0.0.0/0")}}, 50); err != nil {
+	if err := helper.ApplyPacketRules(ctx, id, lossAll(50)); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("50%% loss installed by a helper container in %s", time.Since(start).Round(time.Millisecond))
@@ -112,7 +113,7 @@ func TestLossAtThePacketLevel(t *testing.T) {
 	if got < 3 || got > 30 {
 		t.Fatalf("50%% packet loss installed by a helper: %d of %d connects succeeded, want 3..30", got, n)
 	}
-	if err := helper.UndropPackets(ctx, id, []string{"us-east-web-1"}); err != nil {
+	if err := helper.RemovePacketRules(ctx, id, []string{"us-east-web-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := connects(web, n, timeout); got != n {
@@ -120,11 +121,11 @@ func TestLossAtThePacketLevel(t *testing.T) {
 	}
 
 	// Through the injector, as a drill does it: 50 % loss between the regions.
-	inj, err := compose.NewInjector(c.plan, c.rt, compose.LedgerPath(c.plan.RunDir), nil)
+	inj, err := inject.New(c.plan, c.rt, inject.LedgerPath(c.plan.RunDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := compose.Fault{ID: "loss:eu-west|us-east", Kind: compose.KindLoss, Regions: []string{"eu-west", "us-east"}, LossPercent: 50}
+	f := fault.Fault{ID: "loss:eu-west|us-east", Kind: fault.KindLoss, Regions: []string{"eu-west", "us-east"}, Params: fault.Params{fault.ParamPercent: "50"}}
 	if err := inj.Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestLossAtThePacketLevel(t *testing.T) {
 		t.Fatalf("loss between regions cut the host's users: %d of 20 connects", got)
 	}
 	residue := inj.Residue(ctx)
-	var packetItem, gossipItem compose.ResidueItem
+	var packetItem, gossipItem inject.ResidueItem
 	for _, it := range residue {
 		switch {
 		case strings.HasPrefix(it.What, "packet"):
@@ -177,11 +178,11 @@ func TestLossAtThePacketLevel(t *testing.T) {
 	if err := inj.Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := compose.NewInjector(c.plan, c.rt, compose.LedgerPath(c.plan.RunDir), nil)
+	rec, err := inject.New(c.plan, c.rt, inject.LedgerPath(c.plan.RunDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if undone, err := rec.Recover(ctx); err != nil || len(undone) != 1 || undone[0].LossPercent != 50 {
+	if undone, err := rec.Recover(ctx); err != nil || len(undone) != 1 || undone[0].Params.Int(fault.ParamPercent) != 50 {
 		t.Fatalf("recover: %+v %v", undone, err)
 	}
 	for _, it := range rec.Residue(ctx) {
@@ -192,4 +193,9 @@ func TestLossAtThePacketLevel(t *testing.T) {
 	if got := connects(web, n, timeout); got != n {
 		t.Fatalf("after recover %d of %d connects succeeded", got, n)
 	}
+}
+
+// lossAll is a loss rule on us-east-web-1 against every address.
+func lossAll(percent int) map[string]fault.PacketRule {
+	return map[string]fault.PacketRule{"us-east-web-1": {Drop: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, LossPercent: percent}}
 }

@@ -13,9 +13,9 @@ import (
 // already has (created concurrently, or left from a crash).
 func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error {
 	t := plan.Topology
-	specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: t.DockerWANNetwork(), Gateway: t.DockerWANGateway()}}
+	specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: wanNetworkPrefix(t), Gateway: wanGateway(t)}}
 	for _, reg := range t.RegionNames() {
-		p := t.DockerRegionNetwork(reg)
+		p := regionNetwork(t, reg)
 		gw := p.Addr().As4()
 		gw[3] = 1
 		specs = append(specs, NetworkSpec{Name: networkName(t.Name, reg), Subnet: p, Gateway: netip.AddrFrom4(gw)})

@@ -18,8 +18,8 @@ import (
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
-	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/compose/docker/nft"
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -40,31 +40,17 @@ var managePorts = []uint16{topology.PortDB, topology.PortControl}
 func TableName(id string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	clean := compose.SafeName(id)
+	clean := fault.SafeName(id)
 	if len(clean) > 40 {
 		clean = clean[:40]
 	}
 	return fmt.Sprintf("%s%s_%08x", nft.TablePrefix, clean, h.Sum32())
 }
 
-// DropPackets installs fault id's table in each named running node: drop the given prefixes, keep
-// the node's own site and drill's management traffic from the host.
-func (r *Runtime) DropPackets(ctx context.Context, id string, drops map[string][]netip.Prefix) error {
-	return r.installPackets(ctx, id, drops, 0)
-}
-
-// LossPackets is DropPackets dropping each matching packet with probability percent/100 (1 to
-// 99; nftables numgen), for a loss fault. UndropPackets removes it.
-func (r *Runtime) LossPackets(ctx context.Context, id string, drops map[string][]netip.Prefix, percent int) error {
-	if percent < 1 || percent > 99 {
-		return fmt.Errorf("loss packets: percent %d out of 1..99", percent)
-	}
-	return r.installPackets(ctx, id, drops, percent)
-}
-
-// installPackets installs fault id's table in each named running node, dropping all matching
-// packets (lossPercent 0) or that share of them.
-func (r *Runtime) installPackets(ctx context.Context, id string, drops map[string][]netip.Prefix, lossPercent int) error {
+// ApplyPacketRules installs fault id's table in each named running node: its drops (all packets,
+// or a share of them for a loss rule), keeping the node's own site and drill's management traffic
+// from the host.
+func (r *Runtime) ApplyPacketRules(ctx context.Context, id string, rules map[string]fault.PacketRule) error {
 	plan, err := r.loadPlan()
 	if err != nil {
 		return err
@@ -79,10 +65,13 @@ func (r *Runtime) installPackets(ctx context.Context, id string, drops map[strin
 		spec nft.Spec
 	}
 	var jobs []job
-	for node, prefixes := range drops {
+	for node, rule := range rules {
 		n, ok := t.Node(node)
 		if !ok {
-			return fmt.Errorf("drop packets: unknown node %q", node)
+			return fmt.Errorf("packet rules: unknown node %q", node)
+		}
+		if rule.LossPercent < 0 || rule.LossPercent > fault.MaxLossPercent {
+			return fmt.Errorf("packet rules: loss percent %d out of 0..%d", rule.LossPercent, fault.MaxLossPercent)
 		}
 		c, ok := cs[node]
 		if !ok || !c.Running() {
@@ -90,11 +79,13 @@ func (r *Runtime) installPackets(ctx context.Context, id string, drops map[strin
 		}
 		jobs = append(jobs, job{c, nft.Spec{
 			Table:       TableName(id),
-			Drop:        prefixes,
+			Drop:        rule.Drop,
+			DropIn:      rule.DropIn,
+			DropOut:     rule.DropOut,
 			Keep:        []netip.Prefix{t.SitePrefix(n.Site())},
-			Manage:      []netip.Prefix{netip.PrefixFrom(t.DockerWANGateway(), 32)},
+			Manage:      []netip.Prefix{netip.PrefixFrom(wanGateway(t), 32)},
 			ManagePorts: managePorts,
-			LossPercent: lossPercent,
+			LossPercent: rule.LossPercent,
 		}})
 	}
 	return parallel(ctx, len(jobs), 4, func(i int) error {
@@ -103,8 +94,8 @@ func (r *Runtime) installPackets(ctx context.Context, id string, drops map[strin
 	})
 }
 
-// UndropPackets removes fault id's table from the named running nodes.
-func (r *Runtime) UndropPackets(ctx context.Context, id string, nodes []string) error {
+// RemovePacketRules removes fault id's table from the named running nodes.
+func (r *Runtime) RemovePacketRules(ctx context.Context, id string, nodes []string) error {
 	plan, err := r.loadPlan()
 	if err != nil {
 		return err

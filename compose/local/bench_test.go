@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/compose/local"
+	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -29,7 +29,7 @@ func BenchmarkUpToConverged(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		plan, err := topology.NewPlan(topo, "local", runDir)
+		plan, err := local.NewPlan(topo, runDir)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -38,7 +38,7 @@ func BenchmarkUpToConverged(b *testing.B) {
 		if err := rt.Up(context.Background(), plan); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := compose.NewObserver(plan, rt).WaitConverged(context.Background(), time.Minute); err != nil {
+		if _, err := observe.New(plan, rt).WaitConverged(context.Background(), time.Minute); err != nil {
 			_ = rt.Down(context.Background())
 			b.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plan, err := topology.NewPlan(topo, "local", runDir)
+	plan, err := local.NewPlan(topo, runDir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = rt.Down(context.Background()) }()
-	if _, err := compose.NewObserver(plan, rt).WaitConverged(context.Background(), time.Minute); err != nil {
+	if _, err := observe.New(plan, rt).WaitConverged(context.Background(), time.Minute); err != nil {
 		b.Fatal(err)
 	}
 	c := &cluster{plan: plan, rt: rt, http: &http.Client{Timeout: 3 * time.Second}}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/toxi"
 	"github.com/drillworks/drill/topology"
 )
@@ -39,9 +39,9 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 	// then kill the primary: those 5 are lost to the promoted replica and must be discarded when
 	// the old primary returns.
 	ctx := context.Background()
-	cut := toxi.Toxic{Name: compose.FaultToxicPrefix + "test_cut", Type: "timeout", Stream: "downstream", Attributes: map[string]any{"timeout": 0}}
+	cut := toxi.Toxic{Name: fault.ToxicPrefix + "test_cut", Type: "timeout", Stream: "downstream", Attributes: map[string]any{"timeout": 0}}
 	link := "eu-west--us-east-db-1"
-	if err := c.net.Toxi().AddToxic(ctx, link, cut); err != nil {
+	if err := c.inj.Toxi().AddToxic(ctx, link, cut); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
@@ -53,7 +53,7 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 	if err := c.rt.Kill(ctx, "us-east-db-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.net.Toxi().RemoveToxic(ctx, link, cut.Name); err != nil {
+	if err := c.inj.Toxi().RemoveToxic(ctx, link, cut.Name); err != nil {
 		t.Fatal(err)
 	}
 	promoted := waitFor(t, 15*time.Second, "eu-west-db-1 to promote", func() bool {
@@ -107,10 +107,10 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 // acknowledged writes in completion order.
 func splitBrain(t *testing.T, c *cluster, window time.Duration) []kvResult {
 	ctx := context.Background()
-	if err := c.net.Partition(ctx, "split", "us-east", "eu-west"); err != nil {
+	if err := c.inj.Apply(ctx, fault.Fault{ID: "split", Kind: fault.KindPartition, Regions: []string{"us-east", "eu-west"}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.net.Heal(context.Background(), "split") })
+	t.Cleanup(func() { _ = c.inj.Undo(context.Background(), "split") })
 	var (
 		mu   sync.Mutex
 		acks []kvResult
@@ -134,7 +134,7 @@ func splitBrain(t *testing.T, c *cluster, window time.Duration) []kvResult {
 		}(region)
 	}
 	wg.Wait()
-	if err := c.net.Heal(ctx, "split"); err != nil {
+	if err := c.inj.Undo(ctx, "split"); err != nil {
 		t.Fatal(err)
 	}
 	sortByDone(acks)

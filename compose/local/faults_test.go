@@ -17,7 +17,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/drillworks/drill/agents/gossip"
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/compose/inject"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -57,7 +58,7 @@ func isTimeout(err error) bool {
 }
 
 // requireClean fails the test unless every residue item is clean.
-func requireClean(t *testing.T, items []compose.ResidueItem) {
+func requireClean(t *testing.T, items []inject.ResidueItem) {
 	t.Helper()
 	for _, it := range items {
 		if !it.Clean {
@@ -96,7 +97,7 @@ func TestBlackholeIsSilent(t *testing.T) {
 	}
 	c := startCluster(t, "127.84.0.0/16")
 	ctx := context.Background()
-	inj := c.net.Injector()
+	inj := c.inj
 	web := c.plan.Topology.NodesOf(topology.RoleWeb, "us-east")[0].Addr(topology.PortWeb)
 	dnsAddr := c.plan.Topology.NodesOf(topology.RoleDNS, "us-east")[0].Addr(topology.PortDNS)
 	euWeb := c.plan.Topology.NodesOf(topology.RoleWeb, "eu-west")[0].Addr(topology.PortWeb)
@@ -111,7 +112,7 @@ func TestBlackholeIsSilent(t *testing.T) {
 		t.Fatalf("before the fault: DNS from a us-east user: %v", err)
 	}
 
-	f := compose.Fault{ID: "blackhole:us-east", Kind: compose.KindBlackhole, Region: "us-east"}
+	f := fault.Fault{ID: "blackhole:us-east", Kind: fault.KindBlackhole, Region: "us-east"}
 	applied := time.Now()
 	if err := inj.Apply(ctx, f); err != nil {
 		t.Fatal(err)
@@ -223,17 +224,17 @@ func TestLedgerRecoversAfterCrash(t *testing.T) {
 	}
 	c := startCluster(t, "127.85.0.0/16")
 	ctx := context.Background()
-	ledger := compose.LedgerPath(c.plan.RunDir)
+	ledger := inject.LedgerPath(c.plan.RunDir)
 
 	// One drill process applies three faults, then dies without undoing anything (kill -9).
-	first, err := compose.NewInjector(c.plan, c.rt, ledger, nil)
+	first, err := inject.New(c.plan, c.rt, ledger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	faults := []compose.Fault{
-		{ID: "partition:eu-west|us-east", Kind: compose.KindPartition, Regions: []string{"eu-west", "us-east"}},
-		{ID: "freeze:eu-west-web-2", Kind: compose.KindFreeze, Node: "eu-west-web-2"},
-		{ID: "latency:wan", Kind: compose.KindLatency, Latency: 200 * time.Millisecond, Jitter: 10 * time.Millisecond, BandwidthKBps: 512},
+	faults := []fault.Fault{
+		{ID: "partition:eu-west|us-east", Kind: fault.KindPartition, Regions: []string{"eu-west", "us-east"}},
+		{ID: "freeze:eu-west-web-2", Kind: fault.KindFreeze, Node: "eu-west-web-2"},
+		{ID: "latency:wan", Kind: fault.KindLatency, Params: fault.Params{fault.ParamLatency: "200ms", fault.ParamJitter: "10ms", fault.ParamBandwidth: "512"}},
 	}
 	for _, f := range faults {
 		if err := first.Apply(ctx, f); err != nil {
@@ -253,7 +254,7 @@ func TestLedgerRecoversAfterCrash(t *testing.T) {
 	first = nil // abandoned: nothing of it is used again
 
 	// A new drill process opens the same ledger and knows what is outstanding.
-	second, err := compose.NewInjector(c.plan, c.rt, ledger, nil)
+	second, err := inject.New(c.plan, c.rt, ledger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +265,7 @@ func TestLedgerRecoversAfterCrash(t *testing.T) {
 	if want := []string{faults[0].ID, faults[1].ID, faults[2].ID}; !slices.Equal(ids, want) {
 		t.Fatalf("new injector's active set %v, want %v", ids, want)
 	}
-	if got := second.Active()[2]; got.Latency != 200*time.Millisecond || got.BandwidthKBps != 512 {
+	if got := second.Active()[2]; got.Params.Duration(fault.ParamLatency) != 200*time.Millisecond || got.Params.Int(fault.ParamBandwidth) != 512 {
 		t.Fatalf("latency fault read back from the ledger: %+v", got)
 	}
 	start := time.Now()
@@ -282,7 +283,7 @@ func TestLedgerRecoversAfterCrash(t *testing.T) {
 	}
 	t.Logf("cluster converged %s after recover began", time.Since(start).Round(time.Millisecond))
 	// A third injector sees nothing outstanding.
-	third, err := compose.NewInjector(c.plan, c.rt, ledger, nil)
+	third, err := inject.New(c.plan, c.rt, ledger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,12 +313,12 @@ func TestLatencyShowsInCrossRegionRequests(t *testing.T) {
 	}
 	c := startCluster(t, "127.86.0.0/16")
 	ctx := context.Background()
-	inj := c.net.Injector()
+	inj := c.inj
 	t1 := c.plan.Topology
 	usPrefix := t1.SitePrefix("us-east")
 
 	before := c.medianPut("eu-west", 7) // eu-west web → primary in us-east
-	f := compose.Fault{ID: "latency:eu-west|us-east", Kind: compose.KindLatency, Regions: []string{"eu-west", "us-east"}, Latency: 300 * time.Millisecond}
+	f := fault.Fault{ID: "latency:eu-west|us-east", Kind: fault.KindLatency, Regions: []string{"eu-west", "us-east"}, Params: fault.Params{fault.ParamLatency: "300ms"}}
 	if err := inj.Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
@@ -349,13 +350,13 @@ func TestKillPrimaryResolvesAndRestarts(t *testing.T) {
 	}
 	c := startCluster(t, "127.87.0.0/16")
 	ctx := context.Background()
-	inj := c.net.Injector()
-	f := compose.Fault{ID: "kill-primary", Kind: compose.KindKillPrimary}
+	inj := c.inj
+	f := fault.Fault{ID: "kill-primary", Kind: fault.KindKillPrimary}
 	if err := inj.Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
 	// The resolution is in the ledger, for whoever undoes it.
-	reopened, err := compose.NewInjector(c.plan, c.rt, compose.LedgerPath(c.plan.RunDir), nil)
+	reopened, err := inject.New(c.plan, c.rt, inject.LedgerPath(c.plan.RunDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func TestKillPrimaryResolvesAndRestarts(t *testing.T) {
 	}
 	t.Logf("old primary restarted and converged as a replica %s after undo", time.Since(start).Round(time.Millisecond))
 	requireClean(t, inj.Residue(ctx))
-	if b, err := os.ReadFile(compose.LedgerPath(c.plan.RunDir)); err != nil || !strings.Contains(string(b), `"resolved":["us-east-db-1"]`) {
+	if b, err := os.ReadFile(inject.LedgerPath(c.plan.RunDir)); err != nil || !strings.Contains(string(b), `"resolved":["us-east-db-1"]`) {
 		t.Fatalf("ledger does not record the resolved primary: %v\n%s", err, b)
 	}
 }

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/inject"
 	"github.com/drillworks/drill/compose/local"
+	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -61,8 +62,8 @@ type cluster struct {
 	t    *testing.T
 	plan *topology.Plan
 	rt   *local.Runtime
-	obs  *compose.Observer
-	net  *compose.Network
+	obs  *observe.Observer
+	inj  *inject.Injector
 	http *http.Client
 }
 
@@ -93,7 +94,7 @@ func startCluster(t *testing.T, base string, sets ...string) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := topology.NewPlan(topo, "local", runDir)
+	plan, err := local.NewPlan(topo, runDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,16 +111,16 @@ func startCluster(t *testing.T, base string, sets ...string) *cluster {
 	if err := rt.Up(ctx, plan); err != nil {
 		t.Fatal(err)
 	}
-	obs := compose.NewObserver(plan, rt)
+	obs := observe.New(plan, rt)
 	if _, err := obs.WaitConverged(ctx, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("cluster %s converged in %s", topo.Name, time.Since(start).Round(time.Millisecond))
-	nw, err := compose.NewNetwork(plan, rt)
+	inj, err := inject.New(plan, rt, inject.LedgerPath(plan.RunDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cluster{t: t, plan: plan, rt: rt, obs: obs, net: nw, http: &http.Client{Timeout: 3 * time.Second}}
+	return &cluster{t: t, plan: plan, rt: rt, obs: obs, inj: inj, http: &http.Client{Timeout: 3 * time.Second}}
 }
 
 func dumpLogs(t *testing.T, rt *local.Runtime, topo *topology.Topology) {
@@ -176,7 +177,7 @@ func (c *cluster) put(region, key, value string) kvResult {
 }
 func (c *cluster) get(region, key string) kvResult { return c.do(http.MethodGet, region, key, "") }
 
-func (c *cluster) status() *compose.Status {
+func (c *cluster) status() *observe.Status {
 	st, err := c.obs.Status(context.Background())
 	if err != nil {
 		c.t.Fatal(err)
@@ -184,14 +185,14 @@ func (c *cluster) status() *compose.Status {
 	return st
 }
 
-func (c *cluster) node(st *compose.Status, name string) compose.NodeStatus {
+func (c *cluster) node(st *observe.Status, name string) observe.NodeStatus {
 	for _, n := range st.Nodes {
 		if n.Name == name {
 			return n
 		}
 	}
 	c.t.Fatalf("no node %s in status", name)
-	return compose.NodeStatus{}
+	return observe.NodeStatus{}
 }
 
 // waitFor polls cond until it holds or the timeout passes; it returns how long it took.

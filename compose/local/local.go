@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -40,7 +40,7 @@ type Runtime struct {
 	cfg Config
 	mu  sync.Mutex
 
-	plan compose.PlanFile // the plan of the cluster this runtime runs
+	plan runtime.PlanFile // the plan of the cluster this runtime runs
 }
 
 // New returns a local runtime for one run directory.
@@ -63,14 +63,40 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{cfg: cfg, plan: compose.PlanFile{Path: PlanPath(cfg.RunDir)}}, nil
+	return &Runtime{cfg: cfg, plan: runtime.PlanFile{Path: PlanPath(cfg.RunDir)}}, nil
 }
 
+// Name is the runtime's registered name.
+const Name = "local"
+
 // Name is "local".
-func (r *Runtime) Name() string { return "local" }
+func (r *Runtime) Name() string { return Name }
+
+// Capabilities: no packet layer (faults act on the WAN links and the gossip transport), users
+// send from their region's own loopback subnet (no ECS needed), no images.
+func (r *Runtime) Capabilities() runtime.Capabilities { return runtime.Capabilities{} }
+
+// Descriptor registers the runtime (compose.Runtimes).
+func Descriptor() runtime.Descriptor {
+	return runtime.Descriptor{
+		Name:    Name,
+		Summary: "child processes on loopback (no Docker, no root)",
+		New: func(cfg runtime.Config) (runtime.Runtime, error) {
+			return New(Config{RunDir: cfg.RunDir, Binary: cfg.Binary, Logger: cfg.Logger})
+		},
+		NewPlan:  NewPlan,
+		PlanPath: PlanPath,
+	}
+}
+
+// NewPlan makes a plan in the loopback layout: every node on its own address of the topology's
+// loopback_base.
+func NewPlan(t *topology.Topology, runDir string) (*topology.Plan, error) {
+	return topology.NewPlan(t, topology.PlanOptions{Runtime: Name, RunDir: runDir})
+}
 
 // PlanPath is where the plan lives in the run directory.
-func PlanPath(runDir string) string { return filepath.Join(runDir, "plan.json") }
+func PlanPath(runDir string) string { return runtime.PlanPath(runDir) }
 
 func (r *Runtime) planPath() string  { return PlanPath(r.cfg.RunDir) }
 func (r *Runtime) statePath() string { return filepath.Join(r.cfg.RunDir, "nodes.json") }
@@ -117,7 +143,7 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if pids := r.agentPIDs(); len(pids) > 0 {
-		return compose.ErrAlreadyUp
+		return runtime.ErrAlreadyUp
 	}
 	// A fresh cluster every time: old data would carry an old epoch and divergent history.
 	for _, d := range []string{"data", "logs"} {
@@ -209,15 +235,15 @@ func procState(pid int) byte {
 func zombie(pid int) bool { s := procState(pid); return s == 'Z' || s == 'X' || s == 0 }
 
 // Nodes reports every planned node with its process state.
-func (r *Runtime) Nodes(ctx context.Context) ([]compose.NodeState, error) {
+func (r *Runtime) Nodes(ctx context.Context) ([]runtime.NodeState, error) {
 	plan, err := r.loadPlan()
 	if err != nil {
 		return nil, err
 	}
 	pids := r.agentPIDs()
-	var out []compose.NodeState
+	var out []runtime.NodeState
 	for _, n := range plan.Topology.Nodes() {
-		ns := compose.NodeState{Name: n.Name}
+		ns := runtime.NodeState{Name: n.Name}
 		if pid, ok := pids[n.Name]; ok {
 			ns.Running, ns.PID = true, pid
 			ns.Frozen = procState(pid) == 'T'

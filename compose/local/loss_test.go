@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/drillworks/drill/agents/gossip"
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/fault"
 )
 
 // TestLossIsGossipOnly: the local runtime has no packet layer, so a loss fault becomes gossip
@@ -21,9 +21,9 @@ func TestLossIsGossipOnly(t *testing.T) {
 	}
 	c := startCluster(t, "127.88.0.0/16")
 	ctx := context.Background()
-	inj := c.net.Injector()
+	inj := c.inj
 	topo := c.plan.Topology
-	f := compose.Fault{ID: "loss:eu-west|us-east", Kind: compose.KindLoss, Regions: []string{"eu-west", "us-east"}, LossPercent: 40}
+	f := fault.Fault{ID: "loss:eu-west|us-east", Kind: fault.KindLoss, Regions: []string{"eu-west", "us-east"}, Params: fault.Params{fault.ParamPercent: "40"}}
 	if err := inj.Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}

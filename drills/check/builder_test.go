@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/history"
 )
 
@@ -72,7 +73,7 @@ func (h *hist) read(p int, region, key string, inv float64, outcome string, done
 	h.add(op, done)
 }
 
-func (h *hist) fault(id, kind, region, node string, start, stop float64) {
+func (h *hist) fault(id string, kind fault.Kind, region, node string, start, stop float64) {
 	h.add(history.Op{Type: history.TypeFault, F: history.FStart, Fault: id, FaultKind: kind, Region: region, Node: node}, start)
 	if stop != never {
 		h.add(history.Op{Type: history.TypeFault, F: history.FStop, Fault: id, FaultKind: kind, Region: region, Node: node}, stop)

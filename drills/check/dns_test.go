@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/compose/fault"
 )
 
 func failoversString(ev *DNSFailoverEvidence) string {
@@ -22,7 +22,7 @@ func failoversString(ev *DNSFailoverEvidence) string {
 // eu-west client always sent to eu-west (p2) is not watched.
 func failoverHistory() *hist {
 	h := &hist{}
-	h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	for _, s := range []float64{1, 5, 11, 13} {
 		h.dns(1, "us-east", s, "us-east")
 	}
@@ -40,31 +40,31 @@ func failoverHistory() *hist {
 
 func TestDNSFailover(t *testing.T) {
 	short := &hist{}
-	short.fault("freeze:us-east", history.KindFreeze, "us-east", "", 10, 12)
+	short.fault("freeze:us-east", fault.KindFreeze, "us-east", "", 10, 12)
 	short.dns(1, "us-east", 9, "us-east")
 	short.dns(1, "us-east", 11, "us-east")
 	short.dns(1, "us-east", 13, "eu-west") // after the fault ended: not a failover of it
 
 	unhealed := &hist{}
-	unhealed.fault("kill:us-east", history.KindKill, "us-east", "", 10, never)
+	unhealed.fault("kill:us-east", fault.KindKill, "us-east", "", 10, never)
 	unhealed.dns(1, "us-east", 9, "us-east")
 	unhealed.dns(1, "us-east", 25, "us-east")
 
 	twoOutages := failoverHistory()
-	twoOutages.fault("partition:eu-west", history.KindPartition, "eu-west", "", 40, 60)
+	twoOutages.fault("partition:eu-west", fault.KindPartition, "eu-west", "", 40, 60)
 	twoOutages.dns(2, "eu-west", 39, "eu-west")
 	twoOutages.dns(2, "eu-west", 42, "us-east")
 	twoOutages.dns(1, "us-east", 45, "us-east") // p1 had been sent to eu-west: watched too
 
 	noLookups := &hist{}
-	noLookups.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	noLookups.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	noLookups.dns(1, "us-east", 9, "us-east")
 	noLookups.dns(2, "eu-west", 20, "eu-west")
 
 	// us-east's clients fail over at +4.5s; p3 of eu-west had been sent to us-east before the
 	// fault but makes no lookup during it: listed, neither measured nor judged.
 	silentWatched := &hist{}
-	silentWatched.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	silentWatched.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	silentWatched.dns(1, "us-east", 9, "us-east")
 	silentWatched.dns(1, "us-east", 14.5, "eu-west")
 	silentWatched.dns(3, "eu-west", 8, "us-east")
@@ -118,13 +118,13 @@ func TestDNSFailover(t *testing.T) {
 
 func TestDNSFailoverUnknown(t *testing.T) {
 	latency := &hist{}
-	latency.fault("latency:wan", history.KindLatency, "", "", 10, 20)
+	latency.fault("latency:wan", fault.KindLatency, "", "", 10, 20)
 	latency.dns(1, "us-east", 11, "us-east")
 	nodeKill := &hist{}
-	nodeKill.fault("kill:us-east-db-1", history.KindKill, "us-east", "us-east-db-1", 10, 20)
+	nodeKill.fault("kill:us-east-db-1", fault.KindKill, "us-east", "us-east-db-1", 10, 20)
 	nodeKill.dns(1, "us-east", 11, "us-east")
 	nobodyThere := &hist{}
-	nobodyThere.fault("blackhole:ap-south", history.KindBlackhole, "ap-south", "", 10, 20)
+	nobodyThere.fault("blackhole:ap-south", fault.KindBlackhole, "ap-south", "", 10, 20)
 	nobodyThere.dns(1, "us-east", 9, "us-east")
 	nobodyThere.dns(1, "us-east", 11, "us-east")
 	for name, tc := range map[string]struct {
@@ -165,7 +165,7 @@ func TestDNSFailback(t *testing.T) {
 	// at 36 s. Answers pointing at us-east before the heal, and lag 0 before it, do not count.
 	base := func(backAt float64, lag ...[2]float64) *hist {
 		h := &hist{}
-		h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+		h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 		h.dns(1, "us-east", 5, "us-east")
 		h.lag("us-east", 5, 0)
 		h.dns(1, "us-east", 33, "eu-west")
@@ -211,7 +211,7 @@ func TestDNSFailback(t *testing.T) {
 	}
 	t.Run("not healed", func(t *testing.T) {
 		h := &hist{}
-		h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, never)
+		h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, never)
 		h.dns(1, "us-east", 35, "us-east")
 		r, _ := DNSFailback(h.build(), budgets(BudgetDNSFailbackEarly, 0))
 		if r.Verdict != Unknown || !strings.Contains(r.Detail, "no region outage was healed") {
@@ -220,7 +220,7 @@ func TestDNSFailback(t *testing.T) {
 	})
 	t.Run("observation ends at the next outage", func(t *testing.T) {
 		h := base(0, [2]float64{32, 800})
-		h.fault("blackhole:us-east#2", history.KindBlackhole, "us-east", "", 50, 60)
+		h.fault("blackhole:us-east#2", fault.KindBlackhole, "us-east", "", 50, 60)
 		h.dns(1, "us-east", 52, "us-east") // during the second outage: not a fail-back of the first
 		h.lag("us-east", 61, 0)
 		h.dns(1, "us-east", 62, "us-east")

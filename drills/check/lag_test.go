@@ -6,12 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/compose/fault"
 )
 
 func TestReplicationLag(t *testing.T) {
 	h := &hist{}
-	h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	// Ten steady samples of 10..100 ms (five before the fault, five after), two huge ones inside it.
 	for i := range 10 {
 		sec := float64(i)
@@ -44,7 +44,7 @@ func TestReplicationLag(t *testing.T) {
 	}
 	t.Run("only during faults", func(t *testing.T) {
 		h := &hist{}
-		h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, never)
+		h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, never)
 		h.lag("eu-west", 15, 5000)
 		r, _ := ReplicationLag(h.build(), budgets(BudgetReplicationLagP99, 100))
 		if r.Verdict != Unknown || !strings.Contains(r.Detail, "no lag sample outside fault windows; all 1 samples p50 5000ms") {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/history"
 )
 
@@ -19,7 +20,7 @@ const (
 // indeterminate and is gone (fine), f failed and is gone (fine), h "failed" yet is present.
 func outageHistory() *hist {
 	h := &hist{}
-	h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	h.write(1, "us-east", "a", 1, ok, 1.1, "us-east-db-1", 1)
 	h.write(1, "us-east", "b", 9.8, ok, 9.9, "us-east-db-1", 5)
 	h.write(1, "us-east", "c", 9.95, ok, 9.97, "us-east-db-1", 6)
@@ -160,7 +161,7 @@ func TestRPO(t *testing.T) {
 	}
 	// Lost acks all after the fault began: the window starts at the fault.
 	h := &hist{}
-	h.fault("partition:us-east", history.KindPartition, "us-east", "", 10, 30)
+	h.fault("partition:us-east", fault.KindPartition, "us-east", "", 10, 30)
 	h.write(1, "us-east", "a", 1, ok, 1.1, "us-east-db-1", 1)
 	h.write(1, "us-east", "x", 12, ok, 12.1, "us-east-db-1", 2)
 	h.write(1, "us-east", "y", 17, ok, 17.5, "us-east-db-1", 3)
@@ -174,7 +175,7 @@ func TestRPO(t *testing.T) {
 	}
 	// Acks lost to replication lag just before the fault: the window runs to the fault.
 	lag := &hist{}
-	lag.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	lag.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	lag.write(1, "us-east", "a", 9, ok, 9.2, "us-east-db-1", 1)
 	lag.write(1, "us-east", "b", 9.5, ok, 9.6, "us-east-db-1", 2)
 	lag.final("a", "", false, 40)

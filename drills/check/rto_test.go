@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/compose/fault"
 )
 
 // rtoHistory: us-east is black-holed from 10 s to 30 s. us-east's client writes every second
@@ -13,7 +13,7 @@ import (
 // usEast decides what us-east's client does from 10 s on.
 func rtoHistory(usEast func(h *hist)) *hist {
 	h := &hist{}
-	h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	h.writes(1, "us-east", "us-east-db-1", 0, 9, 1)
 	usEast(h)
 	h.writes(2, "eu-west", "eu-west-db-1", 0.5, 39.5, 1)
@@ -108,7 +108,7 @@ func TestWriteUnavailabilityEdges(t *testing.T) {
 	// Writes only before the fault: nothing to judge.
 	h := &hist{}
 	h.writes(1, "us-east", "us-east-db-1", 0, 5, 1)
-	h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+	h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	h.read(1, "us-east", "x", 35, ok, 35.1, false, 0, "")
 	r, ev := WriteUnavailability(h.build(), budgets(BudgetRTO, 1))
 	if r.Verdict != Unknown || !strings.Contains(r.Detail, "no client region attempted a write between +10.000s and +35.100s") {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/compose/fault"
 )
 
 func runsString(runs []PrimaryRun) string {
@@ -38,14 +38,14 @@ func TestSplitBrain(t *testing.T) {
 			h.writes(1, "us-east", "A", 0, 10, 0.5)
 		}, 0, Pass, 0, "A[0,10.1]x21", "", 0},
 		{"clean failover", func(h *hist) {
-			h.fault("blackhole:us-east", history.KindBlackhole, "us-east", "", 10, 30)
+			h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 			h.writes(1, "us-east", "A", 0, 9.5, 0.5)
 			h.write(2, "eu-west", "failed-at-B", 9, fail, 9.2, "", 0) // failed writes prove nothing
 			h.write(3, "eu-west", "lost-at-B", 9, info, 11, "", 0)    // nor do indeterminate ones
 			h.writes(4, "eu-west", "B", 12.5, 20, 0.5)
 		}, 0, Pass, 0, "A[0,9.6]x20 B[12.5,20.1]x16", "", 0},
 		{"split brain", func(h *hist) {
-			h.fault("partition:us-east", history.KindPartition, "us-east", "", 7, 35)
+			h.fault("partition:us-east", fault.KindPartition, "us-east", "", 7, 35)
 			h.writes(1, "us-east", "A", 0, 10, 0.5)
 			h.writes(2, "us-east", "A", 20, 30, 0.5) // 9.9 s after the last: a new run
 			h.writes(3, "eu-west", "B", 8, 25, 0.5)

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/fault"
 )
 
 // Op types.
@@ -55,36 +55,6 @@ const (
 	// FStop stops (heals) a fault.
 	FStop = "stop"
 )
-
-// Fault kinds, as recorded in Op.FaultKind and written in drill files: the runtime's own names
-// (compose), so a drill file's kind is the fault the injector applies.
-const (
-	KindBlackhole   = compose.KindBlackhole
-	KindPartition   = compose.KindPartition
-	KindLatency     = compose.KindLatency
-	KindKill        = compose.KindKill
-	KindFreeze      = compose.KindFreeze
-	KindRestart     = compose.KindRestart
-	KindKillPrimary = compose.KindKillPrimary
-	KindLoss        = compose.KindLoss
-)
-
-// FaultKinds lists every fault kind, sorted.
-func FaultKinds() []string {
-	return []string{KindBlackhole, KindFreeze, KindKill, KindKillPrimary, KindLatency, KindLoss, KindPartition, KindRestart}
-}
-
-// IsRegionOutage reports whether a fault of this kind, aimed at a whole region (Op.Region set,
-// Op.Node empty), makes that region unreachable or dead to its users, so GeoDNS is expected to
-// send them elsewhere. Latency, packet loss and restarts do not; neither do faults aimed at one
-// node.
-func IsRegionOutage(kind string) bool {
-	switch kind {
-	case KindBlackhole, KindPartition, KindKill, KindFreeze:
-		return true
-	}
-	return false
-}
 
 // Op is one entry of the history. Zero-valued fields are left out of the JSON line and read back
 // as zero. Which fields are set depends on Type (see the field comments).
@@ -129,8 +99,8 @@ type Op struct {
 	Error string `json:"error,omitempty"`
 	// Fault is the fault id, e.g. blackhole:us-east (fault ops).
 	Fault string `json:"fault,omitempty"`
-	// FaultKind is the fault's kind, one of FaultKinds (fault ops).
-	FaultKind string `json:"fault_kind,omitempty"`
+	// FaultKind is the fault's kind (fault ops).
+	FaultKind fault.Kind `json:"fault_kind,omitempty"`
 	// FaultParams are a fault's settings in words, e.g. "+150ms ±20ms" or "30% loss" (fault
 	// start ops of kinds that have settings).
 	FaultParams string `json:"fault_params,omitempty"`

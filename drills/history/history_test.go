@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/compose/fault"
 )
 
 var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
@@ -176,12 +177,12 @@ func TestPairs(t *testing.T) {
 
 func TestFaultWindows(t *testing.T) {
 	ops := []Op{
-		{Index: 0, Type: TypeFault, F: FStart, Fault: "blackhole:us-east", FaultKind: KindBlackhole, Region: "us-east", Time: at(10)},
-		{Index: 1, Type: TypeFault, F: FStart, Fault: "latency:wan", FaultKind: KindLatency, Time: at(12)},
-		{Index: 2, Type: TypeFault, F: FStart, Fault: "blackhole:us-east", FaultKind: KindBlackhole, Region: "us-east", Time: at(13)}, // already active: ignored
-		{Index: 3, Type: TypeFault, F: FStop, Fault: "kill:x", Time: at(14)},                                                          // never started: ignored
+		{Index: 0, Type: TypeFault, F: FStart, Fault: "blackhole:us-east", FaultKind: fault.KindBlackhole, Region: "us-east", Time: at(10)},
+		{Index: 1, Type: TypeFault, F: FStart, Fault: "latency:wan", FaultKind: fault.KindLatency, Time: at(12)},
+		{Index: 2, Type: TypeFault, F: FStart, Fault: "blackhole:us-east", FaultKind: fault.KindBlackhole, Region: "us-east", Time: at(13)}, // already active: ignored
+		{Index: 3, Type: TypeFault, F: FStop, Fault: "kill:x", Time: at(14)},                                                                // never started: ignored
 		{Index: 4, Type: TypeFault, F: FStop, Fault: "blackhole:us-east", Time: at(40)},
-		{Index: 5, Type: TypeFault, F: FStart, Fault: "kill:us-east-db-1", FaultKind: KindKill, Region: "us-east", Node: "us-east-db-1", Time: at(50)},
+		{Index: 5, Type: TypeFault, F: FStart, Fault: "kill:us-east-db-1", FaultKind: fault.KindKill, Region: "us-east", Node: "us-east-db-1", Time: at(50)},
 	}
 	ws := FaultWindows(ops)
 	if len(ws) != 3 {
@@ -220,14 +221,11 @@ func TestClientRegionsAndSpan(t *testing.T) {
 // TestLossFaultRecorded: a loss fault is a known kind, reads back from a history file and is
 // paired into a window, but is not a region outage (GeoDNS is not expected to move users).
 func TestLossFaultRecorded(t *testing.T) {
-	if !slices.Contains(FaultKinds(), KindLoss) || !slices.IsSorted(FaultKinds()) {
-		t.Fatalf("fault kinds %v lack loss or are not sorted", FaultKinds())
-	}
 	var buf bytes.Buffer
 	rec := NewRecorder(&buf)
 	for _, op := range []Op{
-		{Type: TypeFault, F: FStart, Fault: "loss:us-east", FaultKind: KindLoss, Region: "us-east", Time: at(5)},
-		{Type: TypeFault, F: FStop, Fault: "loss:us-east", FaultKind: KindLoss, Region: "us-east", Time: at(25)},
+		{Type: TypeFault, F: FStart, Fault: "loss:us-east", FaultKind: fault.KindLoss, Region: "us-east", Time: at(5)},
+		{Type: TypeFault, F: FStop, Fault: "loss:us-east", FaultKind: fault.KindLoss, Region: "us-east", Time: at(25)},
 	} {
 		if _, err := rec.Append(op); err != nil {
 			t.Fatal(err)
@@ -238,10 +236,10 @@ func TestLossFaultRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := FaultWindows(ops)
-	if len(ws) != 1 || ws[0].Kind != KindLoss || !ws[0].Stopped || ws[0].Target() != "us-east" {
+	if len(ws) != 1 || ws[0].Kind != fault.KindLoss || !ws[0].Stopped || ws[0].Target() != "us-east" {
 		t.Fatalf("loss windows %+v", ws)
 	}
-	if ws[0].IsRegionOutage() || IsRegionOutage(KindLoss) {
+	if ws[0].IsRegionOutage() || fault.TakesRegionOut(fault.Fault{Kind: fault.KindLoss, Region: "us-east"}) {
 		t.Fatal("packet loss on a region is not a region outage")
 	}
 }

@@ -2,8 +2,11 @@ package history
 
 import (
 	"fmt"
+
 	"sort"
 	"time"
+
+	"github.com/drillworks/drill/compose/fault"
 )
 
 // Pair is one client operation: its invoke entry and its completion.
@@ -102,8 +105,8 @@ func Pairs(ops []Op) ([]Pair, error) {
 type FaultWindow struct {
 	// ID is the fault id, e.g. blackhole:us-east.
 	ID string `json:"id"`
-	// Kind is the fault kind (one of FaultKinds).
-	Kind string `json:"kind"`
+	// Kind is the fault kind.
+	Kind fault.Kind `json:"kind"`
 	// Region is the target region, if any.
 	Region string `json:"region,omitempty"`
 	// Node is the target node, if any.
@@ -131,10 +134,10 @@ func (w FaultWindow) Contains(t time.Time) bool {
 	return !t.Before(w.Start) && (!w.Stopped || t.Before(w.End))
 }
 
-// IsRegionOutage reports whether the fault takes a whole region away from its users (see the
-// package function IsRegionOutage).
+// IsRegionOutage reports whether the fault takes a whole region away from its users, so GeoDNS is
+// expected to send them elsewhere (its kind's descriptor says, for its target).
 func (w FaultWindow) IsRegionOutage() bool {
-	return w.Region != "" && w.Node == "" && IsRegionOutage(w.Kind)
+	return w.Region != "" && w.Node == "" && fault.TakesRegionOut(fault.Fault{ID: w.ID, Kind: w.Kind, Region: w.Region})
 }
 
 // FaultWindows pairs every fault start with the next stop of the same fault id, in start order.

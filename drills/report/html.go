@@ -244,7 +244,7 @@ func buildTimeline(r *Report, ops []history.Op) timeline {
 	// Fault windows span lanes and the lag panel; labels stack above.
 	for i, w := range windows {
 		end := sc.t1
-		what := w.Kind
+		what := string(w.Kind)
 		if w.Target() != "" {
 			what += " " + w.Target()
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
 )
@@ -97,8 +98,8 @@ type Metrics struct {
 
 // Fault is one injected fault.
 type Fault struct {
-	ID   string `json:"id"`
-	Kind string `json:"kind"`
+	ID   string     `json:"id"`
+	Kind fault.Kind `json:"kind"`
 	// Params are the fault's settings in words (latency, loss share), if it has any.
 	Params string    `json:"params,omitempty"`
 	Target string    `json:"target"`
@@ -113,9 +114,9 @@ type Fault struct {
 // What is the fault's kind with its settings, e.g. "latency +150ms ±20ms".
 func (f Fault) What() string {
 	if f.Params == "" {
-		return f.Kind
+		return string(f.Kind)
 	}
-	return f.Kind + " " + f.Params
+	return string(f.Kind) + " " + f.Params
 }
 
 // Residue is one item of the post-run residue check.

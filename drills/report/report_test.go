@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
 )
@@ -34,12 +35,12 @@ func drillHistory(t *testing.T, faultIDs ...string) ([]history.Op, *bytes.Buffer
 	var all []stamped
 	add := func(sec float64, op history.Op) { all = append(all, stamped{op, sec}) }
 	ids := append([]string{"blackhole:us-east", "latency:wan"}, faultIDs...)
-	add(10, history.Op{Type: history.TypeFault, F: history.FStart, Fault: ids[0], FaultKind: history.KindBlackhole, Region: "us-east"})
-	add(30, history.Op{Type: history.TypeFault, F: history.FStop, Fault: ids[0], FaultKind: history.KindBlackhole, Region: "us-east"})
-	add(35, history.Op{Type: history.TypeFault, F: history.FStart, Fault: ids[1], FaultKind: history.KindLatency})
-	add(40, history.Op{Type: history.TypeFault, F: history.FStop, Fault: ids[1], FaultKind: history.KindLatency})
+	add(10, history.Op{Type: history.TypeFault, F: history.FStart, Fault: ids[0], FaultKind: fault.KindBlackhole, Region: "us-east"})
+	add(30, history.Op{Type: history.TypeFault, F: history.FStop, Fault: ids[0], FaultKind: fault.KindBlackhole, Region: "us-east"})
+	add(35, history.Op{Type: history.TypeFault, F: history.FStart, Fault: ids[1], FaultKind: fault.KindLatency})
+	add(40, history.Op{Type: history.TypeFault, F: history.FStop, Fault: ids[1], FaultKind: fault.KindLatency})
 	for i, id := range faultIDs {
-		add(41+float64(i), history.Op{Type: history.TypeFault, F: history.FStart, Fault: id, FaultKind: history.KindKill, Node: "eu-west-web-1"})
+		add(41+float64(i), history.Op{Type: history.TypeFault, F: history.FStart, Fault: id, FaultKind: fault.KindKill, Node: "eu-west-web-1"})
 	}
 	add(12, history.Op{Type: history.TypeEpoch, Epoch: 2, Node: "eu-west-db-1", Region: "eu-west"})
 	proc := map[string]int{"us-east": 1, "eu-west": 2}
@@ -382,9 +383,9 @@ func TestWriteSummary(t *testing.T) {
 func TestFaultSettingsShow(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	ops := []history.Op{
-		{Index: 1, Type: history.TypeFault, F: history.FStart, Fault: "wan-150ms", FaultKind: history.KindLatency, FaultParams: "+150ms ±20ms", Time: t0},
-		{Index: 2, Type: history.TypeFault, F: history.FStop, Fault: "wan-150ms", FaultKind: history.KindLatency, Time: t0.Add(30 * time.Second)},
-		{Index: 3, Type: history.TypeFault, F: history.FStart, Fault: "kill:us-east-db-1", FaultKind: history.KindKill, Node: "us-east-db-1", Time: t0.Add(time.Minute)},
+		{Index: 1, Type: history.TypeFault, F: history.FStart, Fault: "wan-150ms", FaultKind: fault.KindLatency, FaultParams: "+150ms ±20ms", Time: t0},
+		{Index: 2, Type: history.TypeFault, F: history.FStop, Fault: "wan-150ms", FaultKind: fault.KindLatency, Time: t0.Add(30 * time.Second)},
+		{Index: 3, Type: history.TypeFault, F: history.FStart, Fault: "kill:us-east-db-1", FaultKind: fault.KindKill, Node: "us-east-db-1", Time: t0.Add(time.Minute)},
 	}
 	fs := FaultsFrom(ops, nil)
 	if len(fs) != 2 || fs[0].What() != "latency +150ms ±20ms" || fs[0].Params != "+150ms ±20ms" || fs[1].What() != "kill" {

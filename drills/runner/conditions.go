@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/spec"
 	"github.com/drillworks/drill/topology"
@@ -26,28 +26,8 @@ func (r *run) baselineNow(ctx context.Context) baseline {
 	if err != nil {
 		return baseline{}
 	}
-	p := currentPrimary(st, r.topo, false)
+	p := st.Primary(r.topo, false)
 	return baseline{primary: p.Name, epoch: p.Epoch}
-}
-
-// currentPrimary is the db node that answers as primary with the highest epoch; with
-// writable, only one that may write now (it holds its lease under lease fencing). The drill's
-// status polls reach every node directly, so a black-holed old primary still answers here; the
-// epoch tells which one users' writes reach.
-func currentPrimary(st *compose.Status, t *topology.Topology, writable bool) compose.NodeStatus {
-	var best compose.NodeStatus
-	for _, n := range st.Nodes {
-		if n.Role != string(topology.RoleDB) || !n.Primary || n.State == "stopped" || n.State == "frozen" {
-			continue
-		}
-		if writable && t.Design.Fencing == topology.FencingLease && !n.Lease {
-			continue
-		}
-		if best.Name == "" || n.Epoch > best.Epoch {
-			best = n
-		}
-	}
-	return best
 }
 
 // holds evaluates one condition now; the string says what was seen.
@@ -78,11 +58,11 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 	}
 	switch c.Kind {
 	case spec.CondPrimaryIn:
-		p := currentPrimary(st, r.topo, true)
+		p := st.Primary(r.topo, true)
 		return p.Region == c.Region, fmt.Sprintf("primary is %q (region %q, epoch %d)", p.Name, p.Region, p.Epoch)
 	case spec.CondRegionHealthy:
 		for _, n := range st.Nodes {
-			if n.Region == c.Region && n.State != "alive" {
+			if n.Region == c.Region && n.State != observe.StateAlive {
 				return false, fmt.Sprintf("%s is %s", n.Name, n.State)
 			}
 		}
@@ -95,26 +75,26 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 	case spec.CondRegionUnhealthy:
 		return r.unhealthyFromOutside(st, c.Region)
 	case spec.CondReplicaCaughtUp:
-		p := currentPrimary(st, r.topo, false)
+		p := st.Primary(r.topo, false)
 		if p.Name == "" {
 			return false, "no primary"
 		}
 		found := false
 		for _, n := range st.Nodes {
-			if n.Role != string(topology.RoleDB) || n.Region != c.Region {
+			if n.Role != topology.RoleDB || n.Region != c.Region {
 				continue
 			}
 			found = true
 			// Writes keep flowing, so LSNs rarely match at one instant: a replica is caught up
 			// when it follows the current epoch and its own last pull showed it had everything.
-			if n.Primary || n.State != "alive" || n.Epoch != p.Epoch || n.LagMS != 0 {
+			if n.Primary || n.State != observe.StateAlive || n.Epoch != p.Epoch || n.LagMS != 0 {
 				return false, fmt.Sprintf("%s: primary=%v state=%s epoch=%d lsn=%d lag=%dms; primary %s epoch=%d lsn=%d",
 					n.Name, n.Primary, n.State, n.Epoch, n.LSN, n.LagMS, p.Name, p.Epoch, p.LSN)
 			}
 		}
 		return found, fmt.Sprintf("replicas of %s caught up with %s (epoch %d, lag 0)", c.Region, p.Name, p.Epoch)
 	case spec.CondNoFailover:
-		p := currentPrimary(st, r.topo, false)
+		p := st.Primary(r.topo, false)
 		same := p.Name == base.primary && p.Epoch == base.epoch
 		return same, fmt.Sprintf("primary %s epoch %d (was %s epoch %d)", p.Name, p.Epoch, base.primary, base.epoch)
 	}
@@ -123,7 +103,7 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 
 // unhealthyFromOutside judges a region down from the gossip views of the nodes outside it: its
 // own nodes may well still see themselves alive.
-func (r *run) unhealthyFromOutside(st *compose.Status, region string) (bool, string) {
+func (r *run) unhealthyFromOutside(st *observe.Status, region string) (bool, string) {
 	observers, sayUp := 0, 0
 	for name, view := range st.Views {
 		n, ok := r.topo.Node(name)
@@ -132,7 +112,7 @@ func (r *run) unhealthyFromOutside(st *compose.Status, region string) (bool, str
 		}
 		observers++
 		for _, m := range view {
-			if m.Meta.Region == region && m.Meta.Role == string(topology.RoleWeb) && m.Alive() && m.Meta.Healthy {
+			if m.Meta.Region == region && m.Meta.Role == topology.RoleWeb && m.Alive() && m.Meta.Healthy {
 				sayUp++
 				break
 			}

@@ -16,7 +16,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/compose/inject"
+	"github.com/drillworks/drill/compose/observe"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
 	"github.com/drillworks/drill/drills/report"
@@ -30,17 +33,19 @@ import (
 type System interface {
 	// Plan is the running plan.
 	Plan() *topology.Plan
-	// RuntimeName is "local" or "docker".
+	// RuntimeName names the runtime.
 	RuntimeName() string
+	// Capabilities are the runtime's.
+	Capabilities() runtime.Capabilities
 	// Status is the cluster's state now.
-	Status(ctx context.Context) (*compose.Status, error)
+	Status(ctx context.Context) (*observe.Status, error)
 	// Apply injects a fault (recorded in the fault ledger first).
-	Apply(ctx context.Context, f compose.Fault) error
+	Apply(ctx context.Context, f fault.Fault) error
 	// Undo removes one fault; UndoAll every outstanding fault.
 	Undo(ctx context.Context, id string) error
 	UndoAll(ctx context.Context) error
 	// Residue checks nothing drill injected is left behind.
-	Residue(ctx context.Context) []compose.ResidueItem
+	Residue(ctx context.Context) []inject.ResidueItem
 	// Endpoint is where a node's port is reached from here.
 	Endpoint(node string, port int) (string, error)
 }
@@ -74,7 +79,7 @@ type run struct {
 	expects  []check.Result
 	wl       *workload.Workload
 	wlEnd    time.Time
-	injected map[string]compose.Fault
+	injected map[string]fault.Fault
 	undone   map[string]bool
 	progMu   sync.Mutex
 }
@@ -97,11 +102,10 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 	}
 	defer hf.Close()
 	r := &run{o: o, sys: o.System, topo: o.System.Plan().Topology, rec: history.NewRecorder(hf),
-		start: time.Now(), injected: map[string]compose.Fault{}, undone: map[string]bool{}}
+		start: time.Now(), injected: map[string]fault.Fault{}, undone: map[string]bool{}}
 	// Users of a runtime whose nodes a loopback source cannot reach (docker) say where they are
 	// with EDNS Client Subnet instead.
-	useECS := r.sys.RuntimeName() != "local"
-	r.prober = workload.NewProber(r.topo, r.sys.Endpoint, useECS)
+	r.prober = workload.NewProber(r.topo, r.sys.Endpoint, r.sys.Capabilities().ClientsNeedECS)
 
 	sampleCtx, stopSampling := context.WithCancel(context.WithoutCancel(ctx))
 	samplerDone := make(chan struct{})
@@ -133,8 +137,7 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 	}
 	for id := range r.injected {
 		if !r.undone[id] {
-			r.rec.Append(history.Op{Type: history.TypeFault, F: history.FStop, Fault: id, FaultKind: r.injected[id].Kind,
-				Region: r.injected[id].Region, Node: r.injected[id].Node})
+			r.rec.Append(faultOp(r.injected[id], history.FStop))
 			r.undone[id] = true
 		}
 	}
@@ -232,7 +235,7 @@ func (r *run) startWorkload(ctx context.Context) error {
 	wl, err := workload.Start(context.WithoutCancel(ctx), workload.Config{
 		Topology: r.topo, Endpoint: r.sys.Endpoint, ClientsPerRegion: w.ClientsPerRegion, WriteRate: w.WriteRate,
 		ReadAfterWrite: w.ReadAfterWrite, Seed: uint64(r.o.Seed), Recorder: r.rec, Logger: r.o.Logger,
-		UseECS: r.sys.RuntimeName() != "local",
+		UseECS: r.sys.Capabilities().ClientsNeedECS,
 	})
 	if err != nil {
 		return err
@@ -259,39 +262,26 @@ func (r *run) stopWorkload() {
 	r.progMu.Unlock()
 }
 
-// faultParams says a fault's settings in words for the history ("" for kinds without any).
-func faultParams(f compose.Fault) string {
-	switch f.Kind {
-	case compose.KindLatency:
-		if f.Jitter > 0 {
-			return fmt.Sprintf("+%s ±%s", f.Latency, f.Jitter)
-		}
-		return "+" + f.Latency.String()
-	case compose.KindLoss:
-		return fmt.Sprintf("%d%% loss", f.LossPercent)
+// faultOp is the history entry of a fault starting (with its settings in words) or stopping.
+func faultOp(f fault.Fault, fn string) history.Op {
+	op := history.Op{Type: history.TypeFault, F: fn, Fault: f.ID, FaultKind: f.Kind, Region: f.Region, Node: f.Node}
+	if fn == history.FStart {
+		op.FaultParams = fault.Describe(f)
 	}
-	return ""
-}
-
-// toFault turns a drill file's inject into a runtime fault.
-func toFault(in *spec.Inject) compose.Fault {
-	return compose.Fault{ID: in.ID, Kind: in.Fault, Region: in.Region, Regions: in.Regions, Node: in.Target,
-		Latency: in.Latency, Jitter: in.Jitter, LossPercent: in.Percent}
+	return op
 }
 
 func (r *run) inject(ctx context.Context, in *spec.Inject) error {
-	f := toFault(in)
-	op := history.Op{Type: history.TypeFault, F: history.FStart, Fault: f.ID, FaultKind: f.Kind, Region: f.Region, Node: f.Node,
-		FaultParams: faultParams(f)}
+	f := in.Fault.Clone()
 	r.injected[f.ID] = f
-	r.rec.Append(op)
+	r.rec.Append(faultOp(f, history.FStart))
 	// A fault is applied whole even if the drill is interrupted meanwhile (bounded by the
 	// injector's own timeouts): a half-applied fault raced by its undo could leave a toxic behind.
 	if err := r.sys.Apply(context.WithoutCancel(ctx), f); err != nil {
 		return fmt.Errorf("inject %s: %w", f.ID, err)
 	}
 	if in.Instant() {
-		r.rec.Append(history.Op{Type: history.TypeFault, F: history.FStop, Fault: f.ID, FaultKind: f.Kind, Region: f.Region, Node: f.Node})
+		r.rec.Append(faultOp(f, history.FStop))
 		r.undone[f.ID] = true
 	}
 	return nil
@@ -314,7 +304,7 @@ func (r *run) heal(ctx context.Context, id string) error {
 			return fmt.Errorf("heal %s: %w", fid, err)
 		}
 		// A fault between several regions leaves Region empty: its id names them.
-		r.rec.Append(history.Op{Type: history.TypeFault, F: history.FStop, Fault: fid, FaultKind: f.Kind, Region: f.Region, Node: f.Node})
+		r.rec.Append(faultOp(f, history.FStop))
 		r.undone[fid] = true
 	}
 	return nil

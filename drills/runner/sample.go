@@ -2,14 +2,14 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/drills/history"
 	"github.com/drillworks/drill/topology"
 )
@@ -37,12 +37,12 @@ func (r *run) sample(ctx context.Context) {
 		}
 		for _, n := range st.Nodes {
 			// Lag is sampled on replicas only, from their own view: a primary reports no lag.
-			if n.Role != string(topology.RoleDB) || n.Primary || n.State == "stopped" || n.State == "frozen" {
+			if n.Role != topology.RoleDB || n.Primary || !n.State.Up() {
 				continue
 			}
 			r.rec.Append(history.Op{Type: history.TypeLag, Node: n.Name, Region: n.Region, LagMS: n.LagMS})
 		}
-		if p := currentPrimary(st, r.topo, true); p.Name != "" && (p.Name != lastPrimary || p.Epoch != lastEpoch) {
+		if p := st.Primary(r.topo, true); p.Name != "" && (p.Name != lastPrimary || p.Epoch != lastEpoch) {
 			r.rec.Append(history.Op{Type: history.TypeEpoch, Node: p.Name, Region: p.Region, Epoch: p.Epoch})
 			if lastPrimary != "" {
 				r.progress("primary is now %s (epoch %d)", p.Name, p.Epoch)
@@ -97,10 +97,10 @@ func (r *run) finalRead(ctx context.Context) error {
 	for {
 		st, err := r.sys.Status(ctx)
 		if err == nil {
-			p := currentPrimary(st, r.topo, true)
+			p := st.Primary(r.topo, true)
 			caught := p.Name != ""
 			for _, n := range st.Nodes {
-				if n.Role == string(topology.RoleDB) && n.Name != p.Name && (n.State != "alive" || n.LSN != p.LSN || n.Epoch != p.Epoch) {
+				if n.Role == topology.RoleDB && n.Name != p.Name && (n.State != observe.StateAlive || n.LSN != p.LSN || n.Epoch != p.Epoch) {
 					caught = false
 				}
 			}
@@ -164,29 +164,14 @@ func (r *run) finalRead(ctx context.Context) error {
 	return firstErr
 }
 
+// readKey reads one key from the primary for the final read.
 func readKey(ctx context.Context, hc *http.Client, addr, key string) (history.Op, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/kv/"+url.PathEscape(key), nil)
-	if err != nil {
-		return history.Op{}, err
-	}
-	resp, err := hc.Do(req)
+	c := db.Client{BaseURL: "http://" + addr, HTTP: hc}
+	res, err := c.Get(ctx, key, 0)
 	if err != nil {
 		return history.Op{}, fmt.Errorf("final read of %s: %w", key, err)
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Value  string `json:"value"`
-		Found  bool   `json:"found"`
-		KeyLSN uint64 `json:"key_lsn"`
-		Epoch  uint64 `json:"epoch"`
-	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
-		return history.Op{}, fmt.Errorf("final read of %s: %s", key, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return history.Op{}, fmt.Errorf("final read of %s: %w", key, err)
-	}
-	return history.Op{Type: history.TypeFinal, Key: key, Value: body.Value, Found: body.Found, KeyLSN: body.KeyLSN, Epoch: body.Epoch}, nil
+	return history.Op{Type: history.TypeFinal, Key: key, Value: res.Value, Found: res.Found, KeyLSN: res.KeyLSN, Epoch: res.Epoch}, nil
 }
 
 // probeEvery is how often the canary users ask GeoDNS where they are sent.

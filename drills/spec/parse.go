@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
 
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/check"
-	"github.com/drillworks/drill/drills/history"
 	"github.com/drillworks/drill/topology/yamlpos"
 )
 
@@ -18,9 +20,6 @@ import (
 const (
 	maxClientsPerRegion = 100
 	maxWriteRate        = 1000.0
-	// A loss fault drops some packets: 0 % is no fault and 100 % is a partition (say so instead).
-	minLossPercent = 1
-	maxLossPercent = 99
 )
 
 // Load reads and parses the drill file at path.
@@ -219,34 +218,23 @@ func (d *decoder) workload(e entry, dr *Drill) {
 	}
 }
 
-// faultRule says which inject fields a fault kind takes.
-type faultRule struct {
-	// target: "region" (region required), "region-or-regions", "target-or-region", "optional"
-	// (region, regions or nothing), or "none".
-	target string
-	// latency: the latency and jitter fields apply (latency required).
-	latency bool
-	// percent: the percent field applies (required).
-	percent bool
-	// help says what the region means, for "missing region" messages.
-	help string
-}
+// targetFields are the inject fields that name what a fault aims at; every other field but fault
+// and id is a parameter of some kind (fault.Descriptor.Params).
+var targetFields = []string{"region", "regions", "target"}
 
-func faultRules() map[string]faultRule {
-	return map[string]faultRule{
-		history.KindBlackhole:   {target: "region", help: "the region whose traffic to drop"},
-		history.KindPartition:   {target: "region-or-regions", help: "the region to cut off from everything else, or regions: [a, b] to cut the links between them"},
-		history.KindLatency:     {target: "optional", latency: true},
-		history.KindLoss:        {target: "region-or-regions", percent: true, help: "the region whose packets to and from everything else to drop, or regions: [a, b] for the packets between them"},
-		history.KindKill:        {target: "target-or-region", help: "the node to kill (target) or the region whose nodes to kill"},
-		history.KindFreeze:      {target: "target-or-region", help: "the node to freeze (target) or the region whose nodes to freeze"},
-		history.KindRestart:     {target: "target-or-region", help: "the node to restart (target) or the region whose nodes to restart"},
-		history.KindKillPrimary: {target: "none"},
-	}
-}
-
+// injectFields lists every field an inject step may have: fault, id, the target fields and every
+// registered kind's parameters.
 func injectFields() []string {
-	return []string{"fault", "id", "region", "regions", "target", "latency", "jitter", "percent"}
+	out := append([]string{"fault", "id"}, targetFields...)
+	for _, k := range fault.Kinds() {
+		d, _ := fault.Lookup(k)
+		for _, p := range d.Params() {
+			if !slices.Contains(out, p.Name) {
+				out = append(out, p.Name)
+			}
+		}
+	}
+	return out
 }
 
 // stepState tracks what the steps so far have done, to check the next ones.
@@ -461,19 +449,24 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 	fields := yamlpos.Fields(entries)
 	kindEntry, hasKind := fields["fault"]
 	if !hasKind {
-		d.Errorf(e.ValuePos(), e.Field+".fault", "missing fault (one of %s)", strings.Join(history.FaultKinds(), ", "))
+		d.Errorf(e.ValuePos(), e.Field+".fault", "missing fault (one of %s)", strings.Join(fault.KindNames(), ", "))
 		return nil, false
 	}
 	kind, ok := d.Str(kindEntry)
 	if !ok {
 		return nil, false
 	}
-	rule, known := faultRules()[kind]
+	desc, known := fault.Lookup(fault.Kind(kind))
 	if !known {
-		d.Errorf(kindEntry.ValuePos(), kindEntry.Field, "unknown fault %q (valid: %s)", kind, strings.Join(history.FaultKinds(), ", "))
+		d.Errorf(kindEntry.ValuePos(), kindEntry.Field, "unknown fault %q (valid: %s)", kind, strings.Join(fault.KindNames(), ", "))
 		return nil, false
 	}
-	in.Fault = kind
+	in.Fault.Kind = desc.Kind()
+	tg := desc.Targets()
+	params := map[string]fault.Param{}
+	for _, p := range desc.Params() {
+		params[p.Name] = p
+	}
 	good := true
 	bad := func(f entry, format string, args ...any) {
 		d.Errorf(f.KeyPos, f.Field, format, args...)
@@ -483,16 +476,15 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 	for _, f := range entries {
 		applies := true
 		switch f.Key {
+		case "fault", "id":
 		case "region":
-			applies = rule.target != "none"
+			applies = tg.Region
 		case "regions":
-			applies = rule.target == "region-or-regions" || rule.target == "optional"
+			applies = tg.Regions
 		case "target":
-			applies = rule.target == "target-or-region"
-		case "latency", "jitter":
-			applies = rule.latency
-		case "percent":
-			applies = rule.percent
+			applies = tg.Node
+		default:
+			_, applies = params[f.Key]
 		}
 		if !applies {
 			bad(f, "%s does not apply to fault %s", f.Key, kind)
@@ -516,61 +508,64 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 		good = good && ok
 	}
 	if hasTarget {
-		if in.Target, ok = d.name(target, "node"); ok {
-			dr.refs = append(dr.refs, ref{node: true, name: in.Target, field: target.Field, pos: target.ValuePos()})
+		if in.Node, ok = d.name(target, "node"); ok {
+			dr.refs = append(dr.refs, ref{node: true, name: in.Node, field: target.Field, pos: target.ValuePos()})
 		}
 		good = good && ok
 	}
-	switch rule.target {
-	case "region":
-		if !hasRegion {
-			d.Errorf(e.ValuePos(), e.Field+".region", "missing region: %s needs %s", kind, rule.help)
-			good = false
-		}
-	case "region-or-regions", "optional":
-		if hasRegion && hasRegions {
-			bad(regions, "set region or regions, not both")
-		}
-		if rule.target == "region-or-regions" && !hasRegion && !hasRegions {
-			d.Errorf(e.ValuePos(), e.Field+".region", "missing region: %s needs %s", kind, rule.help)
-			good = false
-		}
-	case "target-or-region":
-		if hasRegion && hasTarget {
-			bad(target, "set target or region, not both")
-		}
-		if !hasRegion && !hasTarget {
-			d.Errorf(e.ValuePos(), e.Field+".target", "missing target: %s needs %s", kind, rule.help)
-			good = false
+	given := 0
+	for _, has := range []bool{hasRegion, hasRegions, hasTarget} {
+		if has {
+			given++
 		}
 	}
-	if rule.latency {
-		if f, ok := fields["latency"]; ok {
-			in.Latency, ok = d.Duration(f, true)
-			good = good && ok
-		} else {
-			d.Errorf(e.ValuePos(), e.Field+".latency", "missing latency: the one-way latency to add, e.g. latency: 200ms")
-			good = false
+	switch {
+	case given > 1:
+		second := regions
+		if hasTarget {
+			second = target
 		}
-		if f, ok := fields["jitter"]; ok {
-			in.Jitter, ok = d.Duration(f, false)
-			good = good && ok
+		var names []string
+		for _, g := range []struct {
+			name string
+			has  bool
+		}{{"target", hasTarget}, {"region", hasRegion}, {"regions", hasRegions}} {
+			if g.has {
+				names = append(names, g.name)
+			}
 		}
+		bad(second, "set %s, not %s", strings.Join(names, " or "), map[bool]string{true: "both", false: "all of them"}[len(names) == 2])
+	case given == 0 && (tg.Region || tg.Regions || tg.Node) && !tg.Optional:
+		missing := "region"
+		if tg.Node {
+			missing = "target"
+		}
+		d.Errorf(e.ValuePos(), e.Field+"."+missing, "missing %s: %s needs %s", missing, kind, tg.Help)
+		good = false
 	}
-	if rule.percent {
-		if f, ok := fields["percent"]; ok {
-			in.Percent, ok = d.Integer(f, minLossPercent, maxLossPercent)
-			good = good && ok
-		} else {
-			d.Errorf(e.ValuePos(), e.Field+".percent", "missing percent: the share of packets to drop, %d to %d, e.g. percent: 30", minLossPercent, maxLossPercent)
-			good = false
+	for _, p := range desc.Params() {
+		f, given := fields[p.Name]
+		if !given {
+			if p.Required {
+				d.Errorf(e.ValuePos(), e.Field+"."+p.Name, "missing %s: %s", p.Name, p.Help)
+				good = false
+			}
+			continue
+		}
+		text, ok := d.param(f, p)
+		good = good && ok
+		if ok {
+			if in.Params == nil {
+				in.Params = fault.Params{}
+			}
+			in.Params[p.Name] = text
 		}
 	}
 	if !good {
 		return nil, false
 	}
 
-	in.ID = derivedID(in)
+	in.ID = in.Fault.DerivedID()
 	idAt := e.ValuePos()
 	if f, ok := fields["id"]; ok {
 		id, ok := d.Str(f)
@@ -591,6 +586,41 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 		st.active[in.ID] = idAt
 	}
 	return in, true
+}
+
+// param reads one fault parameter by its declared type and returns it in canonical form.
+func (d *decoder) param(f entry, p fault.Param) (string, bool) {
+	var text string
+	switch p.Type {
+	case fault.TypeDuration:
+		v, ok := d.Duration(f, p.Min > 0)
+		if !ok {
+			return "", false
+		}
+		text = v.String()
+	case fault.TypeInt:
+		hi := int(p.Max)
+		if hi == 0 {
+			hi = math.MaxInt
+		}
+		v, ok := d.Integer(f, int(p.Min), hi)
+		if !ok {
+			return "", false
+		}
+		text = strconv.Itoa(v)
+	default:
+		v, ok := d.Str(f)
+		if !ok {
+			return "", false
+		}
+		text = v
+	}
+	canon, err := p.Check(text)
+	if err != nil {
+		d.Errorf(f.ValuePos(), f.Field, "%s", err.Error())
+		return "", false
+	}
+	return canon, true
 }
 
 // regionList reads two or more distinct region names, sorted.
@@ -623,21 +653,6 @@ func (d *decoder) regionList(e entry, dr *Drill) ([]string, bool) {
 	}
 	sort.Strings(out)
 	return out, good
-}
-
-// derivedID is KIND:TARGET for a fault the file gave no id.
-func derivedID(in *Inject) string {
-	switch {
-	case in.Fault == history.KindKillPrimary:
-		return in.Fault
-	case in.Target != "":
-		return in.Fault + ":" + in.Target
-	case in.Region != "":
-		return in.Fault + ":" + in.Region
-	case len(in.Regions) > 0:
-		return in.Fault + ":" + strings.Join(in.Regions, "|")
-	}
-	return in.Fault + ":wan"
 }
 
 func (d *decoder) heal(e entry, st *stepState) (string, bool) {

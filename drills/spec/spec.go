@@ -41,8 +41,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/check"
-	"github.com/drillworks/drill/drills/history"
 	"github.com/drillworks/drill/topology/yamlpos"
 )
 
@@ -218,28 +218,13 @@ type Verify struct {
 	FinalRead bool
 }
 
-// Inject is a fault to inject.
+// Inject is a fault to inject: the fault as the injector takes it. Its ID is the file's id, or
+// derived as KIND:TARGET (blackhole:us-east, partition:eu-west|us-east, latency:wan,
+// kill:us-east-db-1, kill-primary); Region, Regions, Node (the file's target field) and Params
+// are the kind's fields, checked against its descriptor (compose/fault).
 type Inject struct {
-	// Fault is the fault kind (history.FaultKinds).
-	Fault string
-	// ID names the fault in the history, the report and heal steps: the file's id, or derived
-	// as KIND:TARGET (blackhole:us-east, partition:eu-west|us-east, latency:wan, kill:us-east-db-1,
-	// kill-primary).
-	ID string
-	// Region is the target region (blackhole; partition or loss of one region from everything
-	// else; latency on every link of a region; kill, freeze or restart of every node of a region).
-	Region string
-	// Regions are two or more regions whose links to each other are cut (partition), lossy (loss)
-	// or slowed (latency), sorted.
-	Regions []string
-	// Target is the target node (kill, freeze, restart).
-	Target string
-	// Latency and Jitter are the added one-way latency and its jitter (latency).
-	Latency time.Duration
-	Jitter  time.Duration
-	// Percent is the share of packets dropped at random, 1 to 99 (loss).
-	Percent int
+	fault.Fault
 }
 
 // Instant reports whether the fault is a one-off event with nothing to heal (restart).
-func (i *Inject) Instant() bool { return i.Fault == history.KindRestart }
+func (i *Inject) Instant() bool { return fault.IsInstant(i.Kind) }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -56,7 +57,8 @@ func TestParseExample(t *testing.T) {
 		t.Fatalf("steps:\n%s\nwant:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
 	}
 	lat := dr.Steps[6].Inject
-	if lat.Fault != "latency" || lat.Latency != 200*time.Millisecond || lat.Jitter != 20*time.Millisecond || fmt.Sprint(lat.Regions) != "[eu-west us-east]" {
+	if lat.Kind != fault.KindLatency || lat.Params.Duration(fault.ParamLatency) != 200*time.Millisecond ||
+		lat.Params.Duration(fault.ParamJitter) != 20*time.Millisecond || fmt.Sprint(lat.Regions) != "[eu-west us-east]" {
 		t.Fatalf("latency inject %+v", lat)
 	}
 	if c := dr.Steps[4].Expect.Condition; c.Kind != CondDNSPointsAwayFrom || c.Region != "us-east" || c.Pos != (Pos{Line: 25, Column: 25}) {
@@ -274,11 +276,11 @@ func TestParseLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	between, one := dr.Steps[0].Inject, dr.Steps[1].Inject
-	if between.Fault != "loss" || between.ID != "loss:eu-west|us-east" || between.Percent != 30 ||
+	if between.Kind != fault.KindLoss || between.ID != "loss:eu-west|us-east" || between.Params.Int(fault.ParamPercent) != 30 ||
 		fmt.Sprint(between.Regions) != "[eu-west us-east]" || between.Region != "" || between.Instant() {
 		t.Fatalf("loss between regions: %+v", between)
 	}
-	if one.ID != "flaky" || one.Region != "us-east" || one.Percent != 5 || len(one.Regions) != 0 {
+	if one.ID != "flaky" || one.Region != "us-east" || one.Params.Int(fault.ParamPercent) != 5 || len(one.Regions) != 0 {
 		t.Fatalf("loss of one region: %+v", one)
 	}
 	if _, err := dr.Resolve(topology.Default()); err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -28,6 +29,10 @@ type Spec struct {
 	Table string `json:"table"`
 	// Drop are the addresses whose packets are dropped, both directions (0.0.0.0/0 = every packet).
 	Drop []netip.Prefix `json:"drop"`
+	// DropIn are addresses whose packets are dropped when they arrive; DropOut those dropped when
+	// sent to them (one-way faults).
+	DropIn  []netip.Prefix `json:"drop_in,omitempty"`
+	DropOut []netip.Prefix `json:"drop_out,omitempty"`
 	// Keep are addresses never dropped (the node's own site).
 	Keep []netip.Prefix `json:"keep,omitempty"`
 	// Manage are the hosts (drill's host) whose TCP to ManagePorts is never dropped, so drill can
@@ -48,7 +53,7 @@ func (s Spec) Validate() error {
 	if s.LossPercent < 0 || s.LossPercent > 99 {
 		return fmt.Errorf("nft: loss_percent %d out of 0..99", s.LossPercent)
 	}
-	for _, p := range append(append(append([]netip.Prefix(nil), s.Drop...), s.Keep...), s.Manage...) {
+	for _, p := range slices.Concat(s.Drop, s.DropIn, s.DropOut, s.Keep, s.Manage) {
 		if !p.IsValid() || !p.Addr().Is4() {
 			return fmt.Errorf("nft: %v is not an IPv4 prefix", p)
 		}
@@ -88,9 +93,10 @@ func Apply(s Spec, opts ...nftables.ConnOption) error {
 		chain            *nftables.Chain
 		ifKey            expr.MetaKey
 		addrOff, portOff uint32 // our side's port: the destination port in, the source port out
+		drop             []netip.Prefix
 	}{
-		{in, expr.MetaKeyIIFNAME, 12, 2},
-		{out, expr.MetaKeyOIFNAME, 16, 0},
+		{in, expr.MetaKeyIIFNAME, 12, 2, slices.Concat(s.Drop, s.DropIn)},
+		{out, expr.MetaKeyOIFNAME, 16, 0, slices.Concat(s.Drop, s.DropOut)},
 	} {
 		add := func(e ...expr.Any) { c.AddRule(&nftables.Rule{Table: t, Chain: dir.chain, Exprs: e}) }
 		accept := &expr.Verdict{Kind: expr.VerdictAccept}
@@ -110,7 +116,7 @@ func Apply(s Spec, opts ...nftables.ConnOption) error {
 				add(e...)
 			}
 		}
-		for _, p := range s.Drop {
+		for _, p := range dir.drop {
 			e := matchAddr(dir.addrOff, p)
 			if s.LossPercent > 0 {
 				// numgen yields host order; compare big-endian bytes, as nft does.

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drillworks/drill/compose/docker"
-	"github.com/drillworks/drill/topology"
 )
 
 func newComposeCmd(g *globals) *cobra.Command {
@@ -46,11 +45,10 @@ control secret of this export.`,
 				return harnessErr(err)
 			}
 			abs, _ := filepath.Abs(out)
-			plan, err := topology.NewPlan(t, "docker", abs)
+			plan, err := docker.NewPlan(t, abs)
 			if err != nil {
 				return harnessErr(err)
 			}
-			plan.Runtime = "docker"
 			if err := plan.Save(filepath.Join(out, "plan.json")); err != nil {
 				return harnessErr(err)
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/drills/gameday"
 	"github.com/drillworks/drill/drills/report"
 )
@@ -217,11 +218,7 @@ func (g *globals) checkRuntime(name string) error {
 	if name == "auto" {
 		return nil
 	}
-	_, err := g.newRuntime(name, filepath.Join(os.TempDir(), "drill-runtime-check"), "")
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.err
-	}
+	_, err := compose.LookupRuntime(name)
 	return err
 }
 

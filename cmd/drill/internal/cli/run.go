@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drillworks/drill/compose"
-	"github.com/drillworks/drill/compose/local"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/drills/builtin"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/report"
@@ -50,7 +50,7 @@ aborted run.`,
 	}
 	cmd.Flags().StringArrayVar(&f.up.sets, "set", nil, "override a topology design setting, key=value (wins over the drill's settings)")
 	cmd.Flags().StringArrayVar(&f.budgets, "budget", nil, "override a budget, name=value (e.g. lost_acked_writes=0)")
-	cmd.Flags().StringVar(&f.up.runtime, "runtime", "auto", runtimeHelp)
+	cmd.Flags().StringVar(&f.up.runtime, "runtime", "auto", runtimeHelp())
 	cmd.Flags().StringVar(&f.up.binary, "agent-binary", "", agentBinaryHelp)
 	cmd.Flags().DurationVar(&f.up.timeout, "timeout", 60*time.Second, "how long to wait for the cluster to converge")
 	cmd.Flags().StringVar(&f.reportDir, "report-dir", "", "where the report goes (default ./drill-reports/<time>-<drill>)")
@@ -267,14 +267,13 @@ func newRecoverCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			plan, err := topology.LoadPlan(local.PlanPath(runDir))
-			if err != nil {
+			plan, rt, err := g.openPlan(runDir)
+			if errors.Is(err, runtime.ErrNotUp) {
 				fmt.Fprintf(g.env.Stdout, "drill: no plan for %s in %s: nothing to recover\n", t.Name, runDir)
 				return nil
 			}
-			rt, err := g.newRuntime(plan.Runtime, runDir, "")
 			if err != nil {
-				return err
+				return harnessErr(err)
 			}
 			sys, err := compose.NewCluster(plan, rt, g.logger())
 			if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/observe"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -39,7 +39,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printStatus(w io.Writer, st *compose.Status) {
+func printStatus(w io.Writer, st *observe.Status) {
 	if st == nil {
 		return
 	}

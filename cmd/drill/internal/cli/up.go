@@ -4,19 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/drillworks/drill/compose"
-	"github.com/drillworks/drill/compose/docker"
-	"github.com/drillworks/drill/compose/local"
+	"github.com/drillworks/drill/compose/observe"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
 )
 
 // runtimeHelp documents --runtime for up and run.
-const runtimeHelp = "runtime: local (child processes on loopback), docker (one container per node; needs a Docker engine), " +
-	"or auto (docker when an engine answers, else local)"
+func runtimeHelp() string {
+	var names []string
+	for _, d := range compose.Runtimes() {
+		names = append(names, d.Name+" ("+d.Summary+")")
+	}
+	return "runtime: " + strings.Join(names, ", ") + ", or auto (the first of these available here)"
+}
 
 type upFlags struct {
 	sets    []string
@@ -52,7 +58,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a design setting, key=value (fencing, replication, read_your_writes, failover_after, dns_ttl, ...)")
-	cmd.Flags().StringVar(&f.runtime, "runtime", "auto", runtimeHelp)
+	cmd.Flags().StringVar(&f.runtime, "runtime", "auto", runtimeHelp())
 	cmd.Flags().StringVar(&f.binary, "agent-binary", "", agentBinaryHelp)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for convergence")
 	return cmd
@@ -61,9 +67,9 @@ func newUpCmd(g *globals) *cobra.Command {
 // cluster is a running cluster as a command sees it.
 type cluster struct {
 	plan    *topology.Plan
-	rt      compose.Runtime
-	obs     *compose.Observer
-	status  *compose.Status
+	rt      runtime.Runtime
+	obs     *observe.Observer
+	status  *observe.Status
 	started time.Time
 }
 
@@ -71,32 +77,34 @@ type cluster struct {
 const agentBinaryHelp = "drill binary the nodes run (default: this one; the docker runtime needs a static one " +
 	"and builds it with CGO_ENABLED=0 from the module source when this one is not)"
 
-func (g *globals) newRuntime(name, runDir, binary string) (compose.Runtime, error) {
-	switch name {
-	case "local", "":
-		return local.New(local.Config{RunDir: runDir, Binary: binary, Logger: g.logger()})
-	case "docker":
-		rt, err := docker.New(docker.Config{RunDir: runDir, Binary: binary, Logger: g.logger()})
-		if err != nil {
-			return nil, harnessErr(err)
-		}
-		return rt, nil
+// newRuntime makes the named runtime for a run directory.
+func (g *globals) newRuntime(name, runDir, binary string) (runtime.Runtime, runtime.Descriptor, error) {
+	d, err := compose.LookupRuntime(name)
+	if err != nil {
+		return nil, d, usageErr(fmt.Errorf("--runtime: %w", err))
 	}
-	return nil, usageErr(fmt.Errorf("--runtime %q: unknown runtime (available: local, docker, auto)", name))
+	rt, err := d.New(runtime.Config{RunDir: runDir, Binary: binary, Logger: g.logger()})
+	if err != nil {
+		return nil, d, harnessErr(err)
+	}
+	return rt, d, nil
 }
 
-// resolveRuntime turns "auto" into docker when an engine answers and local otherwise, and says
-// which it chose (on stderr: stdout stays the command's own output).
+// resolveRuntime turns "auto" into the first registered runtime available here, and says which it
+// chose and why (on stderr: stdout stays the command's own output).
 func (g *globals) resolveRuntime(ctx context.Context, name string) (string, error) {
 	if name != "auto" {
+		if _, err := compose.LookupRuntime(name); err != nil {
+			return "", usageErr(fmt.Errorf("--runtime: %w", err))
+		}
 		return name, nil
 	}
-	if err := docker.Available(ctx, 3*time.Second); err != nil {
-		fmt.Fprintf(g.env.Stderr, "drill: --runtime auto: no Docker engine answers (%v); using the local runtime\n", err)
-		return "local", nil
+	d, skipped := compose.AutoRuntime(ctx, 3*time.Second)
+	for _, err := range skipped {
+		fmt.Fprintf(g.env.Stderr, "drill: --runtime auto: not available: %v\n", err)
 	}
-	fmt.Fprintln(g.env.Stderr, "drill: --runtime auto: a Docker engine answers; using the docker runtime")
-	return "docker", nil
+	fmt.Fprintf(g.env.Stderr, "drill: --runtime auto: using the %s runtime\n", d.Name)
+	return d.Name, nil
 }
 
 // upCluster brings a topology up and waits for convergence; on failure it tears down what started.
@@ -105,23 +113,23 @@ func (g *globals) upCluster(ctx context.Context, t *topology.Topology, f *upFlag
 	if err != nil {
 		return nil, err
 	}
-	rt, err := g.newRuntime(f.runtime, runDir, f.binary)
+	rt, d, err := g.newRuntime(f.runtime, runDir, f.binary)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := topology.NewPlan(t, rt.Name(), runDir)
+	plan, err := d.NewPlan(t, runDir)
 	if err != nil {
 		return nil, harnessErr(err)
 	}
 	c := &cluster{plan: plan, rt: rt, started: time.Now()}
 	if err := rt.Up(ctx, plan); err != nil {
-		if errors.Is(err, compose.ErrAlreadyUp) {
+		if errors.Is(err, runtime.ErrAlreadyUp) {
 			return nil, harnessErr(fmt.Errorf("%s: %w", t.Name, err))
 		}
 		_ = rt.Down(context.WithoutCancel(ctx))
 		return nil, harnessErr(fmt.Errorf("bring up %s: %w", t.Name, err))
 	}
-	c.obs = compose.NewObserver(plan, rt)
+	c.obs = observe.New(plan, rt)
 	st, err := c.obs.WaitConverged(ctx, f.timeout)
 	if err != nil {
 		_ = rt.Down(context.WithoutCancel(ctx))
@@ -137,13 +145,9 @@ func (g *globals) attach() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := topology.LoadPlan(local.PlanPath(runDir))
+	plan, rt, err := g.openPlan(runDir)
 	if err != nil {
-		return nil, harnessErr(fmt.Errorf("%s: %w", t.Name, compose.ErrNotUp))
-	}
-	rt, err := g.newRuntime(plan.Runtime, runDir, "")
-	if err != nil {
-		return nil, err
+		return nil, harnessErr(fmt.Errorf("%s: %w", t.Name, err))
 	}
 	nodes, err := rt.Nodes(context.Background())
 	if err != nil {
@@ -156,9 +160,22 @@ func (g *globals) attach() (*cluster, error) {
 		}
 	}
 	if running == 0 {
-		return nil, harnessErr(fmt.Errorf("%s: %w", t.Name, compose.ErrNotUp))
+		return nil, harnessErr(fmt.Errorf("%s: %w", t.Name, runtime.ErrNotUp))
 	}
-	return &cluster{plan: plan, rt: rt, obs: compose.NewObserver(plan, rt)}, nil
+	return &cluster{plan: plan, rt: rt, obs: observe.New(plan, rt)}, nil
+}
+
+// openPlan reads a run directory's plan and makes the runtime that runs it.
+func (g *globals) openPlan(runDir string) (*topology.Plan, runtime.Runtime, error) {
+	plan, d, err := compose.FindPlan(runDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := d.New(runtime.Config{RunDir: runDir, Logger: g.logger()})
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan, rt, nil
 }
 
 func newDownCmd(g *globals) *cobra.Command {
@@ -180,33 +197,29 @@ func newDownCmd(g *globals) *cobra.Command {
 	}
 }
 
-// down stops the topology's cluster on the runtime its plan names. Without a plan it stops what
-// the local runtime finds and, when a Docker engine answers, removes every container and network
-// labelled with the topology.
+// down stops the topology's cluster on the runtime its plan names. Without a plan (a crashed run
+// or a lost run directory) it asks every registered runtime that is available here to remove what
+// it holds of the topology: each finds its own objects (processes by command line, containers by
+// label).
 func (g *globals) down(ctx context.Context, t *topology.Topology, runDir string) error {
-	name := "local"
-	if plan, err := topology.LoadPlan(local.PlanPath(runDir)); err == nil && plan.Runtime != "" {
-		name = plan.Runtime
+	var targets []runtime.Descriptor
+	if _, d, err := compose.FindPlan(runDir); err == nil {
+		targets = []runtime.Descriptor{d}
+	} else {
+		for _, d := range compose.Runtimes() {
+			if d.Available == nil || d.Available(ctx, 2*time.Second) == nil {
+				targets = append(targets, d)
+			}
+		}
 	}
-	rt, err := g.newRuntime(name, runDir, "")
-	if err != nil {
-		return err
-	}
-	if err := rt.Down(ctx); err != nil {
-		return harnessErr(err)
-	}
-	if name != "local" {
-		return nil
-	}
-	if docker.Available(ctx, 2*time.Second) != nil {
-		return nil
-	}
-	drt, err := docker.New(docker.Config{RunDir: runDir, Topology: t.Name, Logger: g.logger()})
-	if err != nil {
-		return harnessErr(err)
-	}
-	if err := drt.Down(ctx); err != nil {
-		return harnessErr(err)
+	for _, d := range targets {
+		rt, err := d.New(runtime.Config{RunDir: runDir, Topology: t.Name, Logger: g.logger()})
+		if err != nil {
+			return harnessErr(err)
+		}
+		if err := rt.Down(ctx); err != nil {
+			return harnessErr(fmt.Errorf("%s runtime: %w", d.Name, err))
+		}
 	}
 	return nil
 }

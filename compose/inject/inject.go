@@ -1,8 +1,12 @@
-package compose
+// Package inject is the fault injector: it applies and undoes faults (compose/fault) on a running
+// plan, layer by layer (WAN toxics, kernel packet rules, gossip fault rules, process operations),
+// through a write-ahead fault ledger that survives a crash of drill, and it checks a cluster for
+// anything a fault left behind (Residue). It knows no fault kind by name: every kind's effects
+// come from its descriptor.
+package inject
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,111 +17,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/compose/observe"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/compose/toxi"
 	"github.com/drillworks/drill/topology"
 )
-
-// Fault kinds: the same names drill files and the history use.
-const (
-	// KindBlackhole makes a whole region silently unreachable; its processes keep running.
-	KindBlackhole = "blackhole"
-	// KindPartition cuts the links between regions (or one region and everything else).
-	KindPartition = "partition"
-	// KindLatency adds latency (and jitter, optionally a bandwidth cap) to WAN links.
-	KindLatency = "latency"
-	// KindKill kills a node or every node of a region until undone.
-	KindKill = "kill"
-	// KindFreeze suspends a node or every node of a region until undone.
-	KindFreeze = "freeze"
-	// KindRestart kills and restarts a node or every node of a region; nothing to undo.
-	KindRestart = "restart"
-	// KindKillPrimary kills whichever db node is the primary until undone.
-	KindKillPrimary = "kill-primary"
-	// KindLoss drops a random share of the packets between regions (or one region and everything
-	// else); see fault_loss.go.
-	KindLoss = "loss"
-)
-
-// Fault is one fault to inject. Its JSON form is what the fault ledger records (durations as Go
-// duration strings, e.g. "300ms").
-type Fault struct {
-	// ID names the fault, unique among active faults, e.g. "blackhole:us-east".
-	ID string `json:"id"`
-	// Kind is one of the Kind* constants.
-	Kind string `json:"kind"`
-	// Region is the target region: blackhole; partition or loss of one region from everything
-	// else (the witness included); latency on every link of a region; kill/freeze/restart of
-	// every node of a region.
-	Region string `json:"region,omitempty"`
-	// Regions are the sites whose links to each other are cut (partition), lossy (loss) or
-	// slowed (latency), every pair of them; one site means that site against everything else. A
-	// site is a region or "witness".
-	Regions []string `json:"regions,omitempty"`
-	// Node is the target node (kill, freeze, restart).
-	Node string `json:"node,omitempty"`
-	// Latency is the added one-way latency (latency).
-	Latency time.Duration `json:"-"`
-	// Jitter is the added jitter (latency).
-	Jitter time.Duration `json:"-"`
-	// BandwidthKBps caps each stream of every matching link, in KB/s (latency; 0 = no cap).
-	BandwidthKBps int `json:"bandwidth_kbps,omitempty"`
-	// LossPercent is the share of packets dropped at random, 1 to 99 (loss).
-	LossPercent int `json:"loss_percent,omitempty"`
-	// Resolved is what the fault acted on, filled in by Apply before it acts: the node killed by
-	// kill-primary, the nodes of a region fault.
-	Resolved []string `json:"resolved,omitempty"`
-}
-
-// faultJSON is Fault's wire form.
-type faultJSON struct {
-	faultAlias
-	Latency string `json:"latency,omitempty"`
-	Jitter  string `json:"jitter,omitempty"`
-}
-
-type faultAlias Fault
-
-// MarshalJSON writes durations as strings.
-func (f Fault) MarshalJSON() ([]byte, error) {
-	w := faultJSON{faultAlias: faultAlias(f)}
-	if f.Latency != 0 {
-		w.Latency = f.Latency.String()
-	}
-	if f.Jitter != 0 {
-		w.Jitter = f.Jitter.String()
-	}
-	return json.Marshal(w)
-}
-
-// UnmarshalJSON reads durations written as strings.
-func (f *Fault) UnmarshalJSON(b []byte) error {
-	var w faultJSON
-	if err := json.Unmarshal(b, &w); err != nil {
-		return fmt.Errorf("decode fault: %w", err)
-	}
-	*f = Fault(w.faultAlias)
-	for _, d := range []struct {
-		text string
-		out  *time.Duration
-	}{{w.Latency, &f.Latency}, {w.Jitter, &f.Jitter}} {
-		if d.text == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.text)
-		if err != nil {
-			return fmt.Errorf("decode fault %s: %w", f.ID, err)
-		}
-		*d.out = v
-	}
-	return nil
-}
-
-// clone is a deep copy (faults are handed out; the injector's copies must not change).
-func (f Fault) clone() Fault {
-	f.Regions = slices.Clone(f.Regions)
-	f.Resolved = slices.Clone(f.Resolved)
-	return f
-}
 
 // Injector applies and undoes faults on a running plan. Every fault is written to the fault ledger
 // (fsync'd) before it is applied and marked undone only once its undo succeeded, so the set of
@@ -126,11 +31,11 @@ func (f Fault) clone() Fault {
 // pushed to every running gossip node after every change, so overlapping faults compose.
 type Injector struct {
 	plan   *topology.Plan
-	rt     Runtime
+	rt     runtime.Runtime
 	log    *slog.Logger
 	toxi   *toxi.Client
 	http   *http.Client
-	obs    *Observer
+	obs    *observe.Observer
 	ledger *ledger
 
 	// callTimeout bounds every single remote call (toxiproxy, control endpoints): a hung control
@@ -140,15 +45,15 @@ type Injector struct {
 	nodeTimeout time.Duration
 
 	mu     sync.Mutex
-	active []Fault // outstanding faults, in apply order
+	active []fault.Fault // outstanding faults, in apply order
 }
 
 // LedgerPath is the default fault ledger of a run directory.
 func LedgerPath(runDir string) string { return filepath.Join(runDir, "faults.jsonl") }
 
-// NewInjector opens the fault ledger at ledgerPath (creating it if needed) and returns an injector
-// whose active set is what the ledger holds outstanding for this plan's run. log may be nil.
-func NewInjector(p *topology.Plan, rt Runtime, ledgerPath string, log *slog.Logger) (*Injector, error) {
+// New opens the fault ledger at ledgerPath (creating it if needed) and returns an injector whose
+// active set is what the ledger holds outstanding for this plan's run. log may be nil.
+func New(p *topology.Plan, rt runtime.Runtime, ledgerPath string, log *slog.Logger) (*Injector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -167,7 +72,7 @@ func NewInjector(p *topology.Plan, rt Runtime, ledgerPath string, log *slog.Logg
 		plan: p, rt: rt, log: log, ledger: l, active: active,
 		toxi:        &toxi.Client{BaseURL: "http://" + api, Secret: p.Secret, HTTP: hc},
 		http:        hc,
-		obs:         NewObserver(p, rt),
+		obs:         observe.New(p, rt),
 		callTimeout: callTimeout,
 		nodeTimeout: 15 * time.Second,
 	}, nil
@@ -180,34 +85,55 @@ func (inj *Injector) Toxi() *toxi.Client { return inj.toxi }
 func (inj *Injector) LedgerFile() string { return inj.ledger.path }
 
 // Active lists the outstanding faults in the order they were applied.
-func (inj *Injector) Active() []Fault {
+func (inj *Injector) Active() []fault.Fault {
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
-	out := make([]Fault, len(inj.active))
+	out := make([]fault.Fault, len(inj.active))
 	for i, f := range inj.active {
-		out[i] = f.clone()
+		out[i] = f.Clone()
 	}
 	return out
 }
 
 func (inj *Injector) indexOf(id string) int {
-	return slices.IndexFunc(inj.active, func(f Fault) bool { return f.ID == id })
+	return slices.IndexFunc(inj.active, func(f fault.Fault) bool { return f.ID == id })
+}
+
+// env is what fault kinds see of this cluster.
+func (inj *Injector) env() fault.Env {
+	return fault.Env{Plan: inj.plan, PacketLayer: inj.packetFaulter() != nil, Primary: inj.currentPrimary}
+}
+
+// effects are a fault's effects here (an unknown kind, from a ledger of a newer drill, has none).
+func (inj *Injector) effects(f fault.Fault) fault.Effects {
+	d, ok := fault.Lookup(f.Kind)
+	if !ok {
+		return fault.Effects{}
+	}
+	return d.Effects(f, inj.env())
+}
+
+// Validate checks a fault against the plan as Apply would, without applying it.
+func (inj *Injector) Validate(f fault.Fault) error {
+	f = f.Clone()
+	return fault.Validate(&f, inj.plan.Topology)
 }
 
 // Apply injects one fault: it checks it, resolves its targets, records it in the ledger, then
 // injects it and pushes the new gossip rules. If injecting fails, Apply undoes what it can; a
 // fault whose undo failed too stays outstanding in the ledger for Undo or Recover.
-func (inj *Injector) Apply(ctx context.Context, f Fault) error {
+func (inj *Injector) Apply(ctx context.Context, f fault.Fault) error {
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
-	f = f.clone()
-	if err := inj.validate(f); err != nil {
+	f = f.Clone()
+	if err := fault.Validate(&f, inj.plan.Topology); err != nil {
 		return err
 	}
 	if inj.indexOf(f.ID) >= 0 {
 		return fmt.Errorf("fault %s is already active", f.ID)
 	}
-	resolved, err := inj.resolve(ctx, f)
+	d, _ := fault.Lookup(f.Kind)
+	resolved, err := d.Resolve(ctx, f, inj.env())
 	if err != nil {
 		return fmt.Errorf("fault %s: %w", f.ID, err)
 	}
@@ -221,8 +147,8 @@ func (inj *Injector) Apply(ctx context.Context, f Fault) error {
 	if applyErr == nil {
 		applyErr = inj.pushGossipRules(ctx)
 	}
-	if applyErr == nil && f.Kind == KindRestart {
-		// A restart is over once it happened: nothing to undo.
+	if applyErr == nil && d.Instant() {
+		// An instant fault is over once it happened: nothing to undo.
 		if err := inj.markUndone(f.ID); err != nil {
 			return err
 		}
@@ -302,7 +228,7 @@ func (inj *Injector) UndoAll(ctx context.Context) error {
 // packet faults, removes every drill packet rule set from every running node. If the sweep
 // succeeded, the ledger is marked clean. undone lists the faults that were outstanding and are
 // now gone.
-func (inj *Injector) Recover(ctx context.Context) (undone []Fault, err error) {
+func (inj *Injector) Recover(ctx context.Context) (undone []fault.Fault, err error) {
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
 	// Re-read the ledger: another injector may have written to it since this one was opened.
@@ -314,7 +240,7 @@ func (inj *Injector) Recover(ctx context.Context) (undone []Fault, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
 	}
-	if !slices.ContainsFunc(slices.Collect(maps.Values(procs)), func(p NodeState) bool { return p.Running }) {
+	if !slices.ContainsFunc(slices.Collect(maps.Values(procs)), func(p runtime.NodeState) bool { return p.Running }) {
 		// The cluster is down: its faults went with it. Starting every node would be bringing
 		// it up, which is not recover's job.
 		if err := inj.ledger.append(ledgerRecord{Op: opRecovered}); err != nil {
@@ -375,127 +301,48 @@ func (inj *Injector) sweep(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// validate checks a fault against the plan before anything is recorded.
-func (inj *Injector) validate(f Fault) error {
-	t := inj.plan.Topology
-	if f.ID == "" {
-		return errors.New("fault has no id")
-	}
-	isRegion := func(r string) bool { _, ok := t.Region(r); return ok }
-	isSite := func(s string) bool { return s == "witness" || isRegion(s) }
-	for _, s := range f.Regions {
-		if !isSite(s) {
-			return fmt.Errorf("fault %s: unknown site %q", f.ID, s)
+// inject carries out a fault, every layer at once so it lands as one; the gossip part is the rule
+// push that follows.
+func (inj *Injector) inject(ctx context.Context, f fault.Fault) error {
+	e := inj.effects(f)
+	return eachParallel(3, func(i int) error {
+		switch i {
+		case 0:
+			return inj.addToxics(ctx, e.Toxics)
+		case 1:
+			return inj.addPackets(ctx, f.ID, e.Packets)
 		}
-	}
-	if f.Region != "" && !isRegion(f.Region) {
-		return fmt.Errorf("fault %s: unknown region %q", f.ID, f.Region)
-	}
-	if f.Node != "" {
-		n, ok := t.Node(f.Node)
-		if !ok {
-			return fmt.Errorf("fault %s: unknown node %q", f.ID, f.Node)
-		}
-		if n.Role == topology.RoleWAN {
-			return fmt.Errorf("fault %s: the WAN node carries the faults themselves and cannot be a target", f.ID)
-		}
-	}
-	switch f.Kind {
-	case KindBlackhole:
-		if f.Region == "" {
-			return fmt.Errorf("fault %s: blackhole needs a region", f.ID)
-		}
-	case KindPartition:
-		if f.Region == "" && len(f.Regions) == 0 {
-			return fmt.Errorf("fault %s: partition needs a region or regions", f.ID)
-		}
-	case KindLatency:
-		if f.Latency < 0 || f.Jitter < 0 || f.BandwidthKBps < 0 {
-			return fmt.Errorf("fault %s: negative latency, jitter or bandwidth", f.ID)
-		}
-		if f.Latency == 0 && f.Jitter == 0 && f.BandwidthKBps == 0 {
-			return fmt.Errorf("fault %s: latency needs a latency, jitter or bandwidth", f.ID)
-		}
-	case KindKill, KindFreeze, KindRestart:
-		if (f.Node == "") == (f.Region == "") {
-			return fmt.Errorf("fault %s: %s needs a node or a region (one of them)", f.ID, f.Kind)
-		}
-	case KindLoss:
-		return validateLoss(f)
-	case KindKillPrimary:
-	default:
-		return fmt.Errorf("fault %s: unknown kind %q", f.ID, f.Kind)
-	}
-	return nil
-}
-
-// resolve names what a fault will act on, before it is recorded: the nodes of a process fault
-// (for kill-primary, the current primary, asked of the cluster).
-func (inj *Injector) resolve(ctx context.Context, f Fault) ([]string, error) {
-	switch f.Kind {
-	case KindKill, KindFreeze, KindRestart:
-		return inj.targetNodes(f), nil
-	case KindKillPrimary:
-		p, err := inj.currentPrimary(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return []string{p}, nil
-	case KindBlackhole:
-		var names []string
-		for _, n := range inj.plan.Topology.Nodes() {
-			if n.Region == f.Region {
-				names = append(names, n.Name)
-			}
-		}
-		return names, nil
-	}
-	return nil, nil
-}
-
-// inject carries out the fault.
-func (inj *Injector) inject(ctx context.Context, f Fault) error {
-	switch f.Kind {
-	case KindBlackhole, KindPartition, KindLatency:
-		// Both layers at once, so the fault lands as one; the gossip part is the rule push that
-		// follows.
-		return eachParallel(2, func(i int) error {
-			if i == 0 {
-				return inj.addToxics(ctx, f)
-			}
-			return inj.addPacketDrops(ctx, f)
-		})
-	case KindLoss:
-		// Packets only (no toxics: TCP over the WAN links is not lossy); the gossip part, on a
-		// runtime without a packet layer, is the rule push that follows.
-		return inj.addPacketDrops(ctx, f)
-	case KindKill, KindKillPrimary:
-		return inj.killNodes(ctx, f.Resolved)
-	case KindFreeze:
-		return inj.freezeNodes(ctx, f.Resolved)
-	case KindRestart:
-		return inj.restartNodes(ctx, f.Resolved)
-	}
-	return fmt.Errorf("unknown fault kind %q", f.Kind)
+		return inj.applyProcess(ctx, e.Process)
+	})
 }
 
 // remove undoes the fault's own effects (not its gossip rules); rest is the active set without it,
 // so that a node another fault still holds down stays down.
-func (inj *Injector) remove(ctx context.Context, f Fault, rest []Fault) error {
-	switch f.Kind {
-	case KindBlackhole, KindPartition, KindLatency:
-		return eachParallel(2, func(i int) error {
-			if i == 0 {
-				return inj.removeToxics(ctx, f)
-			}
-			return inj.removePacketDrops(ctx, f)
-		})
-	case KindLoss:
-		return inj.removePacketDrops(ctx, f)
-	case KindKill, KindKillPrimary, KindRestart:
-		return inj.startNodes(ctx, f.Resolved, rest)
-	case KindFreeze:
-		return inj.thawNodes(ctx, f.Resolved, rest)
+func (inj *Injector) remove(ctx context.Context, f fault.Fault, rest []fault.Fault) error {
+	e := inj.effects(f)
+	return eachParallel(3, func(i int) error {
+		switch i {
+		case 0:
+			return inj.removeToxics(ctx, e.Toxics)
+		case 1:
+			return inj.removePackets(ctx, f.ID, e.Packets)
+		}
+		return inj.undoProcess(ctx, e.Process, rest)
+	})
+}
+
+// eachParallel runs fn for every index at once and joins the errors (few calls, each time-boxed:
+// a hung API costs one timeout, not one per call).
+func eachParallel(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i)
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }

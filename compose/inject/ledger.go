@@ -1,4 +1,4 @@
-package compose
+package inject
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/drillworks/drill/compose/fault"
 )
 
 // The fault ledger is a write-ahead journal of faults, one JSON object per line, appended and
@@ -32,11 +34,11 @@ const (
 
 // ledgerRecord is one line of the ledger.
 type ledgerRecord struct {
-	Op    string    `json:"op"`
-	At    time.Time `json:"at"`
-	RunID string    `json:"run_id"`
-	ID    string    `json:"id,omitempty"`
-	Fault *Fault    `json:"fault,omitempty"`
+	Op    string       `json:"op"`
+	At    time.Time    `json:"at"`
+	RunID string       `json:"run_id"`
+	ID    string       `json:"id,omitempty"`
+	Fault *fault.Fault `json:"fault,omitempty"`
 }
 
 // ledger is one ledger file for one run.
@@ -82,7 +84,7 @@ func (l *ledger) append(r ledgerRecord) error {
 }
 
 // outstanding replays the ledger: the faults of this run applied and not undone, in apply order.
-func (l *ledger) outstanding(log *slog.Logger) ([]Fault, error) {
+func (l *ledger) outstanding(log *slog.Logger) ([]fault.Fault, error) {
 	raw, err := os.ReadFile(l.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -90,7 +92,7 @@ func (l *ledger) outstanding(log *slog.Logger) ([]Fault, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fault ledger: %w", err)
 	}
-	var active []Fault
+	var active []fault.Fault
 	for i, line := range bytes.Split(raw, []byte{'\n'}) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
@@ -111,10 +113,10 @@ func (l *ledger) outstanding(log *slog.Logger) ([]Fault, error) {
 			if r.Fault == nil {
 				return nil, fmt.Errorf("fault ledger %s line %d: apply without a fault", l.path, i+1)
 			}
-			active = slices.DeleteFunc(active, func(f Fault) bool { return f.ID == r.ID })
+			active = slices.DeleteFunc(active, func(f fault.Fault) bool { return f.ID == r.ID })
 			active = append(active, *r.Fault)
 		case opUndo:
-			active = slices.DeleteFunc(active, func(f Fault) bool { return f.ID == r.ID })
+			active = slices.DeleteFunc(active, func(f fault.Fault) bool { return f.ID == r.ID })
 		case opRecovered:
 			active = nil
 		default:

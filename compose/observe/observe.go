@@ -1,16 +1,23 @@
-package compose
+// Package observe reads a running cluster's state through the nodes' own endpoints: which nodes
+// are alive in the majority gossip view, which regions are healthy, who is primary, how far each
+// replica lags, and where each GeoDNS instance answers. It is the one place that defines "the
+// current primary" (Status.Primary).
+package observe
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -34,19 +41,40 @@ type RegionStatus struct {
 	Healthy       bool     `json:"healthy"`
 }
 
-// NodeStatus is one node. State is "alive" (running and alive in gossip), "suspect"/"dead" (running
-// but not alive in gossip), "frozen" or "stopped".
+// State is a node's state as drill sees it.
+type State string
+
+// Node states.
+const (
+	// StateAlive: running and alive in the majority gossip view (the witness: its voter answers).
+	StateAlive State = "alive"
+	// StateDead: running but not alive in the majority gossip view.
+	StateDead State = "dead"
+	// StateUnreachable: the witness runs but its voter does not answer.
+	StateUnreachable State = "unreachable"
+	// StateRunning: the WAN node runs (it is no gossip member).
+	StateRunning State = "running"
+	// StateFrozen: suspended.
+	StateFrozen State = "frozen"
+	// StateStopped: not running.
+	StateStopped State = "stopped"
+)
+
+// Up reports whether the node is running and not suspended.
+func (s State) Up() bool { return s != StateFrozen && s != StateStopped }
+
+// NodeStatus is one node.
 type NodeStatus struct {
-	Name    string `json:"name"`
-	Region  string `json:"region"`
-	Role    string `json:"role"`
-	Addr    string `json:"addr"`
-	State   string `json:"state"`
-	Primary bool   `json:"primary"`
-	Epoch   uint64 `json:"epoch"`
-	LSN     uint64 `json:"lsn"`
-	LagMS   int64  `json:"lag_ms"`
-	Lease   bool   `json:"lease,omitempty"`
+	Name    string        `json:"name"`
+	Region  string        `json:"region"`
+	Role    topology.Role `json:"role"`
+	Addr    string        `json:"addr"`
+	State   State         `json:"state"`
+	Primary bool          `json:"primary"`
+	Epoch   uint64        `json:"epoch"`
+	LSN     uint64        `json:"lsn"`
+	LagMS   int64         `json:"lag_ms"`
+	Lease   bool          `json:"lease,omitempty"`
 }
 
 // DNSStatus is one GeoDNS instance and a ready-to-copy dig line.
@@ -57,28 +85,18 @@ type DNSStatus struct {
 	Dig    string `json:"dig"`
 }
 
-// dbStatus is the subset of a db node's /v1/status drill reads.
-type dbStatus struct {
-	Role     string `json:"role"`
-	Primary  bool   `json:"primary"`
-	Epoch    uint64 `json:"epoch"`
-	LSN      uint64 `json:"lsn"`
-	LagMS    int64  `json:"lag_ms"`
-	HasLease bool   `json:"has_lease"`
-}
-
 // Observer reads a running cluster's state through the nodes' own endpoints.
 type Observer struct {
 	// Plan is the running plan.
 	Plan *topology.Plan
 	// Runtime runs it.
-	Runtime Runtime
+	Runtime runtime.Runtime
 	// HTTP is the client used (short timeouts: a black-holed node must not stall status).
 	HTTP *http.Client
 }
 
 // NewObserver returns an observer with a client suited to status polling.
-func NewObserver(p *topology.Plan, rt Runtime) *Observer {
+func New(p *topology.Plan, rt runtime.Runtime) *Observer {
 	return &Observer{Plan: p, Runtime: rt, HTTP: &http.Client{Timeout: 800 * time.Millisecond}}
 }
 
@@ -119,7 +137,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	proc := map[string]NodeState{}
+	proc := map[string]runtime.NodeState{}
 	for _, p := range procs {
 		proc[p.Name] = p
 	}
@@ -128,7 +146,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 		wg     sync.WaitGroup
 		views  = map[string][]gossip.Member{}
 		voters = map[string]bool{} // witness answering its voter endpoint
-		dbs    = map[string]dbStatus{}
+		dbs    = map[string]db.State{}
 		nodes  = t.Nodes()
 		lookup = map[string]topology.Node{}
 	)
@@ -157,8 +175,11 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 			}
 			if n.Role == topology.RoleDB {
 				addr, err := o.Runtime.Endpoint(n.Name, topology.PortDB)
-				var st dbStatus
-				if err == nil && o.getJSON(ctx, "http://"+addr+"/v1/status", false, &st) == nil {
+				if err != nil {
+					return
+				}
+				c := db.Client{BaseURL: "http://" + addr, HTTP: o.HTTP}
+				if st, err := c.Status(ctx); err == nil {
 					mu.Lock()
 					dbs[n.Name] = st
 					mu.Unlock()
@@ -185,23 +206,23 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Topology: t.Name, RunID: o.Plan.RunID, Runtime: o.Runtime.Name(), Views: views}
 	for _, n := range nodes {
 		addr, _ := o.Runtime.Endpoint(n.Name, mainPort(n.Role))
-		ns := NodeStatus{Name: n.Name, Region: n.Region, Role: string(n.Role), Addr: addr}
+		ns := NodeStatus{Name: n.Name, Region: n.Region, Role: n.Role, Addr: addr}
 		p := proc[n.Name]
 		switch {
 		case !p.Running:
-			ns.State = "stopped"
+			ns.State = StateStopped
 		case p.Frozen:
-			ns.State = "frozen"
+			ns.State = StateFrozen
 		case n.Role == topology.RoleWAN:
-			ns.State = "running"
+			ns.State = StateRunning
 		case n.Role == topology.RoleWitness && voters[n.Name]:
-			ns.State = "alive" // not a gossip member: alive when its voter answers
+			ns.State = StateAlive // not a gossip member: alive when its voter answers
 		case n.Role == topology.RoleWitness:
-			ns.State = "unreachable"
+			ns.State = StateUnreachable
 		case aliveInGossip(n.Name):
-			ns.State = "alive"
+			ns.State = StateAlive
 		default:
-			ns.State = "dead"
+			ns.State = StateDead
 		}
 		if d, ok := dbs[n.Name]; ok {
 			ns.Primary, ns.Epoch, ns.LSN, ns.LagMS, ns.Lease = d.Primary, d.Epoch, d.LSN, d.LagMS, d.HasLease
@@ -214,7 +235,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 		votes := 0
 		for _, ms := range views {
 			for _, m := range ms {
-				if m.Meta.Region == r.Name && m.Meta.Role == string(topology.RoleWeb) && m.Alive() && m.Meta.Healthy {
+				if m.Meta.Region == r.Name && m.Meta.Role == topology.RoleWeb && m.Alive() && m.Meta.Healthy {
 					votes++
 					break
 				}
@@ -225,7 +246,10 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 	}
 	for _, n := range t.NodesOf(topology.RoleDNS, "") {
 		addr, _ := o.Runtime.Endpoint(n.Name, topology.PortDNS)
-		host, port := splitHostPort(addr)
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
 		st.DNS = append(st.DNS, DNSStatus{Region: n.Region, Name: n.Name, Addr: addr,
 			Dig: fmt.Sprintf("dig @%s -p %s app.%s +subnet=%s", host, port, t.DNS.Zone, firstSubnet(t, n.Region))})
 	}
@@ -252,15 +276,36 @@ func mainPort(r topology.Role) int {
 	return topology.PortDB
 }
 
-// Primaries lists the db nodes that claim primary, in the status.
+// Primaries lists the alive db nodes that claim primary.
 func (s *Status) Primaries() []NodeStatus {
 	var out []NodeStatus
 	for _, n := range s.Nodes {
-		if n.Role == string(topology.RoleDB) && n.Primary && n.State == "alive" {
+		if n.Role == topology.RoleDB && n.Primary && n.State == StateAlive {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// Primary is the current primary: of the running, unfrozen db nodes that answer as primary, the
+// one with the highest epoch; with writable, only one that may write now (it holds its lease
+// under lease fencing). drill's status polls reach every node directly, so a black-holed old
+// primary still answers here: the epoch tells which one users' writes reach. The zero NodeStatus
+// when there is none.
+func (s *Status) Primary(t *topology.Topology, writable bool) NodeStatus {
+	var best NodeStatus
+	for _, n := range s.Nodes {
+		if n.Role != topology.RoleDB || !n.Primary || !n.State.Up() {
+			continue
+		}
+		if writable && t.Design.Fencing == topology.FencingLease && !n.Lease {
+			continue
+		}
+		if best.Name == "" || n.Epoch > best.Epoch {
+			best = n
+		}
+	}
+	return best
 }
 
 // Converged reports whether the cluster is ready: every running gossip member alive in the
@@ -268,7 +313,7 @@ func (s *Status) Primaries() []NodeStatus {
 // and every db replica caught up. The reason says what is still missing.
 func (s *Status) Converged(t *topology.Topology) (bool, string) {
 	for _, n := range s.Nodes {
-		if n.Role != string(topology.RoleWAN) && n.State != "alive" {
+		if n.Role != topology.RoleWAN && n.State != StateAlive {
 			return false, fmt.Sprintf("node %s is %s", n.Name, n.State)
 		}
 	}
@@ -285,7 +330,7 @@ func (s *Status) Converged(t *topology.Topology) (bool, string) {
 		return false, fmt.Sprintf("primary %s holds no lease yet", ps[0].Name)
 	}
 	for _, n := range s.Nodes {
-		if n.Role == string(topology.RoleDB) && !n.Primary && (n.LSN != ps[0].LSN || n.Epoch != ps[0].Epoch) {
+		if n.Role == topology.RoleDB && !n.Primary && (n.LSN != ps[0].LSN || n.Epoch != ps[0].Epoch) {
 			return false, fmt.Sprintf("replica %s at lsn %d epoch %d, primary at %d epoch %d", n.Name, n.LSN, n.Epoch, ps[0].LSN, ps[0].Epoch)
 		}
 	}

@@ -1,4 +1,4 @@
-package compose
+package inject
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/compose/fault"
 )
 
 // ResidueItem is one check that nothing a drill injected is left behind.
@@ -57,7 +58,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	var toxics, disabled []string
 	for name, p := range proxies {
 		for _, tx := range p.Toxics {
-			if strings.HasPrefix(tx.Name, FaultToxicPrefix) {
+			if strings.HasPrefix(tx.Name, fault.ToxicPrefix) {
 				toxics = append(toxics, name+"/"+tx.Name)
 			}
 		}
@@ -77,7 +78,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 				stopped = append(stopped, n.Name)
 			case p.Frozen:
 				frozen = append(frozen, n.Name)
-			case gossipMember(n):
+			case fault.IsGossipMember(n):
 				running = append(running, n.Name)
 			}
 		}
@@ -96,9 +97,10 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 			if err := inj.controlCall(ctx, running[i], http.MethodGet, "/v1/gossip/faults", nil, &r); err != nil {
 				return err
 			}
-			if len(r.Drop) > 0 || len(r.Delays) > 0 || len(r.Loss) > 0 {
+			if !r.Empty() {
 				mu.Lock()
-				withFlt = append(withFlt, fmt.Sprintf("%s (%d drop, %d delay, %d loss)", running[i], len(r.Drop), len(r.Delays), len(r.Loss)))
+				withFlt = append(withFlt, fmt.Sprintf("%s (%d drop, %d delay, %d loss)", running[i],
+					len(r.Drop)+len(r.DropIn)+len(r.DropOut), len(r.Delays), len(r.Loss)))
 				mu.Unlock()
 			}
 			return nil

@@ -1,21 +1,23 @@
-package topology
+package docker
 
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/drillworks/drill/topology"
 )
 
-func TestDockerPlanAddresses(t *testing.T) {
-	base := Default()
-	p, err := NewPlan(base, "docker", t.TempDir())
+func TestPlanAddresses(t *testing.T) {
+	base := topology.Default()
+	p, err := NewPlan(base, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if base.Docker() {
+	if base.Network.Space != nil {
 		t.Fatal("NewPlan changed the caller's topology")
 	}
 	dt := p.Topology
-	if !dt.Docker() {
+	if !isDockerPlan(p) {
 		t.Fatal("docker plan without docker addressing")
 	}
 	want := map[string]string{
@@ -28,7 +30,7 @@ func TestDockerPlanAddresses(t *testing.T) {
 			t.Errorf("node %s at %v, want %s", name, n.IP, ip)
 		}
 	}
-	wanNet := dt.DockerWANNetwork()
+	wanNet := wanNetworkPrefix(dt)
 	for _, n := range dt.Nodes() {
 		if !wanNet.Contains(n.IP) {
 			t.Errorf("node %s at %s is outside the WAN network %s", n.Name, n.IP, wanNet)
@@ -37,7 +39,7 @@ func TestDockerPlanAddresses(t *testing.T) {
 			t.Errorf("node %s at %s is outside its site prefix %s", n.Name, n.IP, dt.SitePrefix(n.Site()))
 		}
 	}
-	if got := dt.DockerRegionNetwork("eu-west"); got != netip.MustParsePrefix("10.77.2.0/24") {
+	if got := regionNetwork(dt, "eu-west"); got != netip.MustParsePrefix("10.77.2.0/24") {
 		t.Errorf("eu-west network %s", got)
 	}
 	if got, _ := p.DBAddr("us-east", "eu-west-db-1"); got != "10.77.1.100:7100" {
@@ -51,16 +53,19 @@ func TestDockerPlanAddresses(t *testing.T) {
 	}
 	for _, l := range p.Links {
 		ap := netip.MustParseAddrPort(l.Listen)
-		if l.FromSite != "witness" && !dt.DockerRegionNetwork(l.FromSite).Contains(ap.Addr()) {
+		if l.FromSite != "witness" && !regionNetwork(dt, l.FromSite).Contains(ap.Addr()) {
 			t.Errorf("link %s listens on %s, outside %s's network", l.Name, l.Listen, l.FromSite)
 		}
 	}
 	// The local plan keeps the loopback layout.
-	lp, err := NewPlan(base, "local", t.TempDir())
+	lp, err := topology.NewPlan(base, topology.PlanOptions{Runtime: "local", RunDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := lp.DBAddr("us-east", "eu-west-db-1"); got != "127.77.1.100:7000" {
 		t.Errorf("local link %s", got)
+	}
+	if isDockerPlan(lp) {
+		t.Error("a loopback plan is taken for a Docker one")
 	}
 }

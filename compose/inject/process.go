@@ -1,65 +1,69 @@
-package compose
+package inject
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
+	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
 )
 
-// Process faults (kill, freeze, restart, kill-primary) go through the Runtime, so they work the
-// same for processes and containers. Their undo is idempotent: a node is started only if it is not
-// running, thawed only if it is frozen, and left alone while another active fault holds it.
+// The process layer goes through the Runtime, so it works the same for processes and containers.
+// Undo is idempotent: a node is started only if it is not running, thawed only if it is frozen,
+// and left alone while another active fault holds it.
 
-// targetNodes are the nodes a kill, freeze or restart acts on: its node, or every node of its
-// region.
-func (inj *Injector) targetNodes(f Fault) []string {
-	if f.Node != "" {
-		return []string{f.Node}
-	}
-	var out []string
-	for _, n := range inj.plan.Topology.Nodes() {
-		if n.Region == f.Region {
-			out = append(out, n.Name)
-		}
-	}
-	return out
-}
-
-// currentPrimary asks the cluster which db node is the alive primary (the highest epoch, should
-// two claim it).
+// currentPrimary asks the cluster which db node is the alive primary (observe.Status.Primary).
 func (inj *Injector) currentPrimary(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*inj.callTimeout)
 	defer cancel()
 	st, err := inj.obs.Status(ctx)
 	if err != nil {
-		return "", fmt.Errorf("find the primary: %w", err)
+		return "", err
 	}
-	best := NodeStatus{}
-	for _, p := range st.Primaries() {
-		if best.Name == "" || p.Epoch > best.Epoch {
-			best = p
-		}
+	p := st.Primary(inj.plan.Topology, false)
+	if p.Name == "" {
+		return "", errors.New("no alive db node claims primary")
 	}
-	if best.Name == "" {
-		return "", errors.New("find the primary: no alive db node claims primary")
+	return p.Name, nil
+}
+
+// applyProcess carries out a fault's process operation.
+func (inj *Injector) applyProcess(ctx context.Context, p fault.Process) error {
+	switch p.Action {
+	case fault.ActionKill:
+		return inj.killNodes(ctx, p.Nodes)
+	case fault.ActionFreeze:
+		return inj.freezeNodes(ctx, p.Nodes)
+	case fault.ActionRestart:
+		return inj.restartNodes(ctx, p.Nodes)
 	}
-	return best.Name, nil
+	return nil
+}
+
+// undoProcess undoes a fault's process operation; rest is the active set without the fault.
+func (inj *Injector) undoProcess(ctx context.Context, p fault.Process, rest []fault.Fault) error {
+	switch p.Action {
+	case fault.ActionKill, fault.ActionRestart:
+		return inj.startNodes(ctx, p.Nodes, rest)
+	case fault.ActionFreeze:
+		return inj.thawNodes(ctx, p.Nodes, rest)
+	}
+	return nil
 }
 
 // nodes is the runtime's process table by name (time-boxed).
-func (inj *Injector) nodes(ctx context.Context) (map[string]NodeState, error) {
+func (inj *Injector) nodes(ctx context.Context) (map[string]runtime.NodeState, error) {
 	ctx, cancel := context.WithTimeout(ctx, inj.callTimeout)
 	defer cancel()
 	list, err := inj.rt.Nodes(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
-	out := make(map[string]NodeState, len(list))
+	out := make(map[string]runtime.NodeState, len(list))
 	for _, n := range list {
 		out[n.Name] = n
 	}
@@ -115,15 +119,15 @@ func (inj *Injector) restartNodes(ctx context.Context, names []string) error {
 		return err
 	}
 	// A restarted node that another fault cuts off stays cut off.
-	return inj.reapplyPacketDrops(ctx, names, inj.active)
+	return inj.reapplyPackets(ctx, names, inj.active)
 }
 
-// heldBy lists the nodes that faults of the given kinds in an active set keep down.
-func heldBy(active []Fault, kinds ...string) map[string]bool {
+// heldBy lists the nodes that faults with the given process action in an active set keep down.
+func (inj *Injector) heldBy(active []fault.Fault, action fault.Action) map[string]bool {
 	held := map[string]bool{}
 	for _, f := range active {
-		if slices.Contains(kinds, f.Kind) {
-			for _, n := range f.Resolved {
+		if p := inj.effects(f).Process; p.Action == action {
+			for _, n := range p.Nodes {
 				held[n] = true
 			}
 		}
@@ -133,12 +137,12 @@ func heldBy(active []Fault, kinds ...string) map[string]bool {
 
 // startNodes starts the named nodes that are not running and that no fault in rest keeps killed,
 // and waits until they answer.
-func (inj *Injector) startNodes(ctx context.Context, names []string, rest []Fault) error {
+func (inj *Injector) startNodes(ctx context.Context, names []string, rest []fault.Fault) error {
 	procs, err := inj.nodes(ctx)
 	if err != nil {
 		return err
 	}
-	held := heldBy(rest, KindKill, KindKillPrimary)
+	held := inj.heldBy(rest, fault.ActionKill)
 	var errs []error
 	var started []string
 	for _, n := range names {
@@ -152,17 +156,17 @@ func (inj *Injector) startNodes(ctx context.Context, names []string, rest []Faul
 		started = append(started, n)
 	}
 	errs = append(errs, inj.waitControl(ctx, started))
-	errs = append(errs, inj.reapplyPacketDrops(ctx, started, rest))
+	errs = append(errs, inj.reapplyPackets(ctx, started, rest))
 	return errors.Join(errs...)
 }
 
 // thawNodes resumes the named frozen nodes that no fault in rest keeps frozen.
-func (inj *Injector) thawNodes(ctx context.Context, names []string, rest []Fault) error {
+func (inj *Injector) thawNodes(ctx context.Context, names []string, rest []fault.Fault) error {
 	procs, err := inj.nodes(ctx)
 	if err != nil {
 		return err
 	}
-	held := heldBy(rest, KindFreeze)
+	held := inj.heldBy(rest, fault.ActionFreeze)
 	var errs []error
 	for _, n := range names {
 		if p := procs[n]; p.Running && p.Frozen && !held[n] {
