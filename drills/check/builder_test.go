@@ -9,6 +9,7 @@ import (
 
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // t0 is the start of every hand-made history.
@@ -126,10 +127,10 @@ func keysOf(refs []WriteRef) string {
 
 func near(a, b float64) bool { return a-b < 1e-6 && b-a < 1e-6 }
 
-func expectVerdict(t *testing.T, r Result, verdict string, measured float64) {
+func expectVerdict(t *testing.T, r Result, want verdict.Verdict, measured float64) {
 	t.Helper()
-	if r.Verdict != verdict || !near(r.Measured, measured) {
-		t.Fatalf("%s: verdict %s measured %g, want %s %g (detail: %s)", r.Name, r.Verdict, r.Measured, verdict, measured, r.Detail)
+	if r.Verdict != want || !near(r.Measured, measured) {
+		t.Fatalf("%s: verdict %s measured %g, want %s %g (detail: %s)", r.Name, r.Verdict, r.Measured, want, measured, r.Detail)
 	}
 	if r.NoData {
 		t.Fatalf("%s: measured, yet marked no data", r.Name)

@@ -2,11 +2,34 @@ package check
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/drills/verdict"
 )
+
+// NameDNSFailover names the check; BudgetDNSFailover is its budget.
+const (
+	NameDNSFailover = "dns_failover"
+	// BudgetDNSFailover: seconds from a region outage to the first DNS answer pointing away.
+	BudgetDNSFailover = "dns_failover_s"
+)
+
+func init() { register(10, dnsFailoverCheck{}) }
+
+type dnsFailoverCheck struct{}
+
+func (dnsFailoverCheck) Name() string   { return NameDNSFailover }
+func (dnsFailoverCheck) Budget() string { return BudgetDNSFailover }
+func (dnsFailoverCheck) Unit() string   { return "s" }
+func (dnsFailoverCheck) Metrics() []Metric {
+	return []Metric{{Name: BudgetDNSFailover, Title: "DNS failover time", Short: "dns", Unit: "s", Trend: true, NoiseFloor: 0.5}}
+}
+
+func (dnsFailoverCheck) Check(ops []history.Op, cfg Config) Result {
+	r, _ := DNSFailover(ops, cfg)
+	return measured(r, BudgetDNSFailover)
+}
 
 // Failover is how long the clients of one region kept being sent to a region that was out.
 type Failover struct {
@@ -28,7 +51,7 @@ type Failover struct {
 	// Lookups counts the watched clients' DNS lookups while the fault lasted (up to FirstAway).
 	Lookups int `json:"lookups"`
 	// Verdict is this measurement's own verdict against the budget.
-	Verdict string `json:"verdict"`
+	Verdict verdict.Verdict `json:"verdict"`
 }
 
 // DNSFailoverEvidence is what DNSFailover found.
@@ -45,7 +68,7 @@ type DNSFailoverEvidence struct {
 // client whose DNSRegion is set and is not R, while the fault lasts. Measured is the longest such
 // time in seconds, judged against BudgetDNSFailover. A client region whose watched clients looked
 // up DNS during the fault but never got an answer away from R fails when the fault outlasted the
-// budget, and is unknown when it did not, or when they made no lookup at all. Unknown when the
+// budget, and is unknown when it did not, or when they made no lookup at all. verdict.Unknown when the
 // history has no region outage.
 func DNSFailover(ops []history.Op, cfg Config) (Result, *DNSFailoverEvidence) {
 	const unit = "s"
@@ -108,20 +131,20 @@ func DNSFailover(ops []history.Op, cfg Config) (Result, *DNSFailoverEvidence) {
 		}
 		switch {
 		case !f.Observed && f.Lookups == 0:
-			f.Verdict = Unknown
+			f.Verdict = verdict.Unknown
 			parts = append(parts, fmt.Sprintf("%s clients made no DNS lookup during %s (not judged)", f.ClientRegion, f.Fault))
 			continue // says nothing either way; does not make the whole check unknown
 		case !hasBudget:
-			f.Verdict = Unknown
+			f.Verdict = verdict.Unknown
 		case f.Seconds > budget:
-			f.Verdict = Fail
+			f.Verdict = verdict.Fail
 		case f.Observed:
-			f.Verdict = Pass
+			f.Verdict = verdict.Pass
 		default:
-			f.Verdict = Unknown
+			f.Verdict = verdict.Unknown
 		}
-		anyFail = anyFail || f.Verdict == Fail
-		anyUnknown = anyUnknown || f.Verdict == Unknown
+		anyFail = anyFail || f.Verdict == verdict.Fail
+		anyUnknown = anyUnknown || f.Verdict == verdict.Unknown
 		switch {
 		case f.Observed:
 			parts = append(parts, fmt.Sprintf("%s clients sent away from %s after %gs (to %s)", f.ClientRegion, f.Region, f.Seconds, f.AwayTo))
@@ -138,16 +161,16 @@ func DNSFailover(ops []history.Op, cfg Config) (Result, *DNSFailoverEvidence) {
 	}
 	switch {
 	case r.NoData:
-		r.Verdict, r.Measured = Unknown, 0
+		r.Verdict, r.Measured = verdict.Unknown, 0
 	case !hasBudget:
 		cfg.judge(&r, BudgetDNSFailover)
 	case anyFail:
-		r.Verdict = Fail
+		r.Verdict = verdict.Fail
 	case anyUnknown:
-		r.Verdict = Unknown
+		r.Verdict = verdict.Unknown
 		r.Detail += " (no failover observed, but not proven late either: not judged)"
 	default:
-		r.Verdict = Pass
+		r.Verdict = verdict.Pass
 	}
 	return r, ev
 }
@@ -188,137 +211,4 @@ func watchedClients(ops, dnsOps []history.Op, fw history.FaultWindow) watched {
 		}
 	}
 	return w
-}
-
-// Failback is one healed region's return to DNS.
-type Failback struct {
-	// Fault is the healed fault; Region the region it had taken out.
-	Fault  string    `json:"fault"`
-	Region string    `json:"region"`
-	Healed time.Time `json:"healed"`
-	// FirstBack is the first DNS answer after heal pointing at Region (zero: none), seen by a
-	// client of BackClientRegion.
-	FirstBack        time.Time `json:"first_back"`
-	BackClientRegion string    `json:"back_client_region,omitempty"`
-	// CaughtUp is the first lag sample of 0 ms of Region's database after heal (zero: none);
-	// LagSamples counts Region's lag samples after heal.
-	CaughtUp   time.Time `json:"caught_up"`
-	LagSamples int       `json:"lag_samples"`
-	// Early is true when DNS pointed back before Region caught up; EarlySeconds by how much
-	// (up to the end of the observation when it never caught up).
-	Early        bool    `json:"early"`
-	EarlySeconds float64 `json:"early_seconds"`
-	// Verdict is this fail-back's own verdict; Note says why when unknown.
-	Verdict string `json:"verdict"`
-	Note    string `json:"note,omitempty"`
-}
-
-// DNSFailbackEvidence is what DNSFailback found.
-type DNSFailbackEvidence struct {
-	// Failbacks are sorted by heal time.
-	Failbacks []Failback `json:"failbacks"`
-}
-
-// DNSFailback checks that, after a region outage on R is healed, GeoDNS does not send clients back
-// to R before R's database has caught up: the first "dns" op after the fault's stop whose
-// DNSRegion is R must not come before the first "lag" sample of R (Op.Region) with LagMS 0.
-// Observation runs until R's next outage or the end of the history. Measured is the most seconds
-// any fail-back came early, judged against BudgetDNSFailbackEarly (normally 0). A healed region
-// DNS never pointed back at, or one without lag samples after heal, is unknown; so is the check
-// when no region outage was healed.
-func DNSFailback(ops []history.Op, cfg Config) (Result, *DNSFailbackEvidence) {
-	const unit = "s"
-	ops = history.Sorted(ops)
-	_, historyEnd := history.Span(ops)
-	windows := history.FaultWindows(ops)
-	ev := &DNSFailbackEvidence{}
-	for i, fw := range windows {
-		if !fw.IsRegionOutage() || !fw.Stopped {
-			continue
-		}
-		until := historyEnd
-		for _, next := range windows[i+1:] {
-			if next.IsRegionOutage() && next.Region == fw.Region && next.Start.After(fw.End) {
-				until = earlier(until, next.Start)
-			}
-		}
-		fb := Failback{Fault: fw.ID, Region: fw.Region, Healed: fw.End}
-		for _, op := range ops {
-			if op.Time.Before(fw.End) || op.Time.After(until) {
-				continue
-			}
-			switch {
-			case op.Type == history.TypeDNS && op.DNSRegion == fw.Region && fb.FirstBack.IsZero():
-				fb.FirstBack, fb.BackClientRegion = op.Time, op.ClientRegion
-			case op.Type == history.TypeLag && op.Region == fw.Region:
-				fb.LagSamples++
-				if op.LagMS == 0 && fb.CaughtUp.IsZero() {
-					fb.CaughtUp = op.Time
-				}
-			}
-		}
-		switch {
-		case fb.FirstBack.IsZero():
-			fb.Note = "DNS never pointed back at " + fw.Region + " after heal"
-		case fb.LagSamples == 0:
-			fb.Note = "no lag sample of " + fw.Region + "'s database after heal: cannot tell when it caught up"
-		case fb.CaughtUp.IsZero():
-			fb.Early, fb.EarlySeconds = true, seconds(until.Sub(fb.FirstBack))
-		case fb.FirstBack.Before(fb.CaughtUp):
-			fb.Early, fb.EarlySeconds = true, seconds(fb.CaughtUp.Sub(fb.FirstBack))
-		}
-		ev.Failbacks = append(ev.Failbacks, fb)
-	}
-	sort.SliceStable(ev.Failbacks, func(i, j int) bool { return ev.Failbacks[i].Healed.Before(ev.Failbacks[j].Healed) })
-	if len(ev.Failbacks) == 0 {
-		return cfg.unknown(NameDNSFailback, unit, BudgetDNSFailbackEarly, "no region outage was healed in the history", ev), ev
-	}
-
-	budget, hasBudget := cfg.Budgets[BudgetDNSFailbackEarly]
-	r := Result{Name: NameDNSFailback, Unit: unit, Evidence: ev, Budget: budget, HasBudget: hasBudget}
-	clk := newClock(ops)
-	var parts []string
-	anyFail, anyUnknown := false, false
-	for i := range ev.Failbacks {
-		fb := &ev.Failbacks[i]
-		r.Measured = max(r.Measured, fb.EarlySeconds)
-		switch {
-		case fb.Note != "" || !hasBudget:
-			fb.Verdict = Unknown
-		case fb.EarlySeconds > budget:
-			fb.Verdict = Fail
-		default:
-			fb.Verdict = Pass
-		}
-		anyFail = anyFail || fb.Verdict == Fail
-		anyUnknown = anyUnknown || fb.Verdict == Unknown
-		switch {
-		case fb.Note != "":
-			parts = append(parts, fb.Note)
-		case fb.Early && fb.CaughtUp.IsZero():
-			parts = append(parts, fmt.Sprintf("DNS pointed back at %s at %s but it never caught up", fb.Region, clk.at(fb.FirstBack)))
-		case fb.Early:
-			parts = append(parts, fmt.Sprintf("DNS pointed back at %s at %s, %gs before it caught up at %s", fb.Region, clk.at(fb.FirstBack), fb.EarlySeconds, clk.at(fb.CaughtUp)))
-		default:
-			parts = append(parts, fmt.Sprintf("%s caught up at %s, DNS pointed back at %s", fb.Region, clk.at(fb.CaughtUp), clk.at(fb.FirstBack)))
-		}
-	}
-	r.Detail = list(parts, len(parts))
-	r.NoData = true
-	for _, fb := range ev.Failbacks {
-		r.NoData = r.NoData && fb.Note != ""
-	}
-	switch {
-	case r.NoData:
-		r.Verdict = Unknown
-	case !hasBudget:
-		cfg.judge(&r, BudgetDNSFailbackEarly)
-	case anyFail:
-		r.Verdict = Fail
-	case anyUnknown:
-		r.Verdict = Unknown
-	default:
-		r.Verdict = Pass
-	}
-	return r, ev
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 func failoversString(ev *DNSFailoverEvidence) string {
@@ -73,28 +74,28 @@ func TestDNSFailover(t *testing.T) {
 		name      string
 		h         *hist
 		budget    any
-		verdict   string
+		verdict   verdict.Verdict
 		measured  float64
 		failovers string
 	}{
-		{"a watched region without lookups does not blur the measure", silentWatched, 5, Pass, 4.5,
+		{"a watched region without lookups does not blur the measure", silentWatched, 5, verdict.Pass, 4.5,
 			"blackhole:us-east/eu-west:20:false::unknown blackhole:us-east/us-east:4.5:true:eu-west:pass"},
-		{"within budget", failoverHistory(), 10, Pass, 6,
+		{"within budget", failoverHistory(), 10, verdict.Pass, 6,
 			"blackhole:us-east/eu-west:6:true:eu-west:pass blackhole:us-east/us-east:4.5:true:eu-west:pass"},
-		{"over budget", failoverHistory(), 5, Fail, 6,
+		{"over budget", failoverHistory(), 5, verdict.Fail, 6,
 			"blackhole:us-east/eu-west:6:true:eu-west:fail blackhole:us-east/us-east:4.5:true:eu-west:pass"},
-		{"no budget", failoverHistory(), nil, Unknown, 6,
+		{"no budget", failoverHistory(), nil, verdict.Unknown, 6,
 			"blackhole:us-east/eu-west:6:true:eu-west:unknown blackhole:us-east/us-east:4.5:true:eu-west:unknown"},
-		{"fault shorter than budget, no failover", short, 5, Unknown, 2,
+		{"fault shorter than budget, no failover", short, 5, verdict.Unknown, 2,
 			"freeze:us-east/us-east:2:false::unknown"},
-		{"fault longer than budget, no failover", short, 1, Fail, 2,
+		{"fault longer than budget, no failover", short, 1, verdict.Fail, 2,
 			"freeze:us-east/us-east:2:false::fail"},
-		{"never healed, never failed over", unhealed, 10, Fail, 15,
+		{"never healed, never failed over", unhealed, 10, verdict.Fail, 15,
 			"kill:us-east/us-east:15:false::fail"},
-		{"two outages", twoOutages, 10, Pass, 6,
+		{"two outages", twoOutages, 10, verdict.Pass, 6,
 			"blackhole:us-east/eu-west:6:true:eu-west:pass blackhole:us-east/us-east:4.5:true:eu-west:pass " +
 				"partition:eu-west/eu-west:2:true:us-east:pass partition:eu-west/us-east:5:true:us-east:pass"},
-		{"no lookups during the fault", noLookups, 10, Unknown, 0, "blackhole:us-east/us-east:20:false::unknown"},
+		{"no lookups during the fault", noLookups, 10, verdict.Unknown, 0, "blackhole:us-east/us-east:20:false::unknown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{}
@@ -103,7 +104,7 @@ func TestDNSFailover(t *testing.T) {
 			}
 			r, ev := DNSFailover(tc.h.build(), cfg)
 			if tc.name == "no lookups during the fault" {
-				if !r.NoData || r.Verdict != Unknown || r.Measured != 0 {
+				if !r.NoData || r.Verdict != verdict.Unknown || r.Measured != 0 {
 					t.Fatalf("want unknown without data, got %+v", r)
 				}
 			} else {
@@ -137,7 +138,7 @@ func TestDNSFailoverUnknown(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			r, _ := DNSFailover(tc.h.build(), budgets(BudgetDNSFailover, 10))
-			if r.Verdict != Unknown || !strings.Contains(r.Detail, tc.want) {
+			if r.Verdict != verdict.Unknown || !strings.Contains(r.Detail, tc.want) {
 				t.Fatalf("got %s %q", r.Verdict, r.Detail)
 			}
 		})
@@ -183,25 +184,25 @@ func TestDNSFailback(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		h        *hist
-		verdict  string
+		verdict  verdict.Verdict
 		measured float64
 		want     string
 	}{
-		{"after catch-up", base(37, caughtUp...), Pass, 0, "blackhole:us-east:back=37:caught=36:early=false/0:pass:"},
-		{"at catch-up", base(36, caughtUp...), Pass, 0, "blackhole:us-east:back=36:caught=36:early=false/0:pass:"},
-		{"before catch-up", base(35, caughtUp...), Fail, 1, "blackhole:us-east:back=35:caught=36:early=true/1:fail:"},
-		{"never caught up", base(35, [2]float64{32, 800}, [2]float64{34, 500}), Fail, 5, "blackhole:us-east:back=35:caught=-1:early=true/5:fail:"},
-		{"never pointed back", base(0, caughtUp...), Unknown, 0, "blackhole:us-east:back=-1:caught=36:early=false/0:unknown:DNS never pointed back at us-east after heal"},
-		{"no lag samples", base(35), Unknown, 0, "blackhole:us-east:back=35:caught=-1:early=false/0:unknown:no lag sample of us-east's database after heal: cannot tell when it caught up"},
+		{"after catch-up", base(37, caughtUp...), verdict.Pass, 0, "blackhole:us-east:back=37:caught=36:early=false/0:pass:"},
+		{"at catch-up", base(36, caughtUp...), verdict.Pass, 0, "blackhole:us-east:back=36:caught=36:early=false/0:pass:"},
+		{"before catch-up", base(35, caughtUp...), verdict.Fail, 1, "blackhole:us-east:back=35:caught=36:early=true/1:fail:"},
+		{"never caught up", base(35, [2]float64{32, 800}, [2]float64{34, 500}), verdict.Fail, 5, "blackhole:us-east:back=35:caught=-1:early=true/5:fail:"},
+		{"never pointed back", base(0, caughtUp...), verdict.Unknown, 0, "blackhole:us-east:back=-1:caught=36:early=false/0:unknown:DNS never pointed back at us-east after heal"},
+		{"no lag samples", base(35), verdict.Unknown, 0, "blackhole:us-east:back=35:caught=-1:early=false/0:unknown:no lag sample of us-east's database after heal: cannot tell when it caught up"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, ev := DNSFailback(tc.h.build(), budgets(BudgetDNSFailbackEarly, 0))
-			if noData := tc.verdict == Unknown; noData != r.NoData {
+			if noData := tc.verdict == verdict.Unknown; noData != r.NoData {
 				t.Fatalf("no data %v, want %v", r.NoData, noData)
 			}
 			if !r.NoData {
 				expectVerdict(t, r, tc.verdict, tc.measured)
-			} else if r.Verdict != Unknown || r.Measured != 0 {
+			} else if r.Verdict != verdict.Unknown || r.Measured != 0 {
 				t.Fatalf("want unknown, got %+v", r)
 			}
 			if got := failbackString(ev); got != tc.want {
@@ -214,7 +215,7 @@ func TestDNSFailback(t *testing.T) {
 		h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, never)
 		h.dns(1, "us-east", 35, "us-east")
 		r, _ := DNSFailback(h.build(), budgets(BudgetDNSFailbackEarly, 0))
-		if r.Verdict != Unknown || !strings.Contains(r.Detail, "no region outage was healed") {
+		if r.Verdict != verdict.Unknown || !strings.Contains(r.Detail, "no region outage was healed") {
 			t.Fatalf("got %s %q", r.Verdict, r.Detail)
 		}
 	})
@@ -227,7 +228,7 @@ func TestDNSFailback(t *testing.T) {
 		r, ev := DNSFailback(h.build(), budgets(BudgetDNSFailbackEarly, 0))
 		want := "blackhole:us-east:back=-1:caught=-1:early=false/0:unknown:DNS never pointed back at us-east after heal " +
 			"blackhole:us-east#2:back=62:caught=61:early=false/0:pass:"
-		if got := failbackString(ev); got != want || r.Verdict != Unknown {
+		if got := failbackString(ev); got != want || r.Verdict != verdict.Unknown {
 			t.Fatalf("%s\n got %s\nwant %s", r.Verdict, got, want)
 		}
 	})

@@ -8,6 +8,29 @@ import (
 	"github.com/drillworks/drill/drills/history"
 )
 
+// NameReplicationLag names the check; BudgetReplicationLagP99 is its budget.
+const (
+	NameReplicationLag = "replication_lag"
+	// BudgetReplicationLagP99: p99 replication lag while no fault is active, in milliseconds.
+	BudgetReplicationLagP99 = "replication_lag_p99_ms"
+)
+
+func init() { register(70, lagCheck{}) }
+
+type lagCheck struct{}
+
+func (lagCheck) Name() string   { return NameReplicationLag }
+func (lagCheck) Budget() string { return BudgetReplicationLagP99 }
+func (lagCheck) Unit() string   { return "ms" }
+func (lagCheck) Metrics() []Metric {
+	return []Metric{{Name: BudgetReplicationLagP99, Title: "steady-state p99 replication lag", Short: "lag", Unit: "ms"}}
+}
+
+func (lagCheck) Check(ops []history.Op, cfg Config) Result {
+	r, _ := ReplicationLag(ops, cfg)
+	return measured(r, BudgetReplicationLagP99)
+}
+
 // LagStats summarises replication-lag samples, in milliseconds.
 type LagStats struct {
 	Samples int     `json:"samples"`
@@ -28,7 +51,7 @@ type ReplicationLagEvidence struct {
 // ReplicationLag summarises the "lag" samples: p50, p99 (nearest rank) and max, overall, per node,
 // and while no fault was active (steady state: outside every fault window). Measured is the
 // steady-state p99 in milliseconds, judged against BudgetReplicationLagP99, because lag while a
-// region is cut off is expected to grow without bound. Unknown without steady-state samples.
+// region is cut off is expected to grow without bound. verdict.Unknown without steady-state samples.
 func ReplicationLag(ops []history.Op, cfg Config) (Result, *ReplicationLagEvidence) {
 	const unit = "ms"
 	windows := history.FaultWindows(ops)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 func TestReplicationLag(t *testing.T) {
@@ -25,9 +26,9 @@ func TestReplicationLag(t *testing.T) {
 
 	for _, tc := range []struct {
 		budget   float64
-		verdict  string
+		verdict  verdict.Verdict
 		measured float64
-	}{{100, Pass, 100}, {99, Fail, 100}} {
+	}{{100, verdict.Pass, 100}, {99, verdict.Fail, 100}} {
 		t.Run(fmt.Sprint("budget ", tc.budget), func(t *testing.T) {
 			r, ev := ReplicationLag(h.build(), budgets(BudgetReplicationLagP99, tc.budget))
 			expectVerdict(t, r, tc.verdict, tc.measured)
@@ -47,13 +48,13 @@ func TestReplicationLag(t *testing.T) {
 		h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, never)
 		h.lag("eu-west", 15, 5000)
 		r, _ := ReplicationLag(h.build(), budgets(BudgetReplicationLagP99, 100))
-		if r.Verdict != Unknown || !strings.Contains(r.Detail, "no lag sample outside fault windows; all 1 samples p50 5000ms") {
+		if r.Verdict != verdict.Unknown || !strings.Contains(r.Detail, "no lag sample outside fault windows; all 1 samples p50 5000ms") {
 			t.Fatalf("got %s %q", r.Verdict, r.Detail)
 		}
 	})
 	t.Run("no samples", func(t *testing.T) {
 		r, _ := ReplicationLag(nil, budgets(BudgetReplicationLagP99, 100))
-		if r.Verdict != Unknown || r.Detail != "no replication-lag sample in the history" {
+		if r.Verdict != verdict.Unknown || r.Detail != "no replication-lag sample in the history" {
 			t.Fatalf("got %s %q", r.Verdict, r.Detail)
 		}
 	})
@@ -68,7 +69,7 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 		if r.Name != NameLostWrites && r.HasBudget {
 			t.Fatalf("%s claims a budget", r.Name)
 		}
-		if r.Verdict != Unknown && r.Name != NameLostWrites {
+		if r.Verdict != verdict.Unknown && r.Name != NameLostWrites {
 			t.Fatalf("%s judged without a budget: %s", r.Name, r.Verdict)
 		}
 		if _, err := json.Marshal(r); err != nil {
@@ -79,7 +80,7 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 	if strings.Join(names, " ") != want {
 		t.Fatalf("order %v", names)
 	}
-	if results[2].Verdict != Fail {
+	if results[2].Verdict != verdict.Fail {
 		t.Fatalf("lost writes: %+v", results[2])
 	}
 }

@@ -6,7 +6,31 @@ import (
 	"time"
 
 	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/drills/verdict"
 )
+
+// NameLostWrites names the check; BudgetLostAckedWrites is its budget.
+const (
+	NameLostWrites = "lost_acked_writes"
+	// BudgetLostAckedWrites: acknowledged writes missing from the final read.
+	BudgetLostAckedWrites = "lost_acked_writes"
+)
+
+func init() { register(30, lostCheck{}) }
+
+type lostCheck struct{}
+
+func (lostCheck) Name() string   { return NameLostWrites }
+func (lostCheck) Budget() string { return BudgetLostAckedWrites }
+func (lostCheck) Unit() string   { return "writes" }
+func (lostCheck) Metrics() []Metric {
+	return []Metric{{Name: BudgetLostAckedWrites, Title: "acknowledged writes lost", Short: "lost", Unit: "writes", Trend: true, NoiseFloor: 0.5}}
+}
+
+func (lostCheck) Check(ops []history.Op, cfg Config) Result {
+	r, _ := LostWrites(ops, cfg)
+	return measured(r, BudgetLostAckedWrites)
+}
 
 // WriteRef names one write and what the final read saw of its key.
 type WriteRef struct {
@@ -71,7 +95,7 @@ type LostWritesEvidence struct {
 // lost; indeterminate or failed writes that are missing are fine. Measured is the number of lost
 // writes, judged against BudgetLostAckedWrites.
 //
-// Unknown when the history has no final reads, no acknowledged writes, or when some acknowledged
+// verdict.Unknown when the history has no final reads, no acknowledged writes, or when some acknowledged
 // writes have no final read of their key and the lost ones alone are within budget.
 func LostWrites(ops []history.Op, cfg Config) (Result, *LostWritesEvidence) {
 	const unit = "writes"
@@ -94,41 +118,10 @@ func LostWrites(ops []history.Op, cfg Config) (Result, *LostWritesEvidence) {
 		r.Detail += fmt.Sprintf("; %d writes reported failed are present", n)
 	}
 	cfg.judge(&r, BudgetLostAckedWrites)
-	if n := len(ev.Unverified); n > 0 && r.Verdict == Pass {
-		r.Verdict = Unknown
+	if n := len(ev.Unverified); n > 0 && r.Verdict == verdict.Pass {
+		r.Verdict = verdict.Unknown
 		r.Detail += fmt.Sprintf("; %d acknowledged writes have no final read (%s), so loss cannot be ruled out",
 			n, list(refKeys(ev.Unverified), cfg.maxExamples()))
-	}
-	return r, ev
-}
-
-// RPO is the recovery point actually achieved: the time span of the acknowledged writes that
-// LostWrites found lost, stretched to the start of the fault behind the loss (see
-// LostWritesEvidence.RPOFault): writes lost to replication lag just before a fault give the
-// time from the first of them to the fault. Zero when nothing was lost. Judged against
-// BudgetRPO; unknown when LostWrites could not be measured.
-func RPO(ops []history.Op, cfg Config) (Result, *LostWritesEvidence) {
-	const unit = "s"
-	ev, err := analyseLost(ops)
-	if err != "" {
-		return cfg.unknown(NameRPO, unit, BudgetRPO, err, ev), ev
-	}
-	clk := newClock(ops)
-	r := Result{Name: NameRPO, Unit: unit, Measured: ev.RPOSeconds, Evidence: ev}
-	switch {
-	case len(ev.Lost) == 0:
-		r.Detail = "no acknowledged write lost"
-	case ev.RPOFault != "":
-		r.Detail = fmt.Sprintf("%d acknowledged writes lost, acked %s..%s; with fault %s, window %s..%s",
-			len(ev.Lost), clk.at(ev.FirstLostAck), clk.at(ev.LastLostAck), ev.RPOFault, clk.at(ev.RPOFrom), clk.at(ev.RPOTo))
-	default:
-		r.Detail = fmt.Sprintf("%d acknowledged writes lost from %s to %s (no fault before them)",
-			len(ev.Lost), clk.at(ev.FirstLostAck), clk.at(ev.LastLostAck))
-	}
-	cfg.judge(&r, BudgetRPO)
-	if n := len(ev.Unverified); n > 0 && r.Verdict == Pass {
-		r.Verdict = Unknown
-		r.Detail += fmt.Sprintf("; %d acknowledged writes have no final read", n)
 	}
 	return r, ev
 }

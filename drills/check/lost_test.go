@@ -6,6 +6,7 @@ import (
 
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 const (
@@ -44,10 +45,11 @@ func outageHistory() *hist {
 
 func TestLostWrites(t *testing.T) {
 	type want struct {
-		verdict, lost, recovered, failedPresent, unverified, unexpected string
-		measured, rpo                                                   float64
-		rpoFault                                                        string
-		indeterminateMissing                                            int
+		verdict                                                verdict.Verdict
+		lost, recovered, failedPresent, unverified, unexpected string
+		measured, rpo                                          float64
+		rpoFault                                               string
+		indeterminateMissing                                   int
 	}
 	overwrites := func() *hist {
 		h := &hist{}
@@ -68,18 +70,18 @@ func TestLostWrites(t *testing.T) {
 		want want
 	}{
 		{"outage with budget 0", outageHistory(), budgets(BudgetLostAckedWrites, 0, BudgetRPO, 5), want{
-			verdict: Fail, measured: 3, lost: "b,c,n", recovered: "d,g", failedPresent: "h", unexpected: "c=other",
+			verdict: verdict.Fail, measured: 3, lost: "b,c,n", recovered: "d,g", failedPresent: "h", unexpected: "c=other",
 			rpo: 5.1, rpoFault: "blackhole:us-east", indeterminateMissing: 1,
 		}},
 		{"outage within budget", outageHistory(), budgets(BudgetLostAckedWrites, 3), want{
-			verdict: Pass, measured: 3, lost: "b,c,n", recovered: "d,g", failedPresent: "h", unexpected: "c=other",
+			verdict: verdict.Pass, measured: 3, lost: "b,c,n", recovered: "d,g", failedPresent: "h", unexpected: "c=other",
 			rpo: 5.1, rpoFault: "blackhole:us-east", indeterminateMissing: 1,
 		}},
 		{"outage without budget", outageHistory(), Config{}, want{
-			verdict: Unknown, measured: 3, lost: "b,c,n", recovered: "d,g", failedPresent: "h", unexpected: "c=other",
+			verdict: verdict.Unknown, measured: 3, lost: "b,c,n", recovered: "d,g", failedPresent: "h", unexpected: "c=other",
 			rpo: 5.1, rpoFault: "blackhole:us-east", indeterminateMissing: 1,
 		}},
-		{"overwrites", overwrites(), budgets(BudgetLostAckedWrites, 0), want{verdict: Fail, measured: 1, lost: "m"}},
+		{"overwrites", overwrites(), budgets(BudgetLostAckedWrites, 0), want{verdict: verdict.Fail, measured: 1, lost: "m"}},
 		{"clean", func() *hist {
 			h := &hist{}
 			h.write(1, "us-east", "a", 1, ok, 1.1, "us-east-db-1", 1)
@@ -87,21 +89,21 @@ func TestLostWrites(t *testing.T) {
 			h.final("a", "v-a", true, 9)
 			h.final("b", "", false, 9)
 			return h
-		}(), budgets(BudgetLostAckedWrites, 0), want{verdict: Pass, indeterminateMissing: 1}},
+		}(), budgets(BudgetLostAckedWrites, 0), want{verdict: verdict.Pass, indeterminateMissing: 1}},
 		{"acked write without final read", func() *hist {
 			h := &hist{}
 			h.write(1, "us-east", "a", 1, ok, 1.1, "us-east-db-1", 1)
 			h.write(1, "us-east", "b", 2, ok, 2.1, "us-east-db-1", 2)
 			h.final("a", "v-a", true, 9)
 			return h
-		}(), budgets(BudgetLostAckedWrites, 0), want{verdict: Unknown, unverified: "b"}},
+		}(), budgets(BudgetLostAckedWrites, 0), want{verdict: verdict.Unknown, unverified: "b"}},
 		{"unverified does not hide a failure", func() *hist {
 			h := &hist{}
 			h.write(1, "us-east", "a", 1, ok, 1.1, "us-east-db-1", 1)
 			h.write(1, "us-east", "b", 2, ok, 2.1, "us-east-db-1", 2)
 			h.final("a", "", false, 9)
 			return h
-		}(), budgets(BudgetLostAckedWrites, 0), want{verdict: Fail, measured: 1, lost: "a", unverified: "b"}},
+		}(), budgets(BudgetLostAckedWrites, 0), want{verdict: verdict.Fail, measured: 1, lost: "a", unverified: "b"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ops := tc.h.build()
@@ -145,7 +147,7 @@ func TestLostWritesUnknown(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for _, check := range []func([]history.Op, Config) (Result, *LostWritesEvidence){LostWrites, RPO} {
 				r, _ := check(tc.h.build(), budgets(BudgetLostAckedWrites, 0, BudgetRPO, 0))
-				if r.Verdict != Unknown || !r.NoData || !strings.Contains(r.Detail, tc.want) {
+				if r.Verdict != verdict.Unknown || !r.NoData || !strings.Contains(r.Detail, tc.want) {
 					t.Fatalf("%s: %s (no data %v) %q, want unknown without data containing %q", r.Name, r.Verdict, r.NoData, r.Detail, tc.want)
 				}
 			}
@@ -155,7 +157,7 @@ func TestLostWritesUnknown(t *testing.T) {
 
 func TestRPO(t *testing.T) {
 	r, ev := RPO(outageHistory().build(), budgets(BudgetRPO, 5))
-	expectVerdict(t, r, Fail, 5.1)
+	expectVerdict(t, r, verdict.Fail, 5.1)
 	if !ev.RPOFrom.Equal(at(9.9)) || !ev.FirstLostAck.Equal(at(9.9)) || !ev.LastLostAck.Equal(at(15)) {
 		t.Fatalf("RPO window %v..%v from %v", ev.FirstLostAck, ev.LastLostAck, ev.RPOFrom)
 	}
@@ -169,7 +171,7 @@ func TestRPO(t *testing.T) {
 	h.final("x", "", false, 40)
 	h.final("y", "", false, 40)
 	r, ev = RPO(h.build(), budgets(BudgetRPO, 10))
-	expectVerdict(t, r, Pass, 7.5)
+	expectVerdict(t, r, verdict.Pass, 7.5)
 	if ev.RPOFault != "partition:us-east" || !ev.RPOFrom.Equal(at(10)) {
 		t.Fatalf("fault %q from %v", ev.RPOFault, ev.RPOFrom)
 	}
@@ -181,7 +183,7 @@ func TestRPO(t *testing.T) {
 	lag.final("a", "", false, 40)
 	lag.final("b", "", false, 40)
 	r, ev = RPO(lag.build(), budgets(BudgetRPO, 1))
-	expectVerdict(t, r, Pass, 0.8)
+	expectVerdict(t, r, verdict.Pass, 0.8)
 	if ev.RPOFault != "blackhole:us-east" || !ev.RPOFrom.Equal(at(9.2)) || !ev.RPOTo.Equal(at(10)) {
 		t.Fatalf("fault %q window %v..%v", ev.RPOFault, ev.RPOFrom, ev.RPOTo)
 	}
@@ -190,5 +192,5 @@ func TestRPO(t *testing.T) {
 	clean.write(1, "us-east", "a", 1, ok, 1.1, "us-east-db-1", 1)
 	clean.final("a", "v-a", true, 40)
 	r, _ = RPO(clean.build(), budgets(BudgetRPO, 0))
-	expectVerdict(t, r, Pass, 0)
+	expectVerdict(t, r, verdict.Pass, 0)
 }

@@ -8,6 +8,35 @@ import (
 	"github.com/drillworks/drill/drills/history"
 )
 
+// NameWriteUnavailability names the check; BudgetRTO is its budget.
+const (
+	NameWriteUnavailability = "write_unavailability"
+	// BudgetRTO: longest write unavailability of any client region, in seconds.
+	BudgetRTO = "rto_s"
+)
+
+func init() { register(20, rtoCheck{}) }
+
+type rtoCheck struct{}
+
+func (rtoCheck) Name() string   { return NameWriteUnavailability }
+func (rtoCheck) Budget() string { return BudgetRTO }
+func (rtoCheck) Unit() string   { return "s" }
+func (rtoCheck) Metrics() []Metric {
+	return []Metric{{Name: BudgetRTO, Title: "RTO (longest write unavailability of any region)", Short: "rto", Unit: "s", PerRegion: true, Trend: true, NoiseFloor: 1}}
+}
+
+func (rtoCheck) Check(ops []history.Op, cfg Config) Result {
+	r, ev := WriteUnavailability(ops, cfg)
+	if !r.NoData {
+		for region, v := range ev.RTOs() {
+			r.Metrics = append(r.Metrics, MetricValue{Name: BudgetRTO, Region: region, Value: v})
+		}
+		sort.Slice(r.Metrics, func(i, j int) bool { return r.Metrics[i].Region < r.Metrics[j].Region })
+	}
+	return r
+}
+
 // RegionRTO is the write unavailability of one client region.
 type RegionRTO struct {
 	Region string `json:"region"`
@@ -59,7 +88,7 @@ func (e *WriteUnavailabilityEvidence) RTOs() map[string]float64 {
 // still fail at the end of the window, the gap runs to the end. Gaps between successes count even
 // without failures in between, but a quiet tail with no failed write after the last success does
 // not. Measured is the longest gap of any region, in seconds, judged against BudgetRTO. Without a
-// fault the window starts at the first write. Unknown when no region attempted a write in the
+// fault the window starts at the first write. verdict.Unknown when no region attempted a write in the
 // window.
 func WriteUnavailability(ops []history.Op, cfg Config) (Result, *WriteUnavailabilityEvidence) {
 	const unit = "s"

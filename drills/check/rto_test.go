@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // rtoHistory: us-east is black-holed from 10 s to 30 s. us-east's client writes every second
@@ -53,38 +54,38 @@ func TestWriteUnavailability(t *testing.T) {
 		name     string
 		h        *hist
 		cfg      Config
-		verdict  string
+		verdict  verdict.Verdict
 		measured float64
 		regions  string
 		fault    string
 	}{
-		{"recovers within budget", rtoHistory(recovers), budgets(BudgetRTO, 10), Pass, 8.3,
+		{"recovers within budget", rtoHistory(recovers), budgets(BudgetRTO, 10), verdict.Pass, 8.3,
 			"eu-west:1[10.6,11.6]open=false,ok=30,bad=0 us-east:8.3[10,18.3]open=false,ok=22,bad=5", "blackhole:us-east"},
-		{"recovers over budget", rtoHistory(recovers), budgets(BudgetRTO, 5), Fail, 8.3,
+		{"recovers over budget", rtoHistory(recovers), budgets(BudgetRTO, 5), verdict.Fail, 8.3,
 			"eu-west:1[10.6,11.6]open=false,ok=30,bad=0 us-east:8.3[10,18.3]open=false,ok=22,bad=5", "blackhole:us-east"},
-		{"never recovers", rtoHistory(func(h *hist) { failing(h, 10, 38.5) }), budgets(BudgetRTO, 10), Fail, 29.6,
+		{"never recovers", rtoHistory(func(h *hist) { failing(h, 10, 38.5) }), budgets(BudgetRTO, 10), verdict.Fail, 29.6,
 			"eu-west:1[10.6,11.6]open=false,ok=30,bad=0 us-east:29.6[10,39.6]open=true,ok=0,bad=20", "blackhole:us-east"},
 		{"stuck write at the end", rtoHistory(func(h *hist) {
 			h.writes(1, "us-east", "eu-west-db-1", 12, 25, 1)
 			h.write(1, "us-east", "stuck", 26, "", 0, "", 0)
-		}), budgets(BudgetRTO, 10), Fail, 14.5,
+		}), budgets(BudgetRTO, 10), verdict.Fail, 14.5,
 			"eu-west:1[10.6,11.6]open=false,ok=30,bad=0 us-east:14.5[25.1,39.6]open=true,ok=14,bad=1", "blackhole:us-east"},
-		{"workload end from config", rtoHistory(recovers), Config{Budgets: Budgets{BudgetRTO: 10}, WorkloadEnd: at(15)}, Pass, 5,
+		{"workload end from config", rtoHistory(recovers), Config{Budgets: Budgets{BudgetRTO: 10}, WorkloadEnd: at(15)}, verdict.Pass, 5,
 			"eu-west:1[10.6,11.6]open=false,ok=5,bad=0 us-east:5[10,15]open=true,ok=0,bad=4", "blackhole:us-east"},
 		{"no fault", func() *hist {
 			h := &hist{}
 			h.writes(1, "us-east", "us-east-db-1", 0, 9, 1)
 			h.writes(2, "eu-west", "us-east-db-1", 0.5, 9.5, 1)
 			return h
-		}(), budgets(BudgetRTO, 1), Pass, 1,
+		}(), budgets(BudgetRTO, 1), verdict.Pass, 1,
 			"eu-west:1[0.6,1.6]open=false,ok=10,bad=0 us-east:1[0.1,1.1]open=false,ok=10,bad=0", ""},
 		{"region without writes in the window", func() *hist {
 			h := rtoHistory(recovers)
 			h.writes(3, "ap-south", "us-east-db-1", 0, 5, 1)
 			return h
-		}(), budgets(BudgetRTO, 10), Pass, 8.3,
+		}(), budgets(BudgetRTO, 10), verdict.Pass, 8.3,
 			"ap-south:unjudged eu-west:1[10.6,11.6]open=false,ok=30,bad=0 us-east:8.3[10,18.3]open=false,ok=22,bad=5", "blackhole:us-east"},
-		{"no budget", rtoHistory(recovers), Config{}, Unknown, 8.3,
+		{"no budget", rtoHistory(recovers), Config{}, verdict.Unknown, 8.3,
 			"eu-west:1[10.6,11.6]open=false,ok=30,bad=0 us-east:8.3[10,18.3]open=false,ok=22,bad=5", "blackhole:us-east"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,7 +103,7 @@ func TestWriteUnavailability(t *testing.T) {
 
 func TestWriteUnavailabilityEdges(t *testing.T) {
 	r, _ := WriteUnavailability((&hist{}).build(), budgets(BudgetRTO, 1))
-	if r.Verdict != Unknown {
+	if r.Verdict != verdict.Unknown {
 		t.Fatalf("empty history: %s %q", r.Verdict, r.Detail)
 	}
 	// Writes only before the fault: nothing to judge.
@@ -111,7 +112,7 @@ func TestWriteUnavailabilityEdges(t *testing.T) {
 	h.fault("blackhole:us-east", fault.KindBlackhole, "us-east", "", 10, 30)
 	h.read(1, "us-east", "x", 35, ok, 35.1, false, 0, "")
 	r, ev := WriteUnavailability(h.build(), budgets(BudgetRTO, 1))
-	if r.Verdict != Unknown || !strings.Contains(r.Detail, "no client region attempted a write between +10.000s and +35.100s") {
+	if r.Verdict != verdict.Unknown || !strings.Contains(r.Detail, "no client region attempted a write between +10.000s and +35.100s") {
 		t.Fatalf("got %s %q", r.Verdict, r.Detail)
 	}
 	if got := ev.RTOs(); len(got) != 0 {

@@ -8,6 +8,29 @@ import (
 	"github.com/drillworks/drill/drills/history"
 )
 
+// NameSplitBrain names the check; BudgetSplitBrain is its budget.
+const (
+	NameSplitBrain = "split_brain"
+	// BudgetSplitBrain: seconds during which two primaries both acknowledged writes.
+	BudgetSplitBrain = "split_brain_s"
+)
+
+func init() { register(50, splitBrainCheck{}) }
+
+type splitBrainCheck struct{}
+
+func (splitBrainCheck) Name() string   { return NameSplitBrain }
+func (splitBrainCheck) Budget() string { return BudgetSplitBrain }
+func (splitBrainCheck) Unit() string   { return "s" }
+func (splitBrainCheck) Metrics() []Metric {
+	return []Metric{{Name: BudgetSplitBrain, Title: "time two primaries both acknowledged writes", Short: "split", Unit: "s"}}
+}
+
+func (splitBrainCheck) Check(ops []history.Op, cfg Config) Result {
+	r, _ := SplitBrain(ops, cfg)
+	return measured(r, BudgetSplitBrain)
+}
+
 // PrimaryRun is a stretch of time during which one primary acknowledged writes: from the invoke
 // of its first write to the completion of its last, with no gap longer than Config.RunGap.
 type PrimaryRun struct {
@@ -44,7 +67,7 @@ type SplitBrainEvidence struct {
 // completion) in overlapping time. Each primary's acknowledged writes form runs (see PrimaryRun);
 // Measured is the total time covered by runs of two or more different primaries, in seconds,
 // judged against BudgetSplitBrain. Only acknowledged writes count: a failed or indeterminate write
-// proves nothing about who was primary. Unknown when no write was acknowledged.
+// proves nothing about who was primary. verdict.Unknown when no write was acknowledged.
 func SplitBrain(ops []history.Op, cfg Config) (Result, *SplitBrainEvidence) {
 	const unit = "s"
 	pairs, err := history.Pairs(ops)

@@ -7,6 +7,29 @@ import (
 	"github.com/drillworks/drill/drills/history"
 )
 
+// NameStaleReads names the check; BudgetStaleReads is its budget.
+const (
+	NameStaleReads = "stale_reads"
+	// BudgetStaleReads: reads that missed the reading client's own acknowledged write.
+	BudgetStaleReads = "stale_reads"
+)
+
+func init() { register(60, staleCheck{}) }
+
+type staleCheck struct{}
+
+func (staleCheck) Name() string   { return NameStaleReads }
+func (staleCheck) Budget() string { return BudgetStaleReads }
+func (staleCheck) Unit() string   { return "reads" }
+func (staleCheck) Metrics() []Metric {
+	return []Metric{{Name: BudgetStaleReads, Title: "stale reads (read-your-writes violations)", Short: "stale", Unit: "reads"}}
+}
+
+func (staleCheck) Check(ops []history.Op, cfg Config) Result {
+	r, _ := StaleReads(ops, cfg)
+	return measured(r, BudgetStaleReads)
+}
+
 // StaleRead is a read that missed the reading process's own acknowledged write.
 type StaleRead struct {
 	Process      int    `json:"process"`

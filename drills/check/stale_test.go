@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 func TestStaleReads(t *testing.T) {
@@ -36,9 +38,9 @@ func TestStaleReads(t *testing.T) {
 
 	for _, tc := range []struct {
 		budget   float64
-		verdict  string
+		verdict  verdict.Verdict
 		measured float64
-	}{{0, Fail, 4}, {4, Pass, 4}} {
+	}{{0, verdict.Fail, 4}, {4, verdict.Pass, 4}} {
 		t.Run(fmt.Sprint("budget ", tc.budget), func(t *testing.T) {
 			r, ev := StaleReads(h.build(), budgets(BudgetStaleReads, tc.budget))
 			expectVerdict(t, r, tc.verdict, tc.measured)
@@ -75,7 +77,7 @@ func TestStaleReadsUnknown(t *testing.T) {
 	h.write(1, "us-east", "k", 1, ok, 1.1, "us-east-db-1", 3)
 	h.read(2, "us-east", "k", 2, ok, 2.1, false, 0, "") // another client
 	r, ev := StaleReads(h.build(), budgets(BudgetStaleReads, 0))
-	if r.Verdict != Unknown || ev.Judged != 0 || !strings.Contains(r.Detail, "no successful read followed") {
+	if r.Verdict != verdict.Unknown || ev.Judged != 0 || !strings.Contains(r.Detail, "no successful read followed") {
 		t.Fatalf("got %s %q", r.Verdict, r.Detail)
 	}
 }

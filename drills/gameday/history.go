@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // Files in a history directory.
@@ -57,7 +59,7 @@ type Entry struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end,omitzero"`
 	// Verdict is the game day's verdict: pass, fail, error or aborted (empty when skipped).
-	Verdict string `json:"verdict,omitempty"`
+	Verdict verdict.Verdict `json:"verdict,omitempty"`
 	// Dir is the run's directory, relative to the history directory.
 	Dir string `json:"dir,omitempty"`
 	// Reason says why a tick was skipped, or why a run errored.
@@ -71,7 +73,7 @@ type DrillEntry struct {
 	// Name is the drill's name.
 	Name string `json:"name"`
 	// Verdict is pass, fail, error, aborted or skipped.
-	Verdict string `json:"verdict"`
+	Verdict verdict.Verdict `json:"verdict"`
 	// Key are the headline numbers.
 	Key KeyNumbers `json:"key"`
 	// Report is the drill's report directory, relative to the history directory.
@@ -80,15 +82,9 @@ type DrillEntry struct {
 	FailedChecks []string `json:"failed_checks,omitempty"`
 }
 
-// KeyNumbers are the numbers whose trend the history follows; null when not measured.
-type KeyNumbers struct {
-	// DNSFailoverS is the DNS failover time, in seconds.
-	DNSFailoverS *float64 `json:"dns_failover_s"`
-	// RTOS is the longest write unavailability of any client region, in seconds.
-	RTOS *float64 `json:"rto_s"`
-	// LostAckedWrites is the number of acknowledged writes lost.
-	LostAckedWrites *float64 `json:"lost_acked_writes"`
-}
+// KeyNumbers are the numbers whose trend the history follows (check.TrendMetrics), by metric
+// name; null when not measured. A per-region metric keeps its largest value.
+type KeyNumbers map[string]*float64
 
 // History is a history directory: the log of runs, their directories and the history page.
 // Its methods are safe for concurrent use in one process; the lock works across processes.

@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/drills/report"
+	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 func num(v float64) *float64 { return &v }
@@ -24,17 +25,17 @@ func syntheticHistory() []Entry {
 	var out []Entry
 	for i, d := range dns {
 		start := base.Add(time.Duration(i) * 7 * 24 * time.Hour)
-		pk := report.VerdictPass
-		verdict := report.VerdictPass
+		pk := verdict.Pass
+		v := verdict.Pass
 		if i == 5 {
-			pk, verdict = report.VerdictFail, report.VerdictFail
+			pk, v = verdict.Fail, verdict.Fail
 		}
 		out = append(out, Entry{ID: start.Format("20060102-150405") + "-weekly", Plan: "weekly", Status: StatusRan, Trigger: TriggerSchedule,
-			Start: start, End: start.Add(2 * time.Minute), Verdict: verdict, Dir: "runs/" + start.Format("20060102-150405") + "-weekly",
+			Start: start, End: start.Add(2 * time.Minute), Verdict: v, Dir: "runs/" + start.Format("20060102-150405") + "-weekly",
 			Drills: []DrillEntry{
-				{Name: "region-outage", Verdict: report.VerdictPass, Key: KeyNumbers{DNSFailoverS: num(d), RTOS: num(5 + float64(i)*0.1), LostAckedWrites: num(3)},
+				{Name: "region-outage", Verdict: verdict.Pass, Key: KeyNumbers{check.BudgetDNSFailover: num(d), check.BudgetRTO: num(5 + float64(i)*0.1), check.BudgetLostAckedWrites: num(3)},
 					Report: "runs/x/01-region-outage"},
-				{Name: "primary-kill", Verdict: pk, Key: KeyNumbers{RTOS: num(4), LostAckedWrites: num(2)}},
+				{Name: "primary-kill", Verdict: pk, Key: KeyNumbers{check.BudgetRTO: num(4), check.BudgetLostAckedWrites: num(2)}},
 			}})
 	}
 	out = append(out, Entry{Plan: "weekly", Status: StatusSkipped, Trigger: TriggerSchedule, Start: base.Add(time.Minute),
@@ -58,7 +59,7 @@ func TestFindRegressions(t *testing.T) {
 		t.Fatalf("regressions: %v", regs)
 	}
 	last := entries[len(entries)-1].ID
-	if r := regs[0]; r.RunID != last || r.Drill != "region-outage" || r.Metric != MetricDNSFailover || r.Value != 4.5 || r.Baseline != 2.0 {
+	if r := regs[0]; r.RunID != last || r.Drill != "region-outage" || r.Metric != check.BudgetDNSFailover || r.Value != 4.5 || r.Baseline != 2.0 {
 		t.Errorf("first regression: %+v", r)
 	}
 	if r := regs[1]; r.RunID != last || r.Drill != "primary-kill" || r.Metric != MetricVerdict || r.From != "pass" || r.To != "fail" {
@@ -66,7 +67,7 @@ func TestFindRegressions(t *testing.T) {
 	}
 	// Creeping RTO (5.0 .. 5.5 s) stays under the noise floor: no regression.
 	for _, r := range regs {
-		if r.Metric == MetricRTO {
+		if r.Metric == check.BudgetRTO {
 			t.Errorf("RTO marked: %+v", r)
 		}
 	}
@@ -228,10 +229,10 @@ func TestHistoryPageInChromium(t *testing.T) {
 func TestRegressionsPerPlanAndPosition(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	entries := []Entry{
-		{ID: "r1", Plan: "a", Status: StatusRan, Start: base, Drills: []DrillEntry{{Name: "d", Verdict: report.VerdictPass, Key: KeyNumbers{RTOS: num(2)}}}},
-		{ID: "r2", Plan: "b", Status: StatusRan, Start: base.Add(time.Hour), Drills: []DrillEntry{{Name: "d", Verdict: report.VerdictFail, Key: KeyNumbers{RTOS: num(9)}}}},
+		{ID: "r1", Plan: "a", Status: StatusRan, Start: base, Drills: []DrillEntry{{Name: "d", Verdict: verdict.Pass, Key: KeyNumbers{check.BudgetRTO: num(2)}}}},
+		{ID: "r2", Plan: "b", Status: StatusRan, Start: base.Add(time.Hour), Drills: []DrillEntry{{Name: "d", Verdict: verdict.Fail, Key: KeyNumbers{check.BudgetRTO: num(9)}}}},
 		{ID: "r3", Plan: "a", Status: StatusRan, Start: base.Add(2 * time.Hour), Drills: []DrillEntry{
-			{Name: "d", Verdict: report.VerdictFail, Key: KeyNumbers{RTOS: num(2)}}, {Name: "d", Verdict: VerdictSkipped}}},
+			{Name: "d", Verdict: verdict.Fail, Key: KeyNumbers{check.BudgetRTO: num(2)}}, {Name: "d", Verdict: verdict.Skipped}}},
 	}
 	regs := FindRegressions(entries, DefaultRegressionRule())
 	if len(regs) != 1 || regs[0].RunID != "r3" || regs[0].Position != 0 || regs[0].Metric != MetricVerdict {

@@ -11,30 +11,28 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/report"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
-// Metrics the history follows (KeyNumbers), by their budget names.
-const (
-	MetricDNSFailover = "dns_failover_s"
-	MetricRTO         = "rto_s"
-	MetricLostWrites  = "lost_acked_writes"
-	// MetricVerdict marks a drill that passed in its previous run and fails (or errors) now.
-	MetricVerdict = "verdict"
-)
+// MetricVerdict marks a drill that passed in its previous run and fails (or errors) now.
+const MetricVerdict = "verdict"
 
-// metricInfo describes a followed metric for the chart.
+// metricInfo is a followed metric (check.TrendMetrics) for the chart and the tables.
 type metricInfo struct {
-	name, title, unit string
-	value             func(KeyNumbers) *float64
+	check.Metric
 }
 
+func (m metricInfo) value(k KeyNumbers) *float64 { return k[m.Name] }
+
+// metrics are the metrics the history follows.
 func metrics() []metricInfo {
-	return []metricInfo{
-		{MetricDNSFailover, "DNS failover time", "s", func(k KeyNumbers) *float64 { return k.DNSFailoverS }},
-		{MetricRTO, "RTO (longest write unavailability of any region)", "s", func(k KeyNumbers) *float64 { return k.RTOS }},
-		{MetricLostWrites, "acknowledged writes lost", "writes", func(k KeyNumbers) *float64 { return k.LostAckedWrites }},
+	var out []metricInfo
+	for _, m := range check.TrendMetrics() {
+		out = append(out, metricInfo{m})
 	}
+	return out
 }
 
 // RegressionRule decides when a number is a regression: worse than the median of the same
@@ -48,11 +46,15 @@ type RegressionRule struct {
 	MinIncrease map[string]float64
 }
 
-// DefaultRegressionRule: worse than the median of the last 5 runs by 50% and by at least 0.5 s
-// (DNS failover), 1 s (RTO) or 1 write (lost writes; any loss after none counts).
+// DefaultRegressionRule: worse than the median of the last 5 runs by 50% and by at least each
+// metric's noise floor (check.Metric.NoiseFloor: 0.5 s of DNS failover, 1 s of RTO, a lost write
+// after none).
 func DefaultRegressionRule() RegressionRule {
-	return RegressionRule{Window: 5, Relative: 0.5,
-		MinIncrease: map[string]float64{MetricDNSFailover: 0.5, MetricRTO: 1, MetricLostWrites: 0.5}}
+	floors := map[string]float64{}
+	for _, m := range check.TrendMetrics() {
+		floors[m.Name] = m.NoiseFloor
+	}
+	return RegressionRule{Window: 5, Relative: 0.5, MinIncrease: floors}
 }
 
 func (r RegressionRule) isZero() bool {
@@ -72,8 +74,8 @@ type Regression struct {
 	Value    float64 `json:"value"`
 	Baseline float64 `json:"baseline"`
 	// From and To are the verdicts (MetricVerdict only).
-	From string `json:"from,omitempty"`
-	To   string `json:"to,omitempty"`
+	From verdict.Verdict `json:"from,omitempty"`
+	To   verdict.Verdict `json:"to,omitempty"`
 }
 
 // String describes the regression in a few words.
@@ -92,7 +94,7 @@ func FindRegressions(entries []Entry, rule RegressionRule) []Regression {
 	}
 	window := max(rule.Window, 1)
 	past := map[string][]float64{} // drill/metric -> earlier values, oldest first
-	lastVerdict := map[string]string{}
+	lastVerdict := map[string]verdict.Verdict{}
 	var out []Regression
 	for _, e := range entries {
 		if e.Status != StatusRan {
@@ -101,10 +103,10 @@ func FindRegressions(entries []Entry, rule RegressionRule) []Regression {
 		for pos, d := range e.Drills {
 			series := seriesKey(e.Plan, d.Name)
 			switch prev := lastVerdict[series]; {
-			case prev == report.VerdictPass && (d.Verdict == report.VerdictFail || d.Verdict == report.VerdictError):
+			case prev == verdict.Pass && (d.Verdict == verdict.Fail || d.Verdict == verdict.Error):
 				out = append(out, Regression{RunID: e.ID, Drill: d.Name, Position: pos, Metric: MetricVerdict, From: prev, To: d.Verdict})
 			}
-			if d.Verdict == report.VerdictPass || d.Verdict == report.VerdictFail || d.Verdict == report.VerdictError {
+			if d.Verdict == verdict.Pass || d.Verdict == verdict.Fail || d.Verdict == verdict.Error {
 				lastVerdict[series] = d.Verdict
 			}
 			for _, m := range metrics() {
@@ -112,12 +114,12 @@ func FindRegressions(entries []Entry, rule RegressionRule) []Regression {
 				if v == nil {
 					continue
 				}
-				key := series + "\x00" + m.name
+				key := series + "\x00" + m.Name
 				earlier := past[key]
 				if len(earlier) > 0 {
 					base := median(earlier[max(0, len(earlier)-window):])
-					if *v > base+max(rule.Relative*base, rule.MinIncrease[m.name]) {
-						out = append(out, Regression{RunID: e.ID, Drill: d.Name, Position: pos, Metric: m.name, Value: *v, Baseline: base})
+					if *v > base+max(rule.Relative*base, rule.MinIncrease[m.Name]) {
+						out = append(out, Regression{RunID: e.ID, Drill: d.Name, Position: pos, Metric: m.Name, Value: *v, Baseline: base})
 					}
 				}
 				past[key] = append(earlier, *v)
@@ -165,7 +167,11 @@ func (idx regressionIndex) get(run string, pos int, metric string) (Regression, 
 func WriteHistoryText(w io.Writer, entries []Entry, rule RegressionRule) error {
 	idx := indexRegressions(FindRegressions(entries, rule))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tPLAN\tTRIGGER\tVERDICT\tTOOK\tDRILLS (verdict, DNS failover, RTO, lost writes)")
+	var titles []string
+	for _, m := range metrics() {
+		titles = append(titles, m.Title)
+	}
+	fmt.Fprintf(tw, "TIME\tPLAN\tTRIGGER\tVERDICT\tTOOK\tDRILLS (verdict, %s)\n", strings.Join(titles, ", "))
 	for _, e := range entries {
 		took, verdict := "-", e.Verdict
 		if !e.End.IsZero() {
@@ -177,12 +183,15 @@ func WriteHistoryText(w io.Writer, entries []Entry, rule RegressionRule) error {
 			detail = append(detail, e.Reason)
 		}
 		for pos, d := range e.Drills {
-			part := fmt.Sprintf("%s %s dns=%s rto=%s lost=%s", d.Name, d.Verdict, fmtNum(d.Key.DNSFailoverS, "s"),
-				fmtNum(d.Key.RTOS, "s"), fmtNum(d.Key.LostAckedWrites, ""))
+			part := fmt.Sprintf("%s %s", d.Name, d.Verdict)
 			var marks []string
-			for _, m := range append([]string{MetricVerdict}, MetricDNSFailover, MetricRTO, MetricLostWrites) {
-				if _, ok := idx.get(e.ID, pos, m); ok {
-					marks = append(marks, m)
+			if _, ok := idx.get(e.ID, pos, MetricVerdict); ok {
+				marks = append(marks, MetricVerdict)
+			}
+			for _, m := range metrics() {
+				part += fmt.Sprintf(" %s=%s", m.Short, fmtNum(d.Key[m.Name], unitSuffix(m.Unit)))
+				if _, ok := idx.get(e.ID, pos, m.Name); ok {
+					marks = append(marks, m.Name)
 				}
 			}
 			if len(marks) > 0 {
@@ -307,7 +316,7 @@ func buildChart(entries []Entry, idx regressionIndex) chart {
 	}
 	top := float64(panelTop)
 	for _, m := range metrics() {
-		p := chartPanel{Title: m.title + " (" + m.unit + ")", Metric: m.name, Top: top, Bottom: top + panelHeight, H: panelHeight, TitleY: top - 8}
+		p := chartPanel{Title: m.Title + " (" + m.Unit + ")", Metric: m.Name, Top: top, Bottom: top + panelHeight, H: panelHeight, TitleY: top - 8}
 		maxV := 0.0
 		for _, e := range runs {
 			for _, d := range e.Drills {
@@ -331,13 +340,13 @@ func buildChart(entries []Entry, idx regressionIndex) chart {
 						continue
 					}
 					pt := chartPoint{X: x(i), Y: y(*v), Color: colors[dn],
-						Title: fmt.Sprintf("run %s: %s %s = %s %s (%s)", e.ID, d.Name, m.name, trimFloat(*v), m.unit, d.Verdict)}
+						Title: fmt.Sprintf("run %s: %s %s = %s %s (%s)", e.ID, d.Name, m.Name, trimFloat(*v), m.Unit, d.Verdict)}
 					pts = append(pts, fmt.Sprintf("%.1f,%.1f", pt.X, pt.Y))
 					s.Dots = append(s.Dots, pt)
-					if r, ok := idx.get(e.ID, pos, m.name); ok {
+					if r, ok := idx.get(e.ID, pos, m.Name); ok {
 						p.Regressions = append(p.Regressions, chartPoint{X: pt.X, Y: pt.Y,
-							Title: fmt.Sprintf("REGRESSION in run %s: %s %s = %s %s, baseline (median of earlier runs) %s", e.ID, d.Name, m.name,
-								trimFloat(r.Value), m.unit, trimFloat(r.Baseline))})
+							Title: fmt.Sprintf("REGRESSION in run %s: %s %s = %s %s, baseline (median of earlier runs) %s", e.ID, d.Name, m.Name,
+								trimFloat(r.Value), m.Unit, trimFloat(r.Baseline))})
 					}
 				}
 			}
@@ -359,7 +368,7 @@ func buildChart(entries []Entry, idx regressionIndex) chart {
 			continue
 		}
 		c.XLabels = append(c.XLabels, chartLabel{X: x(i), Top: fmt.Sprintf("#%d", i+1), Bottom: e.Start.Local().Format("01-02 15:04"),
-			Title: e.ID + " " + e.Verdict})
+			Title: e.ID + " " + string(e.Verdict)})
 	}
 	for i, d := range drills {
 		c.Legend = append(c.Legend, chartLegend{Y: float64(panelTop + 12 + 18*i), Color: colors[d], Label: label(d)})
@@ -392,19 +401,21 @@ func trimFloat(v float64) string {
 
 // historyRow is one row of the history page's table.
 type historyRow struct {
-	N                               int
-	ID, Plan, Trigger, Verdict, Dir string
-	Start, Took, Reason             string
-	Skipped                         bool
-	Drills                          []historyDrill
+	N                      int
+	ID, Plan, Trigger, Dir string
+	Verdict                verdict.Verdict
+	Start, Took, Reason    string
+	Skipped                bool
+	Drills                 []historyDrill
 }
 
 type historyDrill struct {
-	Name, Verdict, Report  string
-	DNS, RTO, Lost         historyNum
+	Name, Report           string
+	Verdict                verdict.Verdict
+	Nums                   []historyNum
 	Failed                 string
 	VerdictRegressed       bool
-	VerdictFrom, VerdictTo string
+	VerdictFrom, VerdictTo verdict.Verdict
 }
 
 type historyNum struct {
@@ -418,7 +429,7 @@ type historyNum struct {
 // in red, then every run (newest first) with its drills, key numbers and links to the reports.
 // Self-contained: no script, nothing loaded from elsewhere.
 func WriteHistoryHTML(w io.Writer, entries []Entry, rule RegressionRule) error {
-	tmpl, err := template.New("history").Parse(historyPageTemplate)
+	tmpl, err := template.New("history").Funcs(template.FuncMap{"add": func(a, b int) int { return a + b }}).Parse(historyPageTemplate)
 	if err != nil {
 		return fmt.Errorf("html template: %w", err)
 	}
@@ -454,9 +465,9 @@ func WriteHistoryHTML(w io.Writer, entries []Entry, rule RegressionRule) error {
 				}
 				return n
 			}
-			hd.DNS = num(MetricDNSFailover, d.Key.DNSFailoverS, "s")
-			hd.RTO = num(MetricRTO, d.Key.RTOS, "s")
-			hd.Lost = num(MetricLostWrites, d.Key.LostAckedWrites, "")
+			for _, m := range metrics() {
+				hd.Nums = append(hd.Nums, num(m.Name, d.Key[m.Name], unitSuffix(m.Unit)))
+			}
 			if reg, ok := idx.get(e.ID, pos, MetricVerdict); ok {
 				hd.VerdictRegressed, hd.VerdictFrom, hd.VerdictTo = true, reg.From, reg.To
 			}
@@ -474,14 +485,19 @@ func WriteHistoryHTML(w io.Writer, entries []Entry, rule RegressionRule) error {
 			skipped++
 		}
 	}
+	var columns []string
+	for _, m := range metrics() {
+		columns = append(columns, m.Title)
+	}
 	view := struct {
+		Columns     []string
 		Chart       chart
 		Rows        []historyRow
 		Regressions []Regression
 		Runs        int
 		Skipped     int
 		Generated   string
-	}{Chart: buildChart(entries, idx), Rows: rows, Regressions: regs, Runs: ranN, Skipped: skipped,
+	}{Columns: columns, Chart: buildChart(entries, idx), Rows: rows, Regressions: regs, Runs: ranN, Skipped: skipped,
 		Generated: time.Now().Format("2006-01-02 15:04:05 MST")}
 	if err := tmpl.Execute(w, view); err != nil {
 		return fmt.Errorf("write history html: %w", err)
@@ -522,7 +538,7 @@ svg .regression-label { fill: #b00000; font-weight: 700; }
 <p class="meta">{{.Runs}} runs, {{.Skipped}} skipped · generated {{.Generated}}</p>
 
 <h2>Trend of the key numbers</h2>
-{{with .Chart}}{{if .Empty}}<p id="no-runs">No run yet.</p>{{else}}<svg id="trend" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img" aria-label="trend of DNS failover time, RTO and lost writes across runs">
+{{with .Chart}}{{if .Empty}}<p id="no-runs">No run yet.</p>{{else}}<svg id="trend" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img" aria-label="trend of the key numbers across runs">
 {{range .Panels}}<g class="metric" data-metric="{{.Metric}}">
 <text class="title" x="{{$.Chart.Left}}" y="{{printf "%.1f" .TitleY}}">{{.Title}}</text>
 <rect class="panel" x="{{$.Chart.Left}}" y="{{printf "%.1f" .Top}}" width="{{$.Chart.PlotWidth}}" height="{{printf "%.1f" .H}}"></rect>
@@ -541,20 +557,27 @@ svg .regression-label { fill: #b00000; font-weight: 700; }
 
 <h2>Runs</h2>
 <table id="runs">
-<thead><tr><th>#</th><th>started</th><th>plan</th><th>trigger</th><th>verdict</th><th>took</th><th>drills</th><th>DNS failover</th><th>RTO</th><th>lost writes</th><th>game day</th></tr></thead>
+<thead><tr><th>#</th><th>started</th><th>plan</th><th>trigger</th><th>verdict</th><th>took</th><th>drills</th>{{range .Columns}}<th>{{.}}</th>{{end}}<th>game day</th></tr></thead>
 <tbody>
-{{range .Rows}}{{if .Skipped}}<tr class="skipped"><td></td><td>{{.Start}}</td><td>{{.Plan}}</td><td>{{.Trigger}}</td><td><span class="verdict v-skipped">skipped</span></td><td>-</td><td colspan="5">{{.Reason}}</td></tr>
+{{range .Rows}}{{if .Skipped}}<tr class="skipped"><td></td><td>{{.Start}}</td><td>{{.Plan}}</td><td>{{.Trigger}}</td><td><span class="verdict v-skipped">skipped</span></td><td>-</td><td colspan="{{len $.Columns | add 2}}">{{.Reason}}</td></tr>
 {{else}}{{$row := .}}{{range $i, $d := .Drills}}<tr class="run" data-run="{{$row.ID}}">
 {{if eq $i 0}}<td class="num" rowspan="{{len $row.Drills}}">{{$row.N}}</td><td rowspan="{{len $row.Drills}}">{{$row.Start}}</td><td rowspan="{{len $row.Drills}}">{{$row.Plan}}</td><td rowspan="{{len $row.Drills}}">{{$row.Trigger}}</td><td rowspan="{{len $row.Drills}}"><span class="verdict v-{{$row.Verdict}}">{{$row.Verdict}}</span></td><td rowspan="{{len $row.Drills}}">{{$row.Took}}</td>{{end}}
 <td>{{if $d.Report}}<a href="{{$d.Report}}">{{$d.Name}}</a>{{else}}{{$d.Name}}{{end}} <span class="verdict v-{{$d.Verdict}}">{{$d.Verdict}}</span>{{if $d.VerdictRegressed}} <span class="regression" title="was {{$d.VerdictFrom}} in its previous run">regression</span>{{end}}{{with $d.Failed}}<br><small>failed: {{.}}</small>{{end}}</td>
-{{with $d.DNS}}<td class="num{{if .Regression}} regression{{end}}"{{if .Title}} title="{{.Title}}"{{end}}>{{.Text}}{{if .Regression}} ▲{{end}}</td>{{end}}
-{{with $d.RTO}}<td class="num{{if .Regression}} regression{{end}}"{{if .Title}} title="{{.Title}}"{{end}}>{{.Text}}{{if .Regression}} ▲{{end}}</td>{{end}}
-{{with $d.Lost}}<td class="num{{if .Regression}} regression{{end}}"{{if .Title}} title="{{.Title}}"{{end}}>{{.Text}}{{if .Regression}} ▲{{end}}</td>{{end}}
+{{range $d.Nums}}<td class="num{{if .Regression}} regression{{end}}"{{if .Title}} title="{{.Title}}"{{end}}>{{.Text}}{{if .Regression}} ▲{{end}}</td>{{end}}
 {{if eq $i 0}}<td rowspan="{{len $row.Drills}}">{{if $row.Dir}}<a href="{{$row.Dir}}">{{$row.ID}}</a>{{end}}{{with $row.Reason}}<br><small>{{.}}</small>{{end}}</td>{{end}}
 </tr>
-{{else}}<tr class="run" data-run="{{.ID}}"><td class="num">{{.N}}</td><td>{{.Start}}</td><td>{{.Plan}}</td><td>{{.Trigger}}</td><td><span class="verdict v-{{.Verdict}}">{{.Verdict}}</span></td><td>{{.Took}}</td><td colspan="4">{{.Reason}}</td><td>{{if .Dir}}<a href="{{.Dir}}">{{.ID}}</a>{{end}}</td></tr>
+{{else}}<tr class="run" data-run="{{.ID}}"><td class="num">{{.N}}</td><td>{{.Start}}</td><td>{{.Plan}}</td><td>{{.Trigger}}</td><td><span class="verdict v-{{.Verdict}}">{{.Verdict}}</span></td><td>{{.Took}}</td><td colspan="{{len $.Columns | add 1}}">{{.Reason}}</td><td>{{if .Dir}}<a href="{{.Dir}}">{{.ID}}</a>{{end}}</td></tr>
 {{end}}{{end}}{{end}}</tbody>
 </table>
 </body>
 </html>
 `
+
+// unitSuffix is what follows a number of the unit in the tables: seconds get "s", counts nothing.
+func unitSuffix(unit string) string {
+	switch unit {
+	case "s", "ms":
+		return unit
+	}
+	return ""
+}

@@ -17,16 +17,8 @@ import (
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/report"
 	"github.com/drillworks/drill/drills/spec"
+	"github.com/drillworks/drill/drills/verdict"
 	"github.com/drillworks/drill/topology"
-)
-
-// Step verdicts beyond the drill verdicts (report.Verdict*).
-const (
-	// VerdictSkipped: the step did not run (an earlier drill failed, the run was aborted, or a
-	// human step under --unattended).
-	VerdictSkipped = "skipped"
-	// VerdictAcknowledged: an operator acknowledged a human step.
-	VerdictAcknowledged = "acknowledged"
 )
 
 // Files in a run's directory.
@@ -112,7 +104,7 @@ type Summary struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 	// Verdict is the worst verdict of the steps that ran: pass, fail, error or aborted.
-	Verdict string `json:"verdict"`
+	Verdict verdict.Verdict `json:"verdict"`
 	// Error says why the verdict is error or aborted, when the game day itself knows.
 	Error string `json:"error,omitempty"`
 	// Dir is the run's directory (absolute).
@@ -135,7 +127,7 @@ type StepResult struct {
 	Ref string `json:"ref,omitempty"`
 	// Verdict is the drill's verdict (pass, fail, error, aborted) or skipped; for a human step
 	// acknowledged, skipped, error or aborted.
-	Verdict string `json:"verdict"`
+	Verdict verdict.Verdict `json:"verdict"`
 	// Start and End bound the step (zero when skipped).
 	Start time.Time `json:"start,omitzero"`
 	End   time.Time `json:"end,omitzero"`
@@ -173,15 +165,15 @@ const (
 )
 
 // verdictRank orders verdicts from best to worst; the game day's verdict is the worst.
-func verdictRank(v string) int {
+func verdictRank(v verdict.Verdict) int {
 	switch v {
-	case report.VerdictPass:
+	case verdict.Pass:
 		return 0
-	case report.VerdictFail:
+	case verdict.Fail:
 		return 1
-	case report.VerdictError:
+	case verdict.Error:
 		return 2
-	case report.VerdictAborted:
+	case verdict.Aborted:
 		return 3
 	}
 	return -1
@@ -268,23 +260,23 @@ func runLocked(ctx context.Context, cfg Config) (s *Summary, waitWebhook func(),
 		}
 		switch {
 		case stopped != "":
-			res.Verdict, res.Error = VerdictSkipped, stopped
+			res.Verdict, res.Error = verdict.Skipped, stopped
 		case ctx.Err() != nil:
-			res.Verdict, res.Error = VerdictSkipped, "game day aborted"
+			res.Verdict, res.Error = verdict.Skipped, "game day aborted"
 			stopped = "game day aborted"
 		case st.Drill != nil:
 			fmt.Fprintf(out, "gameday [%d/%d] drill %s\n", i+1, len(p.Steps), res.Name)
 			runDrillStep(ctx, cfg, st, i, seed+int64(i), dir, &res)
-			fmt.Fprintf(out, "gameday [%d/%d] %s: %s in %s\n", i+1, len(p.Steps), res.Name, strings.ToUpper(res.Verdict),
+			fmt.Fprintf(out, "gameday [%d/%d] %s: %s in %s\n", i+1, len(p.Steps), res.Name, strings.ToUpper(string(res.Verdict)),
 				res.End.Sub(res.Start).Round(time.Millisecond))
 		default:
 			runHumanStep(ctx, cfg, st, i, &res)
 		}
 		if stopped == "" {
 			switch res.Verdict {
-			case report.VerdictAborted:
+			case verdict.Aborted:
 				stopped = "game day aborted"
-			case report.VerdictFail, report.VerdictError:
+			case verdict.Fail, verdict.Error:
 				if p.Mode == ModeStopOnFirstFailure {
 					stopped = fmt.Sprintf("stop-on-first-failure: step %d (%s) %s", i+1, res.Name, res.Verdict)
 				}
@@ -296,7 +288,7 @@ func runLocked(ctx context.Context, cfg Config) (s *Summary, waitWebhook func(),
 	s.Verdict, s.Error = overallVerdict(s.Steps, ctx.Err() != nil)
 	for _, st := range s.Steps {
 		for _, c := range st.Checks {
-			if c.Verdict == check.Fail {
+			if c.Verdict == verdict.Fail {
 				s.FailedChecks = append(s.FailedChecks, FailedCheck{Drill: st.Name, Check: c.Name, Measured: c.Measured,
 					Budget: c.Budget, Unit: c.Unit, Detail: c.Detail})
 			}
@@ -320,19 +312,20 @@ func runLocked(ctx context.Context, cfg Config) (s *Summary, waitWebhook func(),
 }
 
 // overallVerdict is the worst verdict of the steps that ran.
-func overallVerdict(steps []StepResult, aborted bool) (string, string) {
-	worst, why := "", ""
+func overallVerdict(steps []StepResult, aborted bool) (verdict.Verdict, string) {
+	var worst verdict.Verdict
+	why := ""
 	for _, st := range steps {
 		if verdictRank(st.Verdict) > verdictRank(worst) {
 			worst, why = st.Verdict, st.Error
 		}
 	}
 	switch {
-	case aborted && verdictRank(worst) < verdictRank(report.VerdictAborted):
-		return report.VerdictAborted, "game day aborted"
+	case aborted && verdictRank(worst) < verdictRank(verdict.Aborted):
+		return verdict.Aborted, "game day aborted"
 	case worst == "":
-		return report.VerdictError, "no step ran"
-	case worst == report.VerdictPass:
+		return verdict.Error, "no step ran"
+	case worst == verdict.Pass:
 		return worst, ""
 	}
 	return worst, why
@@ -353,11 +346,11 @@ func runDrillStep(ctx context.Context, cfg Config, st Step, i int, seed int64, d
 	res.End = time.Now()
 	switch {
 	case rep == nil && err == nil:
-		res.Verdict, res.Error = report.VerdictError, "the drill runner returned no report"
+		res.Verdict, res.Error = verdict.Error, "the drill runner returned no report"
 	case rep == nil && ctx.Err() != nil:
-		res.Verdict, res.Error = report.VerdictAborted, err.Error()
+		res.Verdict, res.Error = verdict.Aborted, err.Error()
 	case rep == nil:
-		res.Verdict, res.Error = report.VerdictError, err.Error()
+		res.Verdict, res.Error = verdict.Error, err.Error()
 	default:
 		res.Verdict, res.Error, res.Checks = rep.Verdict, rep.Error, rep.Checks
 		res.Key = keyNumbers(rep.Metrics)
@@ -365,7 +358,7 @@ func runDrillStep(ctx context.Context, cfg Config, st Step, i int, seed int64, d
 			res.Error = err.Error()
 		}
 		if verdictRank(res.Verdict) < 0 {
-			res.Verdict = report.VerdictError
+			res.Verdict = verdict.Error
 		}
 	}
 	if rep == nil {
@@ -388,16 +381,12 @@ func safeRunDrill(ctx context.Context, run RunDrillFunc, req DrillRequest) (rep 
 	return run(ctx, req)
 }
 
-// keyNumbers picks the history's headline numbers from a report: the longest RTO of any region.
+// keyNumbers picks the history's key numbers from a report: each trend metric, the largest of a
+// per-region one.
 func keyNumbers(m report.Metrics) KeyNumbers {
-	k := KeyNumbers{DNSFailoverS: m.DNSFailoverS}
-	for _, v := range m.RTOS {
-		if k.RTOS == nil || v > *k.RTOS {
-			k.RTOS = ptr(v)
-		}
-	}
-	if m.LostAckedWrites != nil {
-		k.LostAckedWrites = ptr(float64(*m.LostAckedWrites))
+	k := KeyNumbers{}
+	for _, def := range check.TrendMetrics() {
+		k[def.Name] = m[def.Name].Largest()
 	}
 	return k
 }
@@ -405,7 +394,7 @@ func keyNumbers(m report.Metrics) KeyNumbers {
 func runHumanStep(ctx context.Context, cfg Config, st Step, i int, res *StepResult) {
 	n := len(cfg.Plan.Steps)
 	if cfg.Unattended {
-		res.Verdict, res.Error = VerdictSkipped, "unattended"
+		res.Verdict, res.Error = verdict.Skipped, "unattended"
 		fmt.Fprintf(cfg.Stdout, "gameday [%d/%d] human step skipped (unattended): %s\n", i+1, n, st.Human)
 		return
 	}
@@ -416,13 +405,13 @@ func runHumanStep(ctx context.Context, cfg Config, st Step, i int, res *StepResu
 	res.WaitedS = ptr(waited.Seconds())
 	switch {
 	case err == nil:
-		res.Verdict = VerdictAcknowledged
+		res.Verdict = verdict.Acknowledged
 		fmt.Fprintf(cfg.Stdout, "\ngameday [%d/%d] acknowledged after %s\n", i+1, n, waited.Round(100*time.Millisecond))
 	case ctx.Err() != nil:
-		res.Verdict, res.Error = report.VerdictAborted, "aborted while waiting for the operator"
+		res.Verdict, res.Error = verdict.Aborted, "aborted while waiting for the operator"
 		fmt.Fprintln(cfg.Stdout)
 	default:
-		res.Verdict, res.Error = report.VerdictError, err.Error()
+		res.Verdict, res.Error = verdict.Error, err.Error()
 		fmt.Fprintf(cfg.Stdout, "\ngameday [%d/%d] %v\n", i+1, n, err)
 	}
 }
@@ -553,7 +542,7 @@ func historyEntry(s *Summary, historyDir string) Entry {
 			d.Report = rel(filepath.Join(s.Dir, st.ReportDir))
 		}
 		for _, c := range st.Checks {
-			if c.Verdict == check.Fail {
+			if c.Verdict == verdict.Fail {
 				d.FailedChecks = append(d.FailedChecks, c.Name)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/report"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -36,7 +37,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // report.json where the real one would, and counts how many drills run at once.
 type fakeRunner struct {
 	mu       sync.Mutex
-	verdicts map[string]string // drill name -> verdict (default pass)
+	verdicts map[string]verdict.Verdict // drill name -> verdict (default pass)
 	metrics  map[string]report.Metrics
 	calls    []DrillRequest
 	active   atomic.Int32
@@ -58,7 +59,7 @@ func (f *fakeRunner) run(ctx context.Context, req DrillRequest) (*report.Report,
 	}
 	f.mu.Lock()
 	f.calls = append(f.calls, req)
-	verdict := f.verdicts[req.Drill.Name]
+	v := f.verdicts[req.Drill.Name]
 	metrics := f.metrics[req.Drill.Name]
 	f.mu.Unlock()
 	if f.started != nil {
@@ -72,24 +73,24 @@ func (f *fakeRunner) run(ctx context.Context, req DrillRequest) (*report.Report,
 		select {
 		case <-f.block:
 		case <-ctx.Done():
-			verdict = report.VerdictAborted
+			v = verdict.Aborted
 		}
 	}
-	if verdict == "" {
-		verdict = report.VerdictPass
+	if v == "" {
+		v = verdict.Pass
 	}
-	if verdict == "panic" {
+	if v == "panic" {
 		panic("drill exploded")
 	}
-	checkVerdict := check.Pass
-	if verdict == report.VerdictFail {
-		checkVerdict = check.Fail
+	checkVerdict := verdict.Pass
+	if v == verdict.Fail {
+		checkVerdict = verdict.Fail
 	}
 	measured, budget := 3.0, 0.0
-	rep := &report.Report{Drill: req.Drill.Name, Verdict: verdict, Runtime: "fake", Seed: req.Seed, Start: start, End: time.Now(),
+	rep := &report.Report{Drill: req.Drill.Name, Verdict: v, Runtime: "fake", Seed: req.Seed, Start: start, End: time.Now(),
 		Checks:  []report.Check{{Name: "lost_acked_writes", Verdict: checkVerdict, Measured: &measured, Budget: &budget, Unit: "writes", Detail: "3 writes lost"}},
 		Metrics: metrics}
-	if verdict == report.VerdictAborted {
+	if v == verdict.Aborted {
 		rep.Error = "aborted"
 	}
 	if err := os.MkdirAll(req.ReportDir, 0o755); err != nil {
@@ -144,13 +145,13 @@ func newHistory(t *testing.T) *History {
 func verdicts(s *Summary) []string {
 	var out []string
 	for _, st := range s.Steps {
-		out = append(out, st.Verdict)
+		out = append(out, string(st.Verdict))
 	}
 	return out
 }
 
 func TestRunStopOnFirstFailure(t *testing.T) {
-	fr := &fakeRunner{verdicts: map[string]string{"beta": report.VerdictFail}}
+	fr := &fakeRunner{verdicts: map[string]verdict.Verdict{"beta": verdict.Fail}}
 	h := newHistory(t)
 	s, err := Run(context.Background(), Config{Plan: testPlan(t, t.TempDir(), ""), History: h, RunDrill: fr.run})
 	if err != nil {
@@ -159,7 +160,7 @@ func TestRunStopOnFirstFailure(t *testing.T) {
 	if got := strings.Join(fr.names(), ","); got != "alpha,beta" {
 		t.Fatalf("ran %s, want alpha,beta (gamma skipped after beta failed)", got)
 	}
-	if got := strings.Join(verdicts(s), ","); s.Verdict != report.VerdictFail || got != "pass,fail,skipped" {
+	if got := strings.Join(verdicts(s), ","); s.Verdict != verdict.Fail || got != "pass,fail,skipped" {
 		t.Fatalf("verdict %s steps %s", s.Verdict, got)
 	}
 	if !strings.Contains(s.Steps[2].Error, "stop-on-first-failure") {
@@ -175,22 +176,23 @@ func TestRunStopOnFirstFailure(t *testing.T) {
 }
 
 func TestRunAllRunsEverything(t *testing.T) {
-	fr := &fakeRunner{verdicts: map[string]string{"alpha": report.VerdictError, "beta": report.VerdictFail}}
+	fr := &fakeRunner{verdicts: map[string]verdict.Verdict{"alpha": verdict.Error, "beta": verdict.Fail}}
 	h := newHistory(t)
 	s, err := Run(context.Background(), Config{Plan: testPlan(t, t.TempDir(), "mode: run-all\n"), History: h, RunDrill: fr.run})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(verdicts(s), ","); got != "error,fail,pass" || s.Verdict != report.VerdictError {
+	if got := strings.Join(verdicts(s), ","); got != "error,fail,pass" || s.Verdict != verdict.Error {
 		t.Fatalf("steps %s, game day %s (worst verdict must win: error)", got, s.Verdict)
 	}
 }
 
 func TestRunWritesSummaryJUnitIndexAndHistory(t *testing.T) {
-	lost := 4
+	lost := 4.0
 	dns := 2.5
-	fr := &fakeRunner{verdicts: map[string]string{"beta": report.VerdictFail},
-		metrics: map[string]report.Metrics{"alpha": {DNSFailoverS: &dns, RTOS: map[string]float64{"us-east": 4.25, "eu-west": 1}, LostAckedWrites: &lost}}}
+	fr := &fakeRunner{verdicts: map[string]verdict.Verdict{"beta": verdict.Fail},
+		metrics: map[string]report.Metrics{"alpha": {check.BudgetDNSFailover: {Value: &dns},
+			check.BudgetRTO: {ByRegion: map[string]float64{"us-east": 4.25, "eu-west": 1}}, check.BudgetLostAckedWrites: {Value: &lost}}}}
 	h := newHistory(t)
 	p := testPlan(t, t.TempDir(), "mode: run-all\n")
 	s, err := Run(context.Background(), Config{Plan: p, History: h, RunDrill: fr.run})
@@ -201,7 +203,7 @@ func TestRunWritesSummaryJUnitIndexAndHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loaded.Verdict != report.VerdictFail || len(loaded.Steps) != 3 || *loaded.Steps[0].Key.RTOS != 4.25 || *loaded.Steps[0].Key.LostAckedWrites != 4 {
+	if loaded.Verdict != verdict.Fail || len(loaded.Steps) != 3 || *loaded.Steps[0].Key[check.BudgetRTO] != 4.25 || *loaded.Steps[0].Key[check.BudgetLostAckedWrites] != 4 {
 		t.Fatalf("summary.json: %+v", loaded)
 	}
 	var junit struct {
@@ -267,7 +269,7 @@ func TestHumanSteps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Join(verdicts(s), ","); got != "pass,skipped,pass" || s.Verdict != report.VerdictPass {
+		if got := strings.Join(verdicts(s), ","); got != "pass,skipped,pass" || s.Verdict != verdict.Pass {
 			t.Fatalf("steps %s verdict %s", got, s.Verdict)
 		}
 	})
@@ -306,7 +308,7 @@ func TestHumanSteps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Join(verdicts(s), ","); got != "pass,error,skipped" || s.Verdict != report.VerdictError || !strings.Contains(s.Steps[1].Error, "--unattended") {
+		if got := strings.Join(verdicts(s), ","); got != "pass,error,skipped" || s.Verdict != verdict.Error || !strings.Contains(s.Steps[1].Error, "--unattended") {
 			t.Fatalf("steps %s verdict %s error %q", got, s.Verdict, s.Steps[1].Error)
 		}
 	})
@@ -352,22 +354,22 @@ func TestRunAbortedMidDrill(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not end after cancel")
 	}
-	if got := strings.Join(verdicts(s), ","); got != "aborted,skipped,skipped" || s.Verdict != report.VerdictAborted {
+	if got := strings.Join(verdicts(s), ","); got != "aborted,skipped,skipped" || s.Verdict != verdict.Aborted {
 		t.Fatalf("steps %s verdict %s (run-all must still stop on abort)", got, s.Verdict)
 	}
 	entries, _ := h.Entries()
-	if len(entries) != 1 || entries[0].Verdict != report.VerdictAborted {
+	if len(entries) != 1 || entries[0].Verdict != verdict.Aborted {
 		t.Fatalf("history: %+v", entries)
 	}
 }
 
 func TestRunDrillPanicIsAnError(t *testing.T) {
-	fr := &fakeRunner{verdicts: map[string]string{"alpha": "panic"}}
+	fr := &fakeRunner{verdicts: map[string]verdict.Verdict{"alpha": "panic"}}
 	s, err := Run(context.Background(), Config{Plan: testPlan(t, t.TempDir(), "mode: run-all\n"), History: newHistory(t), RunDrill: fr.run})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Steps[0].Verdict != report.VerdictError || !strings.Contains(s.Steps[0].Error, "drill exploded") || s.Verdict != report.VerdictError {
+	if s.Steps[0].Verdict != verdict.Error || !strings.Contains(s.Steps[0].Error, "drill exploded") || s.Verdict != verdict.Error {
 		t.Fatalf("steps %v, error %q", verdicts(s), s.Steps[0].Error)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drillworks/drill/drills/verdict"
 	"github.com/robfig/cron/v3"
 )
 
@@ -59,8 +60,8 @@ type ScheduleResult struct {
 }
 
 // Verdict is the worst verdict of the runs ("" when none ran).
-func (r *ScheduleResult) Verdict() string {
-	worst := ""
+func (r *ScheduleResult) Verdict() verdict.Verdict {
+	var worst verdict.Verdict
 	for _, s := range r.Runs {
 		if verdictRank(s.Verdict) > verdictRank(worst) {
 			worst = s.Verdict

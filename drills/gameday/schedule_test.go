@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/drills/report"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // every is a fast timetable for tests: a tick every d.
@@ -75,7 +75,7 @@ func TestScheduleSkipsOverlappingTicks(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("scheduler did not stop after two runs")
 	}
-	if len(res.Runs) != 2 || res.Skipped < 2 || res.Verdict() != report.VerdictPass {
+	if len(res.Runs) != 2 || res.Skipped < 2 || res.Verdict() != verdict.Pass {
 		t.Fatalf("runs %d skipped %d verdict %s", len(res.Runs), res.Skipped, res.Verdict())
 	}
 	if m := fr.maxSeen.Load(); m != 1 {
@@ -124,11 +124,11 @@ func TestScheduleCancelAbortsTheRunningDrill(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("scheduler did not return after cancel")
 	}
-	if len(res.Runs) != 1 || res.Verdict() != report.VerdictAborted {
+	if len(res.Runs) != 1 || res.Verdict() != verdict.Aborted {
 		t.Fatalf("runs %d verdict %s", len(res.Runs), res.Verdict())
 	}
 	ran, _ := ranAndSkipped(t, h)
-	if len(ran) != 1 || ran[0].Verdict != report.VerdictAborted {
+	if len(ran) != 1 || ran[0].Verdict != verdict.Aborted {
 		t.Fatalf("history: %+v", ran)
 	}
 	if got := strings.Join(fr.names(), ","); got != "alpha" {

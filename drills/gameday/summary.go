@@ -13,9 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/report"
 	"github.com/drillworks/drill/drills/report/junit"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // writeRunFiles writes summary.json, junit.xml and index.html into the run's directory.
@@ -61,10 +61,14 @@ func LoadSummary(dir string) (*Summary, error) {
 // WriteSummaryText writes the terminal table of a run: one row per step.
 func WriteSummaryText(w io.Writer, s *Summary) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "game day %s: %s  (%s, %s, %s)\n", s.Plan, strings.ToUpper(s.Verdict), s.Mode, s.Trigger,
+	fmt.Fprintf(&b, "game day %s: %s  (%s, %s, %s)\n", s.Plan, strings.ToUpper(string(s.Verdict)), s.Mode, s.Trigger,
 		s.End.Sub(s.Start).Round(time.Millisecond))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tSTEP\tVERDICT\tTOOK\tDNS FAILOVER\tRTO\tLOST WRITES\tFAILED CHECKS / NOTE")
+	head := "#\tSTEP\tVERDICT\tTOOK\t"
+	for _, m := range metrics() {
+		head += strings.ToUpper(m.Short) + "\t"
+	}
+	fmt.Fprintln(tw, head+"FAILED CHECKS / NOTE")
 	for _, st := range s.Steps {
 		took := "-"
 		if !st.Start.IsZero() {
@@ -78,11 +82,14 @@ func WriteSummaryText(w io.Writer, s *Summary) error {
 		if st.Kind == KindHuman {
 			name = "human: " + truncate(st.Name, 40)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Index+1, name, st.Verdict, took,
-			fmtNum(st.Key.DNSFailoverS, "s"), fmtNum(st.Key.RTOS, "s"), fmtNum(st.Key.LostAckedWrites, ""), truncate(note, 80))
+		row := fmt.Sprintf("%d\t%s\t%s\t%s\t", st.Index+1, name, st.Verdict, took)
+		for _, m := range metrics() {
+			row += fmtNum(st.Key[m.Name], unitSuffix(m.Unit)) + "\t"
+		}
+		fmt.Fprintln(tw, row+truncate(note, 80))
 	}
 	tw.Flush()
-	fmt.Fprintf(&b, "verdict: %s", strings.ToUpper(s.Verdict))
+	fmt.Fprintf(&b, "verdict: %s", strings.ToUpper(string(s.Verdict)))
 	if s.Error != "" {
 		fmt.Fprintf(&b, ": %s", s.Error)
 	}
@@ -96,7 +103,7 @@ func WriteSummaryText(w io.Writer, s *Summary) error {
 func failedNames(checks []report.Check) []string {
 	var out []string
 	for _, c := range checks {
-		if c.Verdict == check.Fail {
+		if c.Verdict == verdict.Fail {
 			out = append(out, c.Name)
 		}
 	}
@@ -140,30 +147,30 @@ func WriteJUnit(w io.Writer, s *Summary) error {
 			}
 			tc := junit.Case{Name: fmt.Sprintf("%02d %s", st.Index+1, st.Name), ClassName: human.Name, Time: junit.Seconds(st.End.Sub(st.Start))}
 			switch st.Verdict {
-			case VerdictAcknowledged:
-			case VerdictSkipped:
+			case verdict.Acknowledged:
+			case verdict.Skipped:
 				tc.Skipped = &junit.Skipped{Message: st.Error}
 				human.Skipped++
 			default:
-				tc.Error = &junit.Problem{Message: st.Error, Type: st.Verdict, Text: st.Error}
+				tc.Error = &junit.Problem{Message: st.Error, Type: string(st.Verdict), Text: st.Error}
 				human.Errors++
 			}
 			human.Cases = append(human.Cases, tc)
 			continue
 		}
 		suite := junit.Suite{Name: fmt.Sprintf("gameday.%s.%02d-%s", s.Plan, st.Index+1, st.Name), Time: junit.Seconds(st.End.Sub(st.Start)),
-			Properties: []junit.Property{{Name: "verdict", Value: st.Verdict}, {Name: "drill", Value: st.Ref},
+			Properties: []junit.Property{{Name: "verdict", Value: string(st.Verdict)}, {Name: "drill", Value: st.Ref},
 				{Name: "report_dir", Value: st.ReportDir}, {Name: "seed", Value: strconv.FormatInt(st.Seed, 10)}}}
 		if !st.Start.IsZero() {
 			suite.Timestamp = st.Start.UTC().Format(time.RFC3339)
 		}
 		report.AddJUnitChecks(&suite, st.Checks, fmtNum)
 		switch st.Verdict {
-		case report.VerdictError, report.VerdictAborted:
+		case verdict.Error, verdict.Aborted:
 			suite.Cases = append(suite.Cases, junit.Case{Name: "drill", ClassName: suite.Name, Time: suite.Time,
-				Error: &junit.Problem{Message: st.Error, Type: st.Verdict, Text: st.Error}})
+				Error: &junit.Problem{Message: st.Error, Type: string(st.Verdict), Text: st.Error}})
 			suite.Errors++
-		case VerdictSkipped:
+		case verdict.Skipped:
 			suite.Cases = append(suite.Cases, junit.Case{Name: "drill", ClassName: suite.Name, Time: "0",
 				Skipped: &junit.Skipped{Message: "not run: " + st.Error}})
 			suite.Skipped++
@@ -186,11 +193,13 @@ func WriteJUnit(w io.Writer, s *Summary) error {
 
 // runRow is one row of the game day's index.html.
 type runRow struct {
-	N                        int
-	Kind, Name, Ref, Verdict string
-	Took, DNS, RTO, Lost     string
-	Failed                   []string
-	Note, Report             string
+	N               int
+	Kind, Name, Ref string
+	Verdict         verdict.Verdict
+	Took            string
+	Nums            []string
+	Failed          []string
+	Note, Report    string
 }
 
 // WriteRunHTML writes the game day's index.html: the verdict, then one row per step with its
@@ -203,14 +212,16 @@ func WriteRunHTML(w io.Writer, s *Summary) error {
 	var rows []runRow
 	for _, st := range s.Steps {
 		r := runRow{N: st.Index + 1, Kind: st.Kind, Name: st.Name, Ref: st.Ref, Verdict: st.Verdict, Took: "-",
-			DNS: fmtNum(st.Key.DNSFailoverS, "s"), RTO: fmtNum(st.Key.RTOS, "s"), Lost: fmtNum(st.Key.LostAckedWrites, ""),
 			Failed: failedNames(st.Checks), Note: st.Error}
+		for _, m := range metrics() {
+			r.Nums = append(r.Nums, fmtNum(st.Key[m.Name], unitSuffix(m.Unit)))
+		}
 		if !st.Start.IsZero() {
 			r.Took = st.End.Sub(st.Start).Round(100 * time.Millisecond).String()
 		}
 		if st.Kind == KindHuman && st.WaitedS != nil {
 			r.Note = strings.TrimSpace(fmt.Sprintf("acknowledged after %.1fs %s", *st.WaitedS, st.Error))
-			if st.Verdict != VerdictAcknowledged {
+			if st.Verdict != verdict.Acknowledged {
 				r.Note = st.Error
 			}
 		}
@@ -219,11 +230,16 @@ func WriteRunHTML(w io.Writer, s *Summary) error {
 		}
 		rows = append(rows, r)
 	}
+	var columns []string
+	for _, m := range metrics() {
+		columns = append(columns, m.Title)
+	}
 	view := struct {
-		S    *Summary
-		Took string
-		Rows []runRow
-	}{S: s, Took: s.End.Sub(s.Start).Round(time.Second).String(), Rows: rows}
+		S       *Summary
+		Took    string
+		Columns []string
+		Rows    []runRow
+	}{S: s, Took: s.End.Sub(s.Start).Round(time.Second).String(), Columns: columns, Rows: rows}
 	if err := tmpl.Execute(w, view); err != nil {
 		return fmt.Errorf("write game day html: %w", err)
 	}
@@ -256,16 +272,14 @@ tr.human td { background: #f7f7ff; }
 <p class="meta">run {{.S.ID}} · {{.S.Trigger}} · {{.S.Mode}} · runtime {{.S.Runtime}} · started {{.S.Start.Format "2006-01-02 15:04:05 MST"}} · took {{.Took}}</p>
 {{with .S.Error}}<p class="error">{{.}}</p>{{end}}
 <table id="steps">
-<thead><tr><th>#</th><th>step</th><th>verdict</th><th>took</th><th>DNS failover</th><th>RTO</th><th>lost writes</th><th>failed checks / note</th><th>report</th></tr></thead>
+<thead><tr><th>#</th><th>step</th><th>verdict</th><th>took</th>{{range .Columns}}<th>{{.}}</th>{{end}}<th>failed checks / note</th><th>report</th></tr></thead>
 <tbody>
 {{range .Rows}}<tr class="{{.Kind}}">
 <td class="num">{{.N}}</td>
 <td>{{if eq .Kind "human"}}human: {{.Name}}{{else}}{{.Name}}{{if and .Ref (ne .Ref .Name)}} <small>({{.Ref}})</small>{{end}}{{end}}</td>
 <td><span class="verdict v-{{.Verdict}}">{{.Verdict}}</span></td>
 <td class="num">{{.Took}}</td>
-<td class="num">{{.DNS}}</td>
-<td class="num">{{.RTO}}</td>
-<td class="num">{{.Lost}}</td>
+{{range .Nums}}<td class="num">{{.}}</td>{{end}}
 <td>{{range $i, $c := .Failed}}{{if $i}}, {{end}}<b>{{$c}}</b>{{end}}{{if and .Failed .Note}}<br>{{end}}{{.Note}}</td>
 <td>{{if .Report}}<a href="{{.Report}}">report</a>{{else}}-{{end}}</td>
 </tr>

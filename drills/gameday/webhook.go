@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // Webhook delivery defaults.
@@ -29,7 +31,7 @@ type Payload struct {
 	Plan  string `json:"plan"`
 	RunID string `json:"run_id"`
 	// Verdict is the game day's verdict: pass, fail, error or aborted.
-	Verdict string `json:"verdict"`
+	Verdict verdict.Verdict `json:"verdict"`
 	// Trigger is manual or schedule.
 	Trigger string `json:"trigger"`
 	// Start and End bound the run.
@@ -49,8 +51,8 @@ type Payload struct {
 // PayloadDrill is one drill in the webhook payload.
 type PayloadDrill struct {
 	// Name is the drill's name; Verdict its verdict (or skipped).
-	Name    string `json:"name"`
-	Verdict string `json:"verdict"`
+	Name    string          `json:"name"`
+	Verdict verdict.Verdict `json:"verdict"`
 	// ReportDir is the drill's report directory (absolute); empty when it did not run.
 	ReportDir string `json:"report_dir,omitempty"`
 }

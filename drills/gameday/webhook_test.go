@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drillworks/drill/drills/report"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // receiver is a webhook receiver on loopback that answers with the statuses given, in turn
@@ -135,7 +135,7 @@ func TestWebhookNeverBlocksTheGameDay(t *testing.T) {
 	s, err := Run(context.Background(), Config{Plan: p, History: newHistory(t), RunDrill: fr.run, WebhookWait: 100 * time.Millisecond,
 		WebhookBackoff: 10 * time.Millisecond})
 	took := time.Since(start)
-	if err != nil || s.Verdict != report.VerdictPass {
+	if err != nil || s.Verdict != verdict.Pass {
 		t.Fatalf("verdict %v, err %v: the webhook must not change the game day", s, err)
 	}
 	if took > 2*time.Second {
@@ -157,7 +157,7 @@ func TestWebhookNeverBlocksTheGameDay(t *testing.T) {
 func TestWebhookPayload(t *testing.T) {
 	r := newReceiver(t, 502, 200)
 	p := testPlan(t, t.TempDir(), "mode: run-all\nwebhook: {url: '"+r.srv.URL+"/hook', retries: 2}\n")
-	fr := &fakeRunner{verdicts: map[string]string{"beta": report.VerdictFail}}
+	fr := &fakeRunner{verdicts: map[string]verdict.Verdict{"beta": verdict.Fail}}
 	s, err := Run(context.Background(), Config{Plan: p, History: newHistory(t), RunDrill: fr.run, WebhookBackoff: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestWebhookPayload(t *testing.T) {
 	if err := json.Unmarshal(posts[1], &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Event != EventFinished || got.Verdict != report.VerdictFail || got.RunID != s.ID || got.Plan != "test-plan" ||
+	if got.Event != EventFinished || got.Verdict != verdict.Fail || got.RunID != s.ID || got.Plan != "test-plan" ||
 		got.ReportPath != filepath.Join(s.Dir, FileIndex) || len(got.FailedChecks) != 1 || got.FailedChecks[0].Drill != "beta" ||
 		len(got.Drills) != 3 || got.Drills[1].ReportDir != filepath.Join(s.Dir, "02-beta") {
 		t.Fatalf("payload: %+v", got)

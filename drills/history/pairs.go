@@ -2,7 +2,6 @@ package history
 
 import (
 	"fmt"
-
 	"sort"
 	"time"
 

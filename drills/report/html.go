@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
 )
 
@@ -335,16 +336,15 @@ func WriteHTML(w io.Writer, r *Report, ops []history.Op) error {
 		return fmt.Errorf("html template: %w", err)
 	}
 	v := htmlView{R: r, Timeline: buildTimeline(r, ops), RunLength: runLength(r)}
-	m := r.Metrics
-	v.Metrics = []metricRow{
-		{"dns_failover_s", optFloat(m.DNSFailoverS)},
-		{"lost_acked_writes", optInt(m.LostAckedWrites)},
-		{"split_brain_s", optFloat(m.SplitBrainS)},
-		{"stale_reads", optInt(m.StaleReads)},
-		{"replication_lag_p99_ms", optFloat(m.ReplicationLagP99MS)},
-	}
-	for _, region := range slices.Sorted(maps.Keys(m.RTOS)) {
-		v.Metrics = append(v.Metrics, metricRow{"rto_s " + region, fmt.Sprintf("%g", m.RTOS[region])})
+	for _, def := range check.Metrics() {
+		mv := r.Metrics[def.Name]
+		if !def.PerRegion {
+			v.Metrics = append(v.Metrics, metricRow{def.Name, optFloat(mv.Value)})
+			continue
+		}
+		for _, region := range slices.Sorted(maps.Keys(mv.ByRegion)) {
+			v.Metrics = append(v.Metrics, metricRow{def.Name + " " + region, fmt.Sprintf("%g", mv.ByRegion[region])})
+		}
 	}
 	sort.SliceStable(v.Metrics, func(i, j int) bool { return v.Metrics[i].Name < v.Metrics[j].Name })
 	for _, f := range r.Faults {
@@ -371,13 +371,6 @@ func optFloat(v *float64) string {
 		return "not measured"
 	}
 	return fmt.Sprintf("%g", *v)
-}
-
-func optInt(v *int) string {
-	if v == nil {
-		return "not measured"
-	}
-	return fmt.Sprint(*v)
 }
 
 // pageTemplate is the report page. Styles are inline; there is no script and nothing is loaded

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // hostileID is a fault id that must come out escaped, never as markup.
@@ -125,7 +127,7 @@ func TestWriteHTMLTimeline(t *testing.T) {
 }
 
 func TestWriteHTMLWithoutHistory(t *testing.T) {
-	r := &Report{Drill: "empty", Verdict: VerdictError, Error: "bring-up failed", Start: t0, End: t0.Add(time.Second)}
+	r := &Report{Drill: "empty", Verdict: verdict.Error, Error: "bring-up failed", Start: t0, End: t0.Add(time.Second)}
 	var buf bytes.Buffer
 	if err := WriteHTML(&buf, r, nil); err != nil {
 		t.Fatal(err)

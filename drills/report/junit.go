@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/report/junit"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // WriteJUnit writes the report as JUnit XML: one testsuite named drill.<name>, one testcase per
@@ -22,7 +22,7 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		Name: class,
 		Time: junit.Seconds(r.End.Sub(r.Start)),
 		Properties: []junit.Property{
-			{Name: "verdict", Value: r.Verdict}, {Name: "runtime", Value: r.Runtime},
+			{Name: "verdict", Value: string(r.Verdict)}, {Name: "runtime", Value: r.Runtime},
 			{Name: "seed", Value: strconv.FormatInt(r.Seed, 10)}, {Name: "topology", Value: r.Topology},
 		},
 	}
@@ -33,10 +33,10 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		suite.Properties = append(suite.Properties, junit.Property{Name: "setting." + k, Value: r.Settings[k]})
 	}
 	AddJUnitChecks(&suite, r.Checks, fmtValue)
-	if r.Verdict == VerdictError || r.Verdict == VerdictAborted {
+	if r.Verdict == verdict.Error || r.Verdict == verdict.Aborted {
 		suite.Cases = append(suite.Cases, junit.Case{
 			Name: "drill", ClassName: class, Time: suite.Time,
-			Error: &junit.Problem{Message: r.Error, Type: r.Verdict, Text: r.Error},
+			Error: &junit.Problem{Message: r.Error, Type: string(r.Verdict), Text: r.Error},
 		})
 		suite.Errors++
 	}
@@ -58,10 +58,10 @@ func AddJUnitChecks(suite *junit.Suite, checks []Check, format func(v *float64, 
 		tc := junit.Case{Name: c.Name, ClassName: suite.Name, Time: "0", SystemOut: c.Detail}
 		summary := fmt.Sprintf("measured %s, budget %s", format(c.Measured, c.Unit), format(c.Budget, c.Unit))
 		switch c.Verdict {
-		case check.Fail:
+		case verdict.Fail:
 			tc.Failure = &junit.Problem{Message: summary + ": " + c.Detail, Type: "over-budget", Text: c.Detail}
 			suite.Failures++
-		case check.Pass:
+		case verdict.Pass:
 		default:
 			tc.Skipped = &junit.Skipped{Message: "not judged: " + c.Detail}
 			suite.Skipped++

@@ -17,18 +17,7 @@ import (
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
-)
-
-// Drill verdicts.
-const (
-	// VerdictPass: no check failed and at least one passed.
-	VerdictPass = "pass"
-	// VerdictFail: at least one check failed.
-	VerdictFail = "fail"
-	// VerdictError: the harness failed, no check could be judged, or cleanup left residue.
-	VerdictError = "error"
-	// VerdictAborted: the drill was stopped before it finished (operator, steady-state gate).
-	VerdictAborted = "aborted"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // Files in a drill's report directory.
@@ -44,7 +33,7 @@ type Report struct {
 	// Drill is the drill's name.
 	Drill string `json:"drill"`
 	// Verdict is pass, fail, error or aborted.
-	Verdict string `json:"verdict"`
+	Verdict verdict.Verdict `json:"verdict"`
 	// Runtime is the runtime that ran the nodes (local, docker).
 	Runtime string `json:"runtime"`
 	// Seed is the random seed of the run, for replay.
@@ -70,8 +59,8 @@ type Report struct {
 
 // Check is one check's result.
 type Check struct {
-	Name    string `json:"name"`
-	Verdict string `json:"verdict"`
+	Name    string          `json:"name"`
+	Verdict verdict.Verdict `json:"verdict"`
 	// Measured is null when nothing could be measured.
 	Measured *float64 `json:"measured"`
 	// Budget is null when the drill set none.
@@ -80,20 +69,47 @@ type Check struct {
 	Detail string   `json:"detail"`
 }
 
-// Metrics are the headline measurements; null (or absent from rto_s) when not measured.
-type Metrics struct {
-	// DNSFailoverS is the longest DNS failover, in seconds.
-	DNSFailoverS *float64 `json:"dns_failover_s"`
-	// RTOS is the longest write unavailability per client region, in seconds.
-	RTOS map[string]float64 `json:"rto_s"`
-	// LostAckedWrites is the number of acknowledged writes lost.
-	LostAckedWrites *int `json:"lost_acked_writes"`
-	// SplitBrainS is how long two primaries both acknowledged writes, in seconds.
-	SplitBrainS *float64 `json:"split_brain_s"`
-	// StaleReads is the number of read-your-writes violations.
-	StaleReads *int `json:"stale_reads"`
-	// ReplicationLagP99MS is the steady-state p99 replication lag, in milliseconds.
-	ReplicationLagP99MS *float64 `json:"replication_lag_p99_ms"`
+// Metrics are the headline numbers by name: every metric of the checkers' catalogue
+// (check.Metrics), measured or not.
+type Metrics map[string]MetricValue
+
+// MetricValue is one metric's value: one number (null when not measured) or, for a per-region
+// metric, an object of region → number (empty when not measured).
+type MetricValue struct {
+	// Value is the number of a metric measured once; nil when not measured.
+	Value *float64
+	// ByRegion holds a per-region metric's values; nil for other metrics.
+	ByRegion map[string]float64
+}
+
+// MarshalJSON writes a number, null, or an object of region → number.
+func (v MetricValue) MarshalJSON() ([]byte, error) {
+	if v.ByRegion != nil {
+		return json.Marshal(v.ByRegion)
+	}
+	return json.Marshal(v.Value)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (v *MetricValue) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '{' {
+		return json.Unmarshal(b, &v.ByRegion)
+	}
+	return json.Unmarshal(b, &v.Value)
+}
+
+// Largest is the value, or the largest regional value; nil when not measured.
+func (v MetricValue) Largest() *float64 {
+	if v.ByRegion == nil {
+		return v.Value
+	}
+	var out *float64
+	for _, x := range v.ByRegion {
+		if out == nil || x > *out {
+			out = ptr(x)
+		}
+	}
+	return out
 }
 
 // Fault is one injected fault.
@@ -167,20 +183,20 @@ func Build(in Input) *Report {
 	}
 	switch {
 	case in.Aborted:
-		r.Verdict = VerdictAborted
+		r.Verdict = verdict.Aborted
 		r.Error = "aborted"
 		if in.Err != nil {
 			r.Error = in.Err.Error()
 		}
 	case in.Err != nil:
-		r.Verdict, r.Error = VerdictError, in.Err.Error()
+		r.Verdict, r.Error = verdict.Error, in.Err.Error()
 	default:
 		r.Verdict = VerdictFromChecks(r.Checks)
-		if r.Verdict == VerdictError {
+		if r.Verdict == verdict.Error {
 			r.Error = "no check could be judged"
 		}
 	}
-	if r.Verdict == VerdictPass {
+	if r.Verdict == verdict.Pass {
 		var dirty []string
 		for _, res := range r.Residue {
 			if !res.Clean {
@@ -188,27 +204,27 @@ func Build(in Input) *Report {
 			}
 		}
 		if len(dirty) > 0 {
-			r.Verdict, r.Error = VerdictError, "cleanup left residue: "+strings.Join(dirty, ", ")
+			r.Verdict, r.Error = verdict.Error, "cleanup left residue: "+strings.Join(dirty, ", ")
 		}
 	}
 	return r
 }
 
 // VerdictFromChecks is fail if any check failed, pass if at least one passed, error otherwise.
-func VerdictFromChecks(checks []Check) string {
+func VerdictFromChecks(checks []Check) verdict.Verdict {
 	passed := false
 	for _, c := range checks {
 		switch c.Verdict {
-		case check.Fail:
-			return VerdictFail
-		case check.Pass:
+		case verdict.Fail:
+			return verdict.Fail
+		case verdict.Pass:
 			passed = true
 		}
 	}
 	if passed {
-		return VerdictPass
+		return verdict.Pass
 	}
-	return VerdictError
+	return verdict.Error
 }
 
 // ChecksFrom converts check results, keeping their order.
@@ -227,28 +243,27 @@ func ChecksFrom(results []check.Result) []Check {
 	return out
 }
 
-// MetricsFrom picks the headline measurements out of check results.
+// MetricsFrom collects the catalogue's metrics from check results.
 func MetricsFrom(results []check.Result) Metrics {
-	m := Metrics{RTOS: map[string]float64{}}
-	for _, res := range results {
-		if res.NoData {
-			continue
+	m := Metrics{}
+	for _, def := range check.Metrics() {
+		if def.PerRegion {
+			m[def.Name] = MetricValue{ByRegion: map[string]float64{}}
+		} else {
+			m[def.Name] = MetricValue{}
 		}
-		switch res.Name {
-		case check.NameDNSFailover:
-			m.DNSFailoverS = ptr(res.Measured)
-		case check.NameWriteUnavailability:
-			if ev, ok := res.Evidence.(*check.WriteUnavailabilityEvidence); ok {
-				m.RTOS = ev.RTOs()
+	}
+	for _, res := range results {
+		for _, mv := range res.Metrics {
+			cur, known := m[mv.Name]
+			switch {
+			case !known:
+			case cur.ByRegion != nil:
+				cur.ByRegion[mv.Region] = mv.Value
+			default:
+				cur.Value = ptr(mv.Value)
+				m[mv.Name] = cur
 			}
-		case check.NameLostWrites:
-			m.LostAckedWrites = ptr(int(res.Measured))
-		case check.NameSplitBrain:
-			m.SplitBrainS = ptr(res.Measured)
-		case check.NameStaleReads:
-			m.StaleReads = ptr(int(res.Measured))
-		case check.NameReplicationLag:
-			m.ReplicationLagP99MS = ptr(res.Measured)
 		}
 	}
 	return m

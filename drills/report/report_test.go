@@ -17,6 +17,7 @@ import (
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
@@ -112,25 +113,35 @@ func buildReport(t *testing.T, ops []history.Op, mutate func(*Input)) *Report {
 func TestBuild(t *testing.T) {
 	ops, _ := drillHistory(t)
 	r := buildReport(t, ops, nil)
-	if r.Verdict != VerdictFail || r.Error != "" {
+	if r.Verdict != verdict.Fail || r.Error != "" {
 		t.Fatalf("verdict %s %q", r.Verdict, r.Error)
 	}
 	byName := map[string]Check{}
 	for _, c := range r.Checks {
 		byName[c.Name] = c
 	}
-	if c := byName[check.NameLostWrites]; c.Verdict != check.Fail || *c.Measured != 1 || *c.Budget != 0 {
+	if c := byName[check.NameLostWrites]; c.Verdict != verdict.Fail || *c.Measured != 1 || *c.Budget != 0 {
 		t.Fatalf("lost writes %+v", c)
 	}
-	if c := byName[check.NameStaleReads]; c.Measured != nil || c.Budget != nil || c.Verdict != check.Unknown {
+	if c := byName[check.NameStaleReads]; c.Measured != nil || c.Budget != nil || c.Verdict != verdict.Unknown {
 		t.Fatalf("stale reads without data or budget must be null/unknown: %+v", c)
 	}
 	m := r.Metrics
-	if *m.LostAckedWrites != 1 || *m.DNSFailoverS != 4 || *m.SplitBrainS != 0 || m.StaleReads != nil || *m.ReplicationLagP99MS != 20 {
+	num := func(name string) float64 {
+		if v := m[name].Value; v != nil {
+			return *v
+		}
+		return -1
+	}
+	if num(check.BudgetLostAckedWrites) != 1 || num(check.BudgetDNSFailover) != 4 || num(check.BudgetSplitBrain) != 0 ||
+		m[check.BudgetStaleReads].Value != nil || num(check.BudgetReplicationLagP99) != 20 {
 		t.Fatalf("metrics %+v", m)
 	}
-	if fmt.Sprint(m.RTOS) != "map[eu-west:1 us-east:5.2]" {
-		t.Fatalf("rto %v", m.RTOS)
+	if fmt.Sprint(m[check.BudgetRTO].ByRegion) != "map[eu-west:1 us-east:5.2]" {
+		t.Fatalf("rto %v", m[check.BudgetRTO])
+	}
+	if len(m) != len(check.Metrics()) {
+		t.Fatalf("%d metrics, want every one of the catalogue's %d", len(m), len(check.Metrics()))
 	}
 	if len(r.Faults) != 2 || r.Faults[0].ID != "blackhole:us-east" || r.Faults[0].Target != "us-east" || !r.Faults[0].Undone ||
 		!r.Faults[0].End.Equal(at(30)) || r.Faults[1].Target != "wan" {
@@ -141,25 +152,27 @@ func TestBuild(t *testing.T) {
 func TestBuildVerdicts(t *testing.T) {
 	ops, _ := drillHistory(t)
 	for _, tc := range []struct {
-		name, verdict, err string
-		mutate             func(*Input)
+		name    string
+		verdict verdict.Verdict
+		err     string
+		mutate  func(*Input)
 	}{
-		{"harness error", VerdictError, "bring-up failed", func(in *Input) { in.Err = errors.New("bring-up failed") }},
-		{"aborted", VerdictAborted, "steady state not reached", func(in *Input) {
+		{"harness error", verdict.Error, "bring-up failed", func(in *Input) { in.Err = errors.New("bring-up failed") }},
+		{"aborted", verdict.Aborted, "steady state not reached", func(in *Input) {
 			in.Aborted, in.Err = true, errors.New("steady state not reached")
 		}},
-		{"nothing judged", VerdictError, "no check could be judged", func(in *Input) { in.Results = check.Run(nil, check.Config{}) }},
-		{"pass with residue", VerdictError, "cleanup left residue: node processes", func(in *Input) {
-			in.Results = []check.Result{{Name: check.NameSplitBrain, Verdict: check.Pass, HasBudget: true, Unit: "s", Detail: "ok"}}
+		{"nothing judged", verdict.Error, "no check could be judged", func(in *Input) { in.Results = check.Run(nil, check.Config{}) }},
+		{"pass with residue", verdict.Error, "cleanup left residue: node processes", func(in *Input) {
+			in.Results = []check.Result{{Name: check.NameSplitBrain, Verdict: verdict.Pass, HasBudget: true, Unit: "s", Detail: "ok"}}
 			in.Residue = append(in.Residue, Residue{What: "node processes", Detail: "us-east-db-1 still running"})
 		}},
-		{"fail with residue stays fail", VerdictFail, "", func(in *Input) {
+		{"fail with residue stays fail", verdict.Fail, "", func(in *Input) {
 			in.Residue = append(in.Residue, Residue{What: "node processes", Detail: "us-east-db-1 still running"})
 		}},
-		{"pass", VerdictPass, "", func(in *Input) {
+		{"pass", verdict.Pass, "", func(in *Input) {
 			in.Results = []check.Result{
-				{Name: check.NameSplitBrain, Verdict: check.Pass, HasBudget: true, Unit: "s", Detail: "ok"},
-				{Name: check.NameStaleReads, Verdict: check.Unknown, NoData: true, Unit: "reads", Detail: "no reads"},
+				{Name: check.NameSplitBrain, Verdict: verdict.Pass, HasBudget: true, Unit: "s", Detail: "ok"},
+				{Name: check.NameStaleReads, Verdict: verdict.Unknown, NoData: true, Unit: "reads", Detail: "no reads"},
 			}
 		}},
 	} {
@@ -219,7 +232,7 @@ func TestWriteAllAndLoad(t *testing.T) {
 	expectKeys(t, "check", checks[0], "budget detail measured name unit verdict")
 	var metrics map[string]json.RawMessage
 	json.Unmarshal(doc["metrics"], &metrics)
-	expectKeys(t, "metrics", metrics, "dns_failover_s lost_acked_writes replication_lag_p99_ms rto_s split_brain_s stale_reads")
+	expectKeys(t, "metrics", metrics, "dns_failback_early_s dns_failover_s lost_acked_writes replication_lag_p99_ms rpo_s rto_s split_brain_s stale_reads")
 	var faults []map[string]json.RawMessage
 	json.Unmarshal(doc["faults"], &faults)
 	expectKeys(t, "fault", faults[0], "end id kind start target undone")
@@ -303,12 +316,12 @@ func TestWriteJUnit(t *testing.T) {
 			t.Fatalf("case %d is %s/%s, want %s", i, c.Class, c.Name, want.Name)
 		}
 		switch want.Verdict {
-		case check.Fail:
+		case verdict.Fail:
 			failures++
 			if c.Failure == nil || c.Skipped != nil || !strings.Contains(c.Failure.Message, want.Detail) {
 				t.Fatalf("%s: failed check without <failure>: %+v", c.Name, c)
 			}
-		case check.Pass:
+		case verdict.Pass:
 			if c.Failure != nil || c.Skipped != nil || c.Error != nil {
 				t.Fatalf("%s: passed check marked: %+v", c.Name, c)
 			}
@@ -392,7 +405,7 @@ func TestFaultSettingsShow(t *testing.T) {
 		t.Fatalf("faults = %+v", fs)
 	}
 	var b strings.Builder
-	if err := WriteSummary(&b, &Report{Drill: "d", Verdict: VerdictPass, Start: t0, Faults: fs}); err != nil {
+	if err := WriteSummary(&b, &Report{Drill: "d", Verdict: verdict.Pass, Start: t0, Faults: fs}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "latency +150ms ±20ms") {

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // maxDetail bounds a check's detail in the terminal table; the full text is in report.json.
@@ -20,7 +20,7 @@ const maxDetail = 110
 func WriteSummary(w io.Writer, r *Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "drill %s: %s  (runtime %s, topology %s, seed %d, %s)\n",
-		r.Drill, strings.ToUpper(r.Verdict), orDash(r.Runtime), orDash(r.Topology), r.Seed, runLength(r))
+		r.Drill, strings.ToUpper(string(r.Verdict)), orDash(r.Runtime), orDash(r.Topology), r.Seed, runLength(r))
 	if len(r.Settings) > 0 {
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(r.Settings)) {
@@ -34,9 +34,9 @@ func WriteSummary(w io.Writer, r *Report) error {
 	passed, failed, unknown := 0, 0, 0
 	for _, c := range r.Checks {
 		switch c.Verdict {
-		case check.Pass:
+		case verdict.Pass:
 			passed++
-		case check.Fail:
+		case verdict.Fail:
 			failed++
 		default:
 			unknown++
@@ -81,7 +81,7 @@ func WriteSummary(w io.Writer, r *Report) error {
 		}
 	}
 
-	fmt.Fprintf(&b, "\nverdict: %s (%d passed, %d failed, %d not judged)", strings.ToUpper(r.Verdict), passed, failed, unknown)
+	fmt.Fprintf(&b, "\nverdict: %s (%d passed, %d failed, %d not judged)", strings.ToUpper(string(r.Verdict)), passed, failed, unknown)
 	if r.Error != "" {
 		fmt.Fprintf(&b, ": %s", r.Error)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/spec"
+	"github.com/drillworks/drill/drills/verdict"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -171,7 +172,7 @@ func (r *run) expect(ctx context.Context, e *spec.Expect) {
 		became, why = false, fmt.Sprintf("became true only after %.1fs: %s", res.Measured, why)
 	}
 	if !became {
-		res.Verdict = check.Fail
+		res.Verdict = verdict.Fail
 		res.Detail = fmt.Sprintf("not true within %s: %s", e.Within, why)
 		r.expects = append(r.expects, res)
 		r.progress("FAIL %s", res.Detail)
@@ -182,7 +183,7 @@ func (r *run) expect(ctx context.Context, e *spec.Expect) {
 		for time.Now().Before(holdUntil) && ctx.Err() == nil {
 			_ = sleep(ctx, pollEvery)
 			if ok, w := r.holds(ctx, e.Condition, base); !ok {
-				res.Verdict = check.Fail
+				res.Verdict = verdict.Fail
 				res.Detail = fmt.Sprintf("true after %.1fs but broke while it had to hold for %s: %s", res.Measured, e.Hold, w)
 				r.expects = append(r.expects, res)
 				r.progress("FAIL %s", res.Detail)
@@ -193,7 +194,7 @@ func (r *run) expect(ctx context.Context, e *spec.Expect) {
 	} else {
 		res.Detail = fmt.Sprintf("true after %.1fs: %s", res.Measured, why)
 	}
-	res.Verdict = check.Pass
+	res.Verdict = verdict.Pass
 	r.expects = append(r.expects, res)
 	r.progress("ok   %s", res.Detail)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/drills/gameday"
 	"github.com/drillworks/drill/drills/report"
+	"github.com/drillworks/drill/drills/verdict"
 )
 
 // defaultHistoryDir is where game days keep their history unless --history-dir says otherwise.
@@ -184,13 +185,13 @@ Exit codes: the worst verdict of the runs made (0 pass or no run, 1 fail, 3 erro
 }
 
 // verdictErr maps a verdict to the exit code of drill run: pass 0, fail 1, error or aborted 3.
-func verdictErr(what, verdict, why string) error {
-	switch verdict {
-	case report.VerdictPass:
+func verdictErr(what string, v verdict.Verdict, why string) error {
+	switch v {
+	case verdict.Pass:
 		return nil
-	case report.VerdictFail:
+	case verdict.Fail:
 		return &exitError{ExitFailed, fmt.Errorf("%s failed", what)}
-	case report.VerdictAborted:
+	case verdict.Aborted:
 		return harnessErr(fmt.Errorf("%s aborted %s", what, why))
 	}
 	return harnessErr(fmt.Errorf("%s could not be judged: %s", what, why))

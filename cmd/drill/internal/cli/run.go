@@ -21,6 +21,7 @@ import (
 	"github.com/drillworks/drill/drills/report"
 	"github.com/drillworks/drill/drills/runner"
 	"github.com/drillworks/drill/drills/spec"
+	"github.com/drillworks/drill/drills/verdict"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -128,11 +129,11 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 		return err
 	}
 	switch rep.Verdict {
-	case report.VerdictPass:
+	case verdict.Pass:
 		return nil
-	case report.VerdictFail:
+	case verdict.Fail:
 		return &exitError{ExitFailed, fmt.Errorf("drill %s failed", d.Name)}
-	case report.VerdictAborted:
+	case verdict.Aborted:
 		return harnessErr(fmt.Errorf("drill %s aborted: %s", d.Name, rep.Error))
 	}
 	return harnessErr(fmt.Errorf("drill %s could not be judged: %s", d.Name, rep.Error))
