@@ -110,6 +110,8 @@ const (
 	TypeInt Type = "int"
 	// TypeChoice is one of Choices.
 	TypeChoice Type = "choice"
+	// TypeSite is a site of the topology: a region, or "witness" (Validate checks it exists).
+	TypeSite Type = "site"
 )
 
 // Param is one setting a kind takes, as a drill-file field of its inject step.
@@ -152,6 +154,11 @@ func (p Param) Check(text string) (string, error) {
 	case TypeChoice:
 		if !slices.Contains(p.Choices, text) {
 			return "", fmt.Errorf("%q is not one of %s", text, strings.Join(p.Choices, ", "))
+		}
+		return text, nil
+	case TypeSite:
+		if text == "" {
+			return "", fmt.Errorf("empty site name")
 		}
 		return text, nil
 	}
@@ -329,6 +336,9 @@ func Validate(f *Fault, t *topology.Topology) error {
 			continue
 		}
 		canon, err := p.Check(text)
+		if err == nil && p.Type == TypeSite && !slices.Contains(t.Sites(), canon) {
+			err = fmt.Errorf("unknown site %q (sites: %s)", canon, strings.Join(t.Sites(), ", "))
+		}
 		if err != nil {
 			return fmt.Errorf("fault %s: %s: %w", f.ID, p.Name, err)
 		}

@@ -552,7 +552,7 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 			}
 			continue
 		}
-		text, ok := d.param(f, p)
+		text, ok := d.param(f, p, dr)
 		good = good && ok
 		if ok {
 			if in.Params == nil {
@@ -589,7 +589,7 @@ func (d *decoder) inject(e entry, dr *Drill, st *stepState) (*Inject, bool) {
 }
 
 // param reads one fault parameter by its declared type and returns it in canonical form.
-func (d *decoder) param(f entry, p fault.Param) (string, bool) {
+func (d *decoder) param(f entry, p fault.Param, dr *Drill) (string, bool) {
 	var text string
 	switch p.Type {
 	case fault.TypeDuration:
@@ -608,6 +608,13 @@ func (d *decoder) param(f entry, p fault.Param) (string, bool) {
 			return "", false
 		}
 		text = strconv.Itoa(v)
+	case fault.TypeSite:
+		v, ok := d.name(f, "site")
+		if !ok {
+			return "", false
+		}
+		text = v
+		dr.refs = append(dr.refs, ref{site: true, name: v, field: f.Field, pos: f.ValuePos()})
 	default:
 		v, ok := d.Str(f)
 		if !ok {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,6 +36,14 @@ func (dr *Drill) Resolve(t *topology.Topology) (*topology.Topology, error) {
 				errs = append(errs, yamlpos.Errorf(dr.Source, r.pos, r.field,
 					"topology %s has no node %q (nodes: %s)", t.Name, r.name, strings.Join(topology.SortedNodeNames(t.Nodes()), ", ")))
 			}
+			continue
+		}
+		if r.site && slices.Contains(t.Sites(), r.name) {
+			continue
+		}
+		if r.site {
+			errs = append(errs, yamlpos.Errorf(dr.Source, r.pos, r.field,
+				"topology %s has no site %q (sites: %s)", t.Name, r.name, strings.Join(t.Sites(), ", ")))
 			continue
 		}
 		if _, ok := t.Region(r.name); !ok {

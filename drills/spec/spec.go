@@ -73,9 +73,10 @@ type Drill struct {
 	settingPos map[string]Pos
 }
 
-// ref is one mention of a region or node name.
+// ref is one mention of a region, site or node name.
 type ref struct {
-	node  bool // a node name, else a region name
+	node  bool // a node name
+	site  bool // a site name: a region or "witness"
 	name  string
 	field string
 	pos   Pos
