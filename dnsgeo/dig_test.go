@@ -16,7 +16,7 @@ func TestDig(t *testing.T) {
 		t.Skip("SKIPPED: dig is not installed, so the dig interoperability test did not run " +
 			"(install it with: apt-get install -y dnsutils)")
 	}
-	h := startHarness(t, "127.92.3.1", testTopology(), allUp)
+	h := startHarness(t, testNet+".3.1", testTopology(), allUp)
 	host, port, _ := net.SplitHostPort(h.addr)
 	run := func(args ...string) string {
 		t.Helper()

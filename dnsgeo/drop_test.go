@@ -17,10 +17,10 @@ import (
 // connection is accepted and then held in silence), while other sources are answered; Shutdown
 // lets held connections go at once.
 func TestDropIsSilent(t *testing.T) {
-	dropped := netip.MustParseAddr("127.84.9.2")
+	dropped := netip.MustParseAddr(dropNet + ".9.2")
 	srv, err := New(Config{
 		Topology: testTopology(),
-		Listen:   "127.84.9.1:0",
+		Listen:   dropNet + ".9.1:0",
 		Instance: "us-east-dns-1",
 		Drop:     func(a netip.Addr) bool { return a == dropped },
 	})
@@ -40,7 +40,7 @@ func TestDropIsSilent(t *testing.T) {
 	t.Cleanup(func() { _ = shutdown() })
 	q := newQuery("app.drill.test.", dns.TypeA, 0)
 
-	if r := exchange(t, srv.Addr(), "127.84.9.3", "udp", q); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+	if r := exchange(t, srv.Addr(), dropNet+".9.3", "udp", q); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
 		t.Fatalf("undropped source: %v", r)
 	}
 	c := &dns.Client{Net: "udp", Timeout: 700 * time.Millisecond,

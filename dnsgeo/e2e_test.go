@@ -50,11 +50,11 @@ func TestEndToEndGossip(t *testing.T) {
 		return gossip.Meta{Region: region, Role: "web", Healthy: true, Service: ip + ":8080"}
 	}
 	// The seed never fails, so every other node can always rejoin through it.
-	seed := startGossip(t, "eu-west-web-1", "127.92.22.10", webMeta("eu-west", "127.92.22.10"))
+	seed := startGossip(t, "eu-west-web-1", testNet+".22.10", webMeta("eu-west", testNet+".22.10"))
 	seedAddr := seed.LocalAddr()
-	startGossip(t, "eu-west-web-2", "127.92.22.11", webMeta("eu-west", "127.92.22.11"), seedAddr)
-	usWeb1Node := startGossip(t, "us-east-web-1", "127.92.21.10", webMeta("us-east", "127.92.21.10"), seedAddr)
-	usWeb2Node := startGossip(t, "us-east-web-2", "127.92.21.11", webMeta("us-east", "127.92.21.11"), seedAddr)
+	startGossip(t, "eu-west-web-2", testNet+".22.11", webMeta("eu-west", testNet+".22.11"), seedAddr)
+	usWeb1Node := startGossip(t, "us-east-web-1", testNet+".21.10", webMeta("us-east", testNet+".21.10"), seedAddr)
+	usWeb2Node := startGossip(t, "us-east-web-2", testNet+".21.11", webMeta("us-east", testNet+".21.11"), seedAddr)
 
 	type instance struct {
 		name string
@@ -62,8 +62,8 @@ func TestEndToEndGossip(t *testing.T) {
 	}
 	var dnsInstances []instance
 	for _, d := range []struct{ name, region, ip string }{
-		{"us-east-dns-1", "us-east", "127.92.21.30"},
-		{"eu-west-dns-1", "eu-west", "127.92.22.30"},
+		{"us-east-dns-1", "us-east", testNet + ".21.30"},
+		{"eu-west-dns-1", "eu-west", testNet + ".22.30"},
 	} {
 		node := startGossip(t, d.name, d.ip, gossip.Meta{Region: d.region, Role: "dns", Healthy: true}, seedAddr)
 		srv, err := New(Config{Topology: topo, Listen: net.JoinHostPort(d.ip, "0"), Instance: d.name, Members: node})
@@ -78,7 +78,7 @@ func TestEndToEndGossip(t *testing.T) {
 	ask := func() map[string][]string {
 		out := map[string][]string{}
 		for _, in := range dnsInstances {
-			r := exchange(t, in.srv.Addr(), "127.92.20.5", "udp", newQuery("app."+zone, dns.TypeA, 0, ecs("203.0.113.0/24")))
+			r := exchange(t, in.srv.Addr(), testNet+".20.5", "udp", newQuery("app."+zone, dns.TypeA, 0, ecs("203.0.113.0/24")))
 			out[in.name] = aIPs(r.Answer)
 		}
 		return out
@@ -93,8 +93,8 @@ func TestEndToEndGossip(t *testing.T) {
 			return true
 		}
 	}
-	usBoth := []string{"127.92.21.10", "127.92.21.11"}
-	euBoth := []string{"127.92.22.10", "127.92.22.11"}
+	usBoth := []string{testNet + ".21.10", testNet + ".21.11"}
+	euBoth := []string{testNet + ".22.10", testNet + ".22.11"}
 
 	waitFor(t, 15*time.Second, "cluster to converge (every instance answers us-east web nodes)", all(usBoth))
 
@@ -104,17 +104,17 @@ func TestEndToEndGossip(t *testing.T) {
 		t.Logf("leave: %v", err)
 	}
 	_ = usWeb1Node.Shutdown()
-	waitFor(t, leaveBound, "every instance to drop the web node that left", all([]string{"127.92.21.11"}))
+	waitFor(t, leaveBound, "every instance to drop the web node that left", all([]string{testNet + ".21.11"}))
 	t.Logf("leave reflected by every instance after %s", time.Since(start).Round(time.Millisecond))
 
 	// 2. us-east-web-2 is cut off from everyone (black-holed): gossip declares it dead and every
 	// instance fails us-east clients over to eu-west.
 	start = time.Now()
-	usWeb2Node.Faults().Set(gossip.Rules{Drop: []netip.Prefix{netip.MustParsePrefix("127.92.20.0/22")}})
+	usWeb2Node.Faults().Set(gossip.Rules{Drop: []netip.Prefix{netip.MustParsePrefix(testNet + ".20.0/22")}})
 	waitFor(t, deathBound, "every instance to fail over to eu-west", all(euBoth))
 	t.Logf("death reflected by every instance after %s", time.Since(start).Round(time.Millisecond))
 	for _, in := range dnsInstances {
-		st := strings.Join(txtLines(exchange(t, in.srv.Addr(), "127.92.20.5", "tcp", newQuery("_status."+zone, dns.TypeTXT, 0))), "\n")
+		st := strings.Join(txtLines(exchange(t, in.srv.Addr(), testNet+".20.5", "tcp", newQuery("_status."+zone, dns.TypeTXT, 0))), "\n")
 		if !strings.Contains(st, "region=us-east healthy=false") || !strings.Contains(st, "us-east-web-2 dead") {
 			t.Errorf("%s _status after the death:\n%s", in.name, st)
 		}
@@ -124,12 +124,12 @@ func TestEndToEndGossip(t *testing.T) {
 	// the hold-down, and never earlier than the hold-down after the heal.
 	healed := time.Now()
 	usWeb2Node.Faults().Clear()
-	startGossip(t, "us-east-web-1", "127.92.21.10", webMeta("us-east", "127.92.21.10"), seedAddr)
+	startGossip(t, "us-east-web-1", testNet+".21.10", webMeta("us-east", testNet+".21.10"), seedAddr)
 	var earliest time.Duration
 	waitFor(t, recoverBound, "every instance to re-admit us-east", func() bool {
 		answers := ask()
 		for _, got := range answers {
-			if slices.Equal(got, usBoth) || slices.Equal(got, []string{"127.92.21.11"}) || slices.Equal(got, []string{"127.92.21.10"}) {
+			if slices.Equal(got, usBoth) || slices.Equal(got, []string{testNet + ".21.11"}) || slices.Equal(got, []string{testNet + ".21.10"}) {
 				if earliest == 0 {
 					earliest = time.Since(healed)
 				}

@@ -35,7 +35,7 @@ var failoverKey = []byte("dnsgeo-failover-bench-key-012345")
 
 // BenchmarkFailoverTime measures how long the GeoDNS keeps answering with a region's web nodes
 // after they die silently. Each trial starts a fresh real gossip cluster (fast profile) of two
-// regions × (2 web + 1 db + 1 dns) members on loopback 127.94.<trial>.0/24, with one dnsgeo.Server
+// regions × (2 web + 1 db + 1 dns) members on loopback benchNet.<trial>.0/24, with one dnsgeo.Server
 // per dns member; once both servers answer us-east's web nodes to a us-east client (ECS
 // 203.0.113.0/24) and a further 1–1.8 s of steady state, both us-east web nodes are shut down without leaving, and both servers are
 // polled with real UDP queries every 20 ms until each answers eu-west's web nodes. The failover
@@ -46,7 +46,7 @@ var failoverKey = []byte("dnsgeo-failover-bench-key-012345")
 func BenchmarkFailoverTime(b *testing.B) {
 	trials := *failoverTrials
 	if trials < 1 || trials > 250 {
-		b.Fatalf("-trials=%d: want 1..250 (one 127.94.<trial>.0/24 per trial)", trials)
+		b.Fatalf("-trials=%d: want 1..250 (one benchNet.<trial>.0/24 per trial)", trials)
 	}
 	budget := time.Now().Add(*failoverTimeout)
 	var samples []time.Duration
@@ -122,7 +122,7 @@ type failoverResult struct {
 	converge    time.Duration            // cluster start to both servers answering us-east
 }
 
-// runFailoverTrial runs one trial on 127.94.<trial>.0/24 and stops everything it started.
+// runFailoverTrial runs one trial on benchNet.<trial>.0/24 and stops everything it started.
 func runFailoverTrial(trial int) (res failoverResult, err error) {
 	var stops []func()
 	defer func() {
@@ -130,7 +130,7 @@ func runFailoverTrial(trial int) (res failoverResult, err error) {
 			stops[i]()
 		}
 	}()
-	ip := func(host int) string { return fmt.Sprintf("127.94.%d.%d", trial, host) }
+	ip := func(host int) string { return fmt.Sprintf(benchNet+".%d.%d", trial, host) }
 	label := fmt.Sprintf("dnsgeo-failover-%d", trial)
 	start := func(name, region, role string, host int, seeds ...string) (*gossip.Node, error) {
 		meta := gossip.Meta{Region: region, Role: topology.Role(role), Healthy: true}

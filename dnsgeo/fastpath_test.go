@@ -147,7 +147,7 @@ var fastSources = []*net.UDPAddr{
 	{IP: net.ParseIP(srcEUWest), Port: 40001},
 	{IP: net.ParseIP(srcUnknown), Port: 40002},
 	{IP: net.ParseIP("::1"), Port: 40003},
-	{IP: net.ParseIP("::ffff:127.92.12.9"), Port: 40004},
+	{IP: net.ParseIP("::ffff:" + testNet + ".12.9"), Port: 40004},
 }
 
 // manyWebs is allUp plus enough extra us-east web nodes that an app.Z A answer no longer fits
@@ -156,7 +156,7 @@ func manyWebs() []gossip.Member {
 	ms := allUp.members()
 	for i := range 40 {
 		ms = append(ms, member(fmt.Sprintf("us-east-web-x%d", i), "web", "us-east",
-			fmt.Sprintf("127.92.103.%d:8080", i+1), gossip.StateAlive, true))
+			fmt.Sprintf(testNet+".103.%d:8080", i+1), gossip.StateAlive, true))
 	}
 	return ms
 }
@@ -554,7 +554,7 @@ func randomOPT(rng *rand.Rand, pick func(int) bool) []byte {
 // family 0), sometimes not.
 func randomECS(rng *rand.Rand, pick func(int) bool) []byte {
 	prefixes := []string{"203.0.113.0/24", "198.51.100.0/24", "203.0.113.77/32", "8.8.8.0/24", "10.0.0.0/8",
-		"192.168.7.0/24", "172.16.0.0/12", "127.92.12.0/24", "2001:db8::/56", "fd00::/8", "::/0", "0.0.0.0/0", "198.51.100.128/25"}
+		"192.168.7.0/24", "172.16.0.0/12", testNet + ".12.0/24", "2001:db8::/56", "fd00::/8", "::/0", "0.0.0.0/0", "198.51.100.128/25"}
 	p := netip.MustParsePrefix(prefixes[rng.IntN(len(prefixes))])
 	fam := uint16(1)
 	if p.Addr().Is6() {

@@ -37,7 +37,7 @@ func statusText(t *testing.T, h *harness) string {
 // TestHoldDown: a region that comes back is re-admitted only after it stayed healthy for the
 // hold-down; a flap during hold-down restarts it; TTL stays degraded until re-admission.
 func TestHoldDown(t *testing.T) {
-	h := startHarness(t, "127.92.2.1", testTopology(), allUp)
+	h := startHarness(t, testNet+".2.1", testTopology(), allUp)
 	h.set(usEastDown)
 	if got, ttl := appAnswer(t, h, srcUSEast); !slices.Equal(got, euWebs) || ttl != 1 {
 		t.Fatalf("down: got %v ttl %d, want eu-west ttl 1", got, ttl)
@@ -81,7 +81,7 @@ func TestHoldDown(t *testing.T) {
 
 // TestMembershipPing: a membership change reaches answers through Subscribe alone.
 func TestMembershipPing(t *testing.T) {
-	h := startHarness(t, "127.92.2.2", testTopology(), allUp)
+	h := startHarness(t, testNet+".2.2", testTopology(), allUp)
 	h.members.Set(usEastDown.members()...) // no Refresh: the watcher must react to the ping
 	waitFor(t, 3*time.Second, "failover after a membership ping", func() bool {
 		got, _ := appAnswer(t, h, srcUSEast)
@@ -107,7 +107,7 @@ func TestMembershipPing(t *testing.T) {
 
 // TestFailStaticRecovery: isolated → last good view; members visible again → their view applies.
 func TestFailStaticRecovery(t *testing.T) {
-	h := startHarness(t, "127.92.2.3", testTopology(), allUp)
+	h := startHarness(t, testNet+".2.3", testTopology(), allUp)
 	h.set(isolated)
 	if got, _ := appAnswer(t, h, srcUSEast); !slices.Equal(got, usWebs) {
 		t.Fatalf("fail static: got %v, want the last good us-east answer", got)
@@ -123,7 +123,7 @@ func TestFailStaticRecovery(t *testing.T) {
 
 // TestBootstrapIsolated: a fresh instance that sees nobody serves the topology plan, fail-static.
 func TestBootstrapIsolated(t *testing.T) {
-	h := startHarness(t, "127.92.2.4", testTopology(), isolated)
+	h := startHarness(t, testNet+".2.4", testTopology(), isolated)
 	got, ttl := appAnswer(t, h, srcEUWest)
 	if !slices.Equal(got, []string{"127.77.2.10", "127.77.2.11"}) || ttl != 5 {
 		t.Fatalf("bootstrap answer = %v ttl %d, want eu-west topology addresses", got, ttl)
@@ -135,7 +135,7 @@ func TestBootstrapIsolated(t *testing.T) {
 
 // TestStaticMode: without membership the server serves the topology plan.
 func TestStaticMode(t *testing.T) {
-	srv, err := New(Config{Topology: testTopology(), Listen: "127.92.2.5:0", Instance: "eu-west-dns-1"})
+	srv, err := New(Config{Topology: testTopology(), Listen: testNet + ".2.5:0", Instance: "eu-west-dns-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,11 +169,11 @@ func startServer(t *testing.T, srv *Server) {
 
 // TestPreBoundSockets: the server serves on sockets the caller bound.
 func TestPreBoundSockets(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.92.2.6:0")
+	pc, err := net.ListenPacket("udp", testNet+".2.6:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.92.2.7:0")
+	ln, err := net.Listen("tcp", testNet+".2.7:0")
 	if err != nil {
 		pc.Close()
 		t.Fatal(err)
@@ -207,13 +207,13 @@ func TestTruncation(t *testing.T) {
 	ms := allUp.members()
 	var want []string
 	for i := 0; i < 60; i++ {
-		ip := fmt.Sprintf("127.92.103.%d", 10+i)
+		ip := fmt.Sprintf(testNet+".103.%d", 10+i)
 		want = append(want, ip)
 		ms = append(ms, member(fmt.Sprintf("us-east-web-%d", 3+i), "web", "us-east", ip+":8080", gossip.StateAlive, true))
 	}
 	want = append(want, usWebs...)
 	slices.Sort(want)
-	h := startHarness(t, "127.92.2.8", testTopology(), allUp)
+	h := startHarness(t, testNet+".2.8", testTopology(), allUp)
 	h.members.Set(ms...)
 	h.srv.Refresh()
 
@@ -242,7 +242,7 @@ func TestTruncation(t *testing.T) {
 
 // TestQueryLogAndMetrics: every query logs one JSON line with the reason; counters and gauges move.
 func TestQueryLogAndMetrics(t *testing.T) {
-	h := startHarness(t, "127.92.2.9", testTopology(), allUp)
+	h := startHarness(t, testNet+".2.9", testTopology(), allUp)
 	exchange(t, h.addr, srcUnknown, "udp", newQuery("app."+zone, dns.TypeA, 0, ecs("203.0.113.0/24")))
 	h.set(usEastDown)
 	exchange(t, h.addr, srcUSEast, "udp", newQuery("app."+zone, dns.TypeA, 0))
@@ -263,7 +263,7 @@ func TestQueryLogAndMetrics(t *testing.T) {
 	want := []map[string]string{
 		{"ecs": "203.0.113.0/24/24", "qname": "app." + zone, "qtype": "A", "rcode": "NOERROR", "region": "us-east",
 			"reason": "ecs 203.0.113.0/24 → us-east (nearest)", "proto": "udp"},
-		{"ecs": "", "rcode": "NOERROR", "region": "eu-west", "reason": "source 127.92.11.0/24 → us-east down → eu-west"},
+		{"ecs": "", "rcode": "NOERROR", "region": "eu-west", "reason": "source " + testNet + ".11.0/24 → us-east down → eu-west"},
 		{"rcode": "NXDOMAIN", "region": "", "reason": "no such name"},
 		{"rcode": "FORMERR", "reason": errECSFamily.Error()},
 	}
@@ -276,7 +276,7 @@ func TestQueryLogAndMetrics(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339Nano, lines[i]["time"]); err != nil {
 			t.Errorf("log line %d: time %q: %v", i, lines[i]["time"], err)
 		}
-		if !strings.HasPrefix(lines[i]["client"], "127.92.1") {
+		if !strings.HasPrefix(lines[i]["client"], testNet+".1") {
 			t.Errorf("log line %d: client %q", i, lines[i]["client"])
 		}
 	}
@@ -348,7 +348,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("Status:\n%s", st)
 	}
 
-	taken, err := net.ListenPacket("udp", "127.92.4.1:0")
+	taken, err := net.ListenPacket("udp", testNet+".4.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal("Start on a taken address succeeded")
 	}
 
-	ok, err := New(Config{Topology: testTopology(), Listen: "127.92.4.2:0", Instance: "us-east-dns-1"})
+	ok, err := New(Config{Topology: testTopology(), Listen: testNet + ".4.2:0", Instance: "us-east-dns-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package dnsgeo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -15,17 +16,18 @@ import (
 
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/topology"
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
-// Test addresses: everything binds inside 127.92.0.0/16.
-const (
-	srcUSEast  = "127.92.11.5"   // in us-east's test client subnet
-	srcEUWest  = "127.92.12.5"   // in eu-west's test client subnet
-	srcUnknown = "127.92.13.5"   // in no client subnet
-	usWeb1     = "127.92.101.10" // us-east web Service addresses published in gossip
-	usWeb2     = "127.92.101.11"
-	euWeb1     = "127.92.102.10"
-	euWeb2     = "127.92.102.11"
+// Test addresses: everything binds inside testNet.
+var (
+	srcUSEast  = testNet + ".11.5"   // in us-east's test client subnet
+	srcEUWest  = testNet + ".12.5"   // in eu-west's test client subnet
+	srcUnknown = testNet + ".13.5"   // in no client subnet
+	usWeb1     = testNet + ".101.10" // us-east web Service addresses published in gossip
+	usWeb2     = testNet + ".101.11"
+	euWeb1     = testNet + ".102.10"
+	euWeb2     = testNet + ".102.11"
 )
 
 // waitFor polls cond until it holds or the timeout passes (never a bare sleep for readiness).
@@ -46,8 +48,8 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // testTopology is the default topology with client subnets our tests can source from.
 func testTopology() *topology.Topology {
 	t := topology.Default()
-	t.Regions[0].ClientSubnets = []string{"203.0.113.0/24", "127.92.11.0/24"}
-	t.Regions[1].ClientSubnets = []string{"198.51.100.0/24", "127.92.12.0/24"}
+	t.Regions[0].ClientSubnets = []string{"203.0.113.0/24", testNet + ".11.0/24"}
+	t.Regions[1].ClientSubnets = []string{"198.51.100.0/24", testNet + ".12.0/24"}
 	return t
 }
 
@@ -120,7 +122,7 @@ func (f *staticMembers) Set(ms ...gossip.Member) {
 
 // member builds a gossip member.
 func member(name, role, region, service string, st gossip.State, healthy bool) gossip.Member {
-	return gossip.Member{Name: name, Addr: "127.92.200.1:7946", State: st,
+	return gossip.Member{Name: name, Addr: testNet + ".200.1:7946", State: st,
 		Meta: gossip.Meta{Region: region, Role: topology.Role(role), Service: service, Healthy: healthy}}
 }
 
@@ -137,9 +139,9 @@ func (c cluster) members() []gossip.Member {
 		dead := member("eu-west-dns-1", "dns", "eu-west", "", gossip.StateDead, true)
 		return []gossip.Member{self, dead}
 	}
-	db := member("us-east-db-1", "db", "us-east", "127.92.101.20:7000", gossip.StateAlive, true)
+	db := member("us-east-db-1", "db", "us-east", testNet+".101.20:7000", gossip.StateAlive, true)
 	db.Meta.Primary, db.Meta.Epoch = true, 3
-	db2 := member("eu-west-db-1", "db", "eu-west", "127.92.102.20:7000", gossip.StateAlive, true)
+	db2 := member("eu-west-db-1", "db", "eu-west", testNet+".102.20:7000", gossip.StateAlive, true)
 	db2.Meta.Epoch = 3
 	return []gossip.Member{
 		self, db, db2,
@@ -227,7 +229,7 @@ func (h *harness) set(c cluster) {
 	h.srv.Refresh()
 }
 
-// exchange sends m from src (an IP in 127.92/16) over proto and returns the reply.
+// exchange sends m from src (an IP in testNet) over proto and returns the reply.
 func exchange(t *testing.T, server, src, proto string, m *dns.Msg) *dns.Msg {
 	t.Helper()
 	d := &net.Dialer{Timeout: 2 * time.Second}
@@ -340,3 +342,26 @@ func (w *fakeWriter) Close() error                { return nil }
 func (w *fakeWriter) TsigStatus() error           { return nil }
 func (w *fakeWriter) TsigTimersOnly(bool)         {}
 func (w *fakeWriter) Hijack()                     {}
+
+// testNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
+// testing in parallel never share an address.
+var testNet = mustNet()
+
+// benchNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
+// testing in parallel never share an address.
+var benchNet = mustNet()
+
+// dropNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
+// testing in parallel never share an address.
+var dropNet = mustNet()
+
+// mustNet takes a loopback /16 for the life of the test process and returns its first two
+// octets.
+func mustNet() string {
+	p, err := netalloc.LoopbackForProcess()
+	if err != nil {
+		panic(err)
+	}
+	b := p.Addr().As4()
+	return fmt.Sprintf("%d.%d", b[0], b[1])
+}

@@ -12,7 +12,7 @@ import (
 // health state, and the reply a real client must get from the running server.
 type acceptCase struct {
 	name   string
-	src    string   // client source address (127.92/16)
+	src    string   // client source address (testNet)
 	proto  string   // "udp" (default) or "tcp"
 	q      *dns.Msg // the query
 	rcode  int
@@ -70,7 +70,7 @@ func acceptTable() map[string]struct {
 			{name: "ecs us-east /24 → us-east, scope 24", src: srcUnknown, q: newQuery(app, dns.TypeA, 0, ecs("203.0.113.0/24")), answer: usWebs, ttl: 5, scope: 24},
 			{name: "ecs wins over source", src: srcUSEast, q: newQuery(app, dns.TypeA, 0, ecs("198.51.100.0/24")), answer: euWebs, scope: 24},
 			{name: "ecs /32 inside a subnet: scope is the subnet's", src: srcUnknown, q: newQuery(app, dns.TypeA, 0, ecs("203.0.113.77/32")), answer: usWebs, scope: 24},
-			{name: "ecs loopback in a configured subnet is used", src: srcUSEast, q: newQuery(app, dns.TypeA, 0, ecs("127.92.12.0/24")), answer: euWebs, scope: 24},
+			{name: "ecs loopback in a configured subnet is used", src: srcUSEast, q: newQuery(app, dns.TypeA, 0, ecs(testNet+".12.0/24")), answer: euWebs, scope: 24},
 			{name: "ecs RFC1918 10/8 ignored → source, scope 8", src: srcEUWest, q: newQuery(app, dns.TypeA, 0, ecs("10.1.2.0/24")), answer: euWebs, scope: 8},
 			{name: "ecs RFC1918 192.168/16 ignored → source, scope 16", src: srcUSEast, q: newQuery(app, dns.TypeA, 0, ecs("192.168.1.0/24")), answer: usWebs, scope: 16},
 			{name: "ecs RFC4193 ULA ignored → source, scope 7", src: srcEUWest, q: newQuery(app, dns.TypeA, 0, ecs("fd00:1::/48")), answer: euWebs, scope: 7},
@@ -229,8 +229,8 @@ func acceptTable() map[string]struct {
 
 // TestAcceptance runs the acceptance table against running servers with a real client.
 func TestAcceptance(t *testing.T) {
-	hostByState := map[string]string{"all-up": "127.92.1.1", "us-east-down": "127.92.1.2", "us-east-left": "127.92.1.3",
-		"us-east-unhealthy": "127.92.1.4", "all-down": "127.92.1.5", "isolated": "127.92.1.6"}
+	hostByState := map[string]string{"all-up": testNet + ".1.1", "us-east-down": testNet + ".1.2", "us-east-left": testNet + ".1.3",
+		"us-east-unhealthy": testNet + ".1.4", "all-down": testNet + ".1.5", "isolated": testNet + ".1.6"}
 	for stateName, group := range acceptTable() {
 		t.Run(stateName, func(t *testing.T) {
 			h := startHarness(t, hostByState[stateName], testTopology(), allUp)

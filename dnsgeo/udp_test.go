@@ -17,11 +17,11 @@ import (
 type hiddenUDPConn struct{ net.PacketConn }
 
 // startUDPPair starts two servers with the same plan: one on the batched UDP path, one on
-// miekg/dns's. Addresses are in 127.94.250.0/24.
+// miekg/dns's. Addresses are in benchNet.250.0/24.
 func startUDPPair(t *testing.T, drop func(string) bool) (fast, reference *Server) {
 	t.Helper()
 	for i, hide := range []bool{false, true} {
-		ip := fmt.Sprintf("127.94.250.%d", 10+i)
+		ip := fmt.Sprintf(benchNet+".250.%d", 10+i)
 		pc, err := net.ListenPacket("udp", ip+":0")
 		if err != nil {
 			t.Fatal(err)
@@ -64,7 +64,7 @@ func startUDPPair(t *testing.T, drop func(string) bool) (fast, reference *Server
 // queries sent afterwards (from probeSrc) are answered, any reply would have been sent.
 func rawExchange(t *testing.T, server, src string, packet []byte, expectSilence bool) []byte {
 	t.Helper()
-	const probeSrc = "127.94.251.5"
+	probeSrc := benchNet + ".251.5"
 	dial := func(src string) *net.UDPConn {
 		conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(server)))
 		if err != nil {
@@ -108,7 +108,7 @@ func rawExchange(t *testing.T, server, src string, packet []byte, expectSilence 
 // miekg/dns's server and requires byte-identical replies (or the same silence), including the
 // rejection paths miekg/dns handles before the handler.
 func TestBatchedUDPMatchesMiekg(t *testing.T) {
-	fast, ref := startUDPPair(t, func(a string) bool { return a == "127.94.251.9" })
+	fast, ref := startUDPPair(t, func(a string) bool { return a == benchNet+".251.9" })
 	pack := func(m *dns.Msg) []byte {
 		b, err := m.Pack()
 		if err != nil {
@@ -130,17 +130,17 @@ func TestBatchedUDPMatchesMiekg(t *testing.T) {
 		packet []byte
 		silent bool
 	}{
-		{"app A with ECS", "127.94.251.5", withID(query), false},
-		{"app A, source routed", "127.94.251.5", withID(pack(newQuery("app."+zone, dns.TypeA, 1232))), false},
-		{"bad ECS family → FORMERR", "127.94.251.5", withID(pack(newQuery("app."+zone, dns.TypeA, 0, rawECS(3, 24, 0, 203, 0, 113)))), false},
-		{"status TXT", "127.94.251.5", withID(pack(newQuery("_status."+zone, dns.TypeTXT, 0))), false},
-		{"NXDOMAIN", "127.94.251.5", withID(pack(newQuery("nothing."+zone, dns.TypeA, 0))), false},
-		{"two questions → FORMERR, header only", "127.94.251.5", withID(pack(twoQuestions)), false},
-		{"update → NOTIMP", "127.94.251.5", withID(pack(update)), false},
-		{"truncated body → FORMERR", "127.94.251.5", withID(query[:len(query)-5]), false},
-		{"response → silence", "127.94.251.5", withID(pack(response)), true},
-		{"short packet → silence", "127.94.251.5", []byte{1, 2, 3}, true},
-		{"dropped source → silence", "127.94.251.9", withID(query), true},
+		{"app A with ECS", benchNet + ".251.5", withID(query), false},
+		{"app A, source routed", benchNet + ".251.5", withID(pack(newQuery("app."+zone, dns.TypeA, 1232))), false},
+		{"bad ECS family → FORMERR", benchNet + ".251.5", withID(pack(newQuery("app."+zone, dns.TypeA, 0, rawECS(3, 24, 0, 203, 0, 113)))), false},
+		{"status TXT", benchNet + ".251.5", withID(pack(newQuery("_status."+zone, dns.TypeTXT, 0))), false},
+		{"NXDOMAIN", benchNet + ".251.5", withID(pack(newQuery("nothing."+zone, dns.TypeA, 0))), false},
+		{"two questions → FORMERR, header only", benchNet + ".251.5", withID(pack(twoQuestions)), false},
+		{"update → NOTIMP", benchNet + ".251.5", withID(pack(update)), false},
+		{"truncated body → FORMERR", benchNet + ".251.5", withID(query[:len(query)-5]), false},
+		{"response → silence", benchNet + ".251.5", withID(pack(response)), true},
+		{"short packet → silence", benchNet + ".251.5", []byte{1, 2, 3}, true},
+		{"dropped source → silence", benchNet + ".251.9", withID(query), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,7 +170,7 @@ func TestBatchedUDPBurst(t *testing.T) {
 	for c := range clients {
 		go func() {
 			errs <- func() error {
-				conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.94.251.6")}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(fast.Addr())))
+				conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(benchNet + ".251.6")}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(fast.Addr())))
 				if err != nil {
 					return err
 				}
@@ -215,7 +215,7 @@ func TestBatchedUDPBurst(t *testing.T) {
 
 // TestBatchedUDPShutdown: Shutdown stops the readers promptly and the address stops answering.
 func TestBatchedUDPShutdown(t *testing.T) {
-	srv, err := New(Config{Topology: testTopology(), Listen: "127.94.250.20:0", Instance: "us-east-dns-1"})
+	srv, err := New(Config{Topology: testTopology(), Listen: benchNet + ".250.20:0", Instance: "us-east-dns-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestBatchedUDPShutdown(t *testing.T) {
 	if srv.fastUDP == nil {
 		t.Fatal("a specific loopback address should use the batched path")
 	}
-	exchange(t, addr, "127.94.251.7", "udp", newQuery("app."+zone, dns.TypeA, 0))
+	exchange(t, addr, benchNet+".251.7", "udp", newQuery("app."+zone, dns.TypeA, 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

@@ -22,7 +22,7 @@ func BenchmarkPut(b *testing.B) {
 	}{{"serial", 0}, {"parallel-32", 16}} {
 		b.Run(bc.name, func(b *testing.B) {
 			dir := b.TempDir()
-			n, err := Open(Config{Name: "bench", Region: "a", DataDir: dir, Listen: "127.91.200.1:7000", Bootstrap: true})
+			n, err := Open(Config{Name: "bench", Region: "a", DataDir: dir, Listen: testNet + ".200.1:7000", Bootstrap: true})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
-// Test address plan: every test owns 127.91.<octet>.0/24 (octets listed next to each test); db
+// Test address plan: every test owns testNet.<octet>.0/24 (octets listed next to each test); db
 // nodes are .1-.9 port 7000, the witness .250 port 7000, link proxies .100+ port 7000+.
 
 // waitFor polls cond every 10 ms until it is true or timeout passes.
@@ -189,7 +191,7 @@ func newCluster(t *testing.T, octet int) *cluster {
 	}
 }
 
-func (c *cluster) addr(host int) string { return fmt.Sprintf("127.91.%d.%d:7000", c.octet, host) }
+func (c *cluster) addr(host int) string { return fmt.Sprintf(testNet+".%d.%d:7000", c.octet, host) }
 
 // startWitness runs a standalone voter named "witness".
 func (c *cluster) startWitness() *Voter {
@@ -290,7 +292,7 @@ func (c *cluster) hide(a, b string, hidden bool) {
 func (c *cluster) link(from, to string) *testLink {
 	c.mu.Lock()
 	c.nextLink++
-	listen := fmt.Sprintf("127.91.%d.%d:%d", c.octet, 100+c.nextLink, 7000+c.nextLink)
+	listen := fmt.Sprintf(testNet+".%d.%d:%d", c.octet, 100+c.nextLink, 7000+c.nextLink)
 	upstream := c.direct[to][len("http://"):]
 	c.mu.Unlock()
 	l := newTestLink(c.t, listen, upstream)
@@ -393,4 +395,19 @@ func putRetry(t *testing.T, cl *Client, key, value string, timeout time.Duration
 func isAPIError(err error, status int, msg string) bool {
 	var apiErr *APIError
 	return errors.As(err, &apiErr) && apiErr.StatusCode == status && apiErr.Message == msg
+}
+
+// testNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
+// testing in parallel never share an address.
+var testNet = mustNet()
+
+// mustNet takes a loopback /16 for the life of the test process and returns its first two
+// octets.
+func mustNet() string {
+	p, err := netalloc.LoopbackForProcess()
+	if err != nil {
+		panic(err)
+	}
+	b := p.Addr().As4()
+	return fmt.Sprintf("%d.%d", b[0], b[1])
 }

@@ -9,12 +9,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
 // testKey is the cluster key of every test node.
 var testKey = []byte("drill-gossip-test-key-0123456789")[:32]
 
-// testPort is the gossip port of every test node; each test uses its own IPs in 127.90.0.0/16.
+// testPort is the gossip port of every test node; each test uses its own IPs in testNet.
 const testPort = 17946
 
 // waitFor polls cond every 20 ms until it holds or timeout passes; it reports whether it held.
@@ -202,4 +204,19 @@ func views(nodes []*Node) string {
 		}
 	}
 	return b.String()
+}
+
+// testNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
+// testing in parallel never share an address.
+var testNet = mustNet()
+
+// mustNet takes a loopback /16 for the life of the test process and returns its first two
+// octets.
+func mustNet() string {
+	p, err := netalloc.LoopbackForProcess()
+	if err != nil {
+		panic(err)
+	}
+	b := p.Addr().As4()
+	return fmt.Sprintf("%d.%d", b[0], b[1])
 }

@@ -39,7 +39,7 @@ func TestProfiles(t *testing.T) {
 }
 
 func TestStartValidates(t *testing.T) {
-	base := Config{Name: "x", BindIP: "127.90.30.1", Key: testKey}
+	base := Config{Name: "x", BindIP: testNet + ".30.1", Key: testKey}
 	for name, c := range map[string]Config{
 		"no name":     {BindIP: base.BindIP, Key: testKey},
 		"no ip":       {Name: "x", Key: testKey},
@@ -58,7 +58,7 @@ func TestStartValidates(t *testing.T) {
 }
 
 func TestClusterFormsAndMetaPropagates(t *testing.T) {
-	nodes := startCluster(t, ips("127.90.10", 1, 5), nil)
+	nodes := startCluster(t, ips(testNet+".10", 1, 5), nil)
 	for _, n := range nodes {
 		if got := n.NumAlive(); got != 5 {
 			t.Fatalf("%s NumAlive = %d, want 5", n.Name(), got)
@@ -141,11 +141,11 @@ func intruderCannotJoin(t *testing.T, prefix string, mutate func(*Config)) {
 }
 
 func TestWrongKeyCannotJoin(t *testing.T) {
-	intruderCannotJoin(t, "127.90.11", func(c *Config) { c.Key = []byte("another-key-another-key-01234567") })
+	intruderCannotJoin(t, testNet+".11", func(c *Config) { c.Key = []byte("another-key-another-key-01234567") })
 }
 
 func TestWrongLabelCannotJoin(t *testing.T) {
-	intruderCannotJoin(t, "127.90.12", func(c *Config) { c.Label = "another-topology" })
+	intruderCannotJoin(t, testNet+".12", func(c *Config) { c.Label = "another-topology" })
 }
 
 // detectionTimes waits until every observer sees name in want, and returns each observer's
@@ -212,7 +212,7 @@ func checkDetection(t *testing.T, what string, rec *suspicions, survivors []*Nod
 
 func TestKillDetectedRestartAndLeave(t *testing.T) {
 	rec := newSuspicions()
-	nodes := startCluster(t, ips("127.90.13", 1, 10), func(c *Config) { c.Logger = testLogger(rec) })
+	nodes := startCluster(t, ips(testNet+".13", 1, 10), func(c *Config) { c.Logger = testLogger(rec) })
 
 	// Kill three nodes one after another (10 → 9 → 8 → 7 alive).
 	var totals []time.Duration
@@ -269,11 +269,11 @@ func TestKillDetectedRestartAndLeave(t *testing.T) {
 
 func TestPartitionAndHeal(t *testing.T) {
 	rec := newSuspicions()
-	sideA, sideB := ips("127.90.1", 1, 2), ips("127.90.2", 1, 2)
+	sideA, sideB := ips(testNet+".1", 1, 2), ips(testNet+".2", 1, 2)
 	nodes := startCluster(t, append(append([]string{}, sideA...), sideB...), func(c *Config) { c.Logger = testLogger(rec) })
 	a, b := nodes[:2], nodes[2:]
-	netA, netB := netip.MustParsePrefix("127.90.1.0/24"), netip.MustParsePrefix("127.90.2.0/24")
-	sameSide := func(x, y *Node) bool { return x.Name()[:len("127.90.1.")] == y.Name()[:len("127.90.1.")] }
+	netA, netB := netip.MustParsePrefix(testNet+".1.0/24"), netip.MustParsePrefix(testNet+".2.0/24")
+	sameSide := func(x, y *Node) bool { return x.Name()[:len(testNet+".1.")] == y.Name()[:len(testNet+".1.")] }
 
 	t0 := time.Now()
 	for _, n := range a {
@@ -321,10 +321,10 @@ func TestPartitionAndHeal(t *testing.T) {
 
 func TestWANLatencyNoFalseDeathsThenKillDetected(t *testing.T) {
 	rec := newSuspicions()
-	sideA, sideB := ips("127.90.1", 11, 14), ips("127.90.2", 11, 14)
+	sideA, sideB := ips(testNet+".1", 11, 14), ips(testNet+".2", 11, 14)
 	nodes := startCluster(t, append(append([]string{}, sideA...), sideB...), func(c *Config) { c.Logger = testLogger(rec) })
 	a, b := nodes[:4], nodes[4:]
-	netA, netB := netip.MustParsePrefix("127.90.1.0/24"), netip.MustParsePrefix("127.90.2.0/24")
+	netA, netB := netip.MustParsePrefix(testNet+".1.0/24"), netip.MustParsePrefix(testNet+".2.0/24")
 	// The worst WAN the fast profile is meant for: FastMaxOneWay with the jitter included.
 	const jitter = 25 * time.Millisecond
 	const oneWay = FastMaxOneWay - jitter

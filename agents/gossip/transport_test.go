@@ -47,7 +47,7 @@ func receive(tr *faultTransport, timeout time.Duration) *memberlist.Packet {
 }
 
 func TestTransportPacketDropBothDirections(t *testing.T) {
-	a, b := transportPair(t, "127.90.20.1", "127.90.20.2")
+	a, b := transportPair(t, testNet+".20.1", testNet+".20.2")
 	bAddr := transportAddr(b)
 
 	if _, err := a.WriteTo([]byte("hello"), bAddr); err != nil {
@@ -58,7 +58,7 @@ func TestTransportPacketDropBothDirections(t *testing.T) {
 	}
 
 	// Sender-side rule: the write "succeeds" but nothing arrives.
-	a.faults.Set(Rules{Drop: []netip.Prefix{netip.MustParsePrefix("127.90.20.2/32")}})
+	a.faults.Set(Rules{Drop: []netip.Prefix{netip.MustParsePrefix(testNet + ".20.2/32")}})
 	if _, err := a.WriteTo([]byte("dropped-out"), bAddr); err != nil {
 		t.Fatalf("black-holed write returned %v, want silent success", err)
 	}
@@ -68,7 +68,7 @@ func TestTransportPacketDropBothDirections(t *testing.T) {
 
 	// Receiver-side rule only: the receiver discards it.
 	a.faults.Clear()
-	b.faults.Set(Rules{Drop: []netip.Prefix{netip.MustParsePrefix("127.90.20.0/24")}})
+	b.faults.Set(Rules{Drop: []netip.Prefix{netip.MustParsePrefix(testNet + ".20.0/24")}})
 	if _, err := a.WriteTo([]byte("dropped-in"), bAddr); err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +86,8 @@ func TestTransportPacketDropBothDirections(t *testing.T) {
 }
 
 func TestTransportPacketDelay(t *testing.T) {
-	a, b := transportPair(t, "127.90.20.3", "127.90.20.4")
-	a.faults.Set(Rules{Delays: []Delay{{Prefix: netip.MustParsePrefix("127.90.20.4/32"), Latency: 250 * time.Millisecond}}})
+	a, b := transportPair(t, testNet+".20.3", testNet+".20.4")
+	a.faults.Set(Rules{Delays: []Delay{{Prefix: netip.MustParsePrefix(testNet + ".20.4/32"), Latency: 250 * time.Millisecond}}})
 	sent := time.Now()
 	if _, err := a.WriteTo([]byte("late"), transportAddr(b)); err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestTransportPacketDelay(t *testing.T) {
 }
 
 func TestTransportStreamFaults(t *testing.T) {
-	a, b := transportPair(t, "127.90.20.5", "127.90.20.6")
+	a, b := transportPair(t, testNet+".20.5", testNet+".20.6")
 	bAddr := transportAddr(b)
 
 	// Echo whatever b accepts, until the test ends.
@@ -153,7 +153,7 @@ func TestTransportStreamFaults(t *testing.T) {
 	}
 
 	// Dialer-side drop: the dial waits out its timeout, then fails with a timeout error.
-	a.faults.Set(Rules{Drop: []netip.Prefix{netip.MustParsePrefix("127.90.20.6/32")}})
+	a.faults.Set(Rules{Drop: []netip.Prefix{netip.MustParsePrefix(testNet + ".20.6/32")}})
 	start := time.Now()
 	_, err := a.DialTimeout(bAddr, 400*time.Millisecond)
 	var ne net.Error
@@ -166,14 +166,14 @@ func TestTransportStreamFaults(t *testing.T) {
 
 	// Acceptor-side drop only: the stream is closed, no echo comes back.
 	a.faults.Clear()
-	b.faults.Set(Rules{Drop: []netip.Prefix{netip.MustParsePrefix("127.90.20.5/32")}})
+	b.faults.Set(Rules{Drop: []netip.Prefix{netip.MustParsePrefix(testNet + ".20.5/32")}})
 	if _, err := roundTrip(); err == nil {
 		t.Fatal("stream crossed an acceptor-side drop rule")
 	}
 
 	// Delay on both sides: dial + request + echo each cost ~150 ms.
-	b.faults.Set(Rules{Delays: []Delay{{Prefix: netip.MustParsePrefix("127.90.20.5/32"), Latency: 150 * time.Millisecond}}})
-	a.faults.Set(Rules{Delays: []Delay{{Prefix: netip.MustParsePrefix("127.90.20.6/32"), Latency: 150 * time.Millisecond}}})
+	b.faults.Set(Rules{Delays: []Delay{{Prefix: netip.MustParsePrefix(testNet + ".20.5/32"), Latency: 150 * time.Millisecond}}})
+	a.faults.Set(Rules{Delays: []Delay{{Prefix: netip.MustParsePrefix(testNet + ".20.6/32"), Latency: 150 * time.Millisecond}}})
 	rtt, err := roundTrip()
 	if err != nil {
 		t.Fatalf("delayed stream: %v", err)
@@ -193,7 +193,7 @@ func TestTransportStreamFaults(t *testing.T) {
 // TestTransportPacketLoss: a loss rule on one side drops about its share of the packets in both
 // directions (sent and received), and leaves streams alone.
 func TestTransportPacketLoss(t *testing.T) {
-	a, b := transportPair(t, "127.90.20.7", "127.90.20.8")
+	a, b := transportPair(t, testNet+".20.7", testNet+".20.8")
 	aAddr, bAddr := transportAddr(a), transportAddr(b)
 	const n = 200
 	// received counts what to gets of n packets from from, draining while they are sent so that
@@ -217,7 +217,7 @@ func TestTransportPacketLoss(t *testing.T) {
 	if got := received(a, b, bAddr); got != n {
 		t.Fatalf("baseline: %d of %d packets arrived", got, n)
 	}
-	a.faults.Set(Rules{Loss: []Loss{{Prefix: netip.MustParsePrefix("127.90.20.8/32"), Percent: 50}}})
+	a.faults.Set(Rules{Loss: []Loss{{Prefix: netip.MustParsePrefix(testNet + ".20.8/32"), Percent: 50}}})
 	// 50 % of 200: mean 100, standard deviation 7; 50..150 is far outside chance.
 	out, in := received(a, b, bAddr), received(b, a, aAddr)
 	t.Logf("50%% loss on a: a→b %d of %d arrived, b→a %d of %d", out, n, in, n)
@@ -228,7 +228,7 @@ func TestTransportPacketLoss(t *testing.T) {
 		t.Fatalf("received through a 50%% loss rule: %d of %d arrived", in, n)
 	}
 	// Streams are not subject to loss (TCP would retransmit): a dial and an echo-less write work.
-	a.faults.Set(Rules{Loss: []Loss{{Prefix: netip.MustParsePrefix("127.90.20.8/32"), Percent: 100}}})
+	a.faults.Set(Rules{Loss: []Loss{{Prefix: netip.MustParsePrefix(testNet + ".20.8/32"), Percent: 100}}})
 	c, err := a.DialTimeout(bAddr, 2*time.Second)
 	if err != nil {
 		t.Fatalf("dial through a 100%% packet loss rule: %v", err)

@@ -2,19 +2,22 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
 // TestDropHoldsConnectionsSilently: a request from a dropped source is taken over and held with no
 // bytes written (no response, no reset) while other sources are served, and stopping the server
 // lets the held connection go.
 func TestDropHoldsConnectionsSilently(t *testing.T) {
-	dropped := netip.MustParseAddr("127.84.9.12")
-	ln, err := net.Listen("tcp", "127.84.9.11:0")
+	dropped := netip.MustParseAddr(testNet + ".9.12")
+	ln, err := net.Listen("tcp", testNet+".9.11:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +49,7 @@ func TestDropHoldsConnectionsSilently(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		resp, err := client("127.84.9.13").Get("http://" + addr + "/status")
+		resp, err := client(testNet + ".9.13").Get("http://" + addr + "/status")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
@@ -78,4 +81,19 @@ func TestDropHoldsConnectionsSilently(t *testing.T) {
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("held connection not released when the server stopped")
 	}
+}
+
+// testNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
+// testing in parallel never share an address.
+var testNet = mustNet()
+
+// mustNet takes a loopback /16 for the life of the test process and returns its first two
+// octets.
+func mustNet() string {
+	p, err := netalloc.LoopbackForProcess()
+	if err != nil {
+		panic(err)
+	}
+	b := p.Addr().As4()
+	return fmt.Sprintf("%d.%d", b[0], b[1])
 }

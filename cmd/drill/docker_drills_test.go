@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -22,44 +21,29 @@ func needDocker(t *testing.T) {
 	}
 }
 
-// dockerEnv is newEnv with its own Docker address range as well.
-func dockerEnv(t *testing.T, name string, octet int) *env {
-	e := newEnv(t, name, octet)
-	b, err := os.ReadFile(e.topo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	y := strings.Replace(string(b), "10.77.0.0/16", fmt.Sprintf("10.%d.0.0/16", octet), 1)
-	if err := os.WriteFile(e.topo, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return e // newEnv's cleanup runs `drill down`, which follows the plan's runtime
-}
-
 // TestDockerDrills runs every built-in drill on the Docker runtime, as it is and under its
 // known-bad design setting, with the same expectations as on the local runtime: each passes with
 // its own budgets, and each known-bad variant fails on the check that catches the flaw, with a
 // measured flaw.
 func TestDockerDrills(t *testing.T) {
 	needDocker(t)
-	for _, tc := range []struct {
-		name  string
-		octet int
-		args  []string
+	for i, tc := range []struct {
+		name string
+		args []string
 		// failCheck is empty for a run that must pass; else the check that must fail.
 		failCheck string
 	}{
-		{"region-outage passes", 111, []string{"region-outage"}, ""},
-		{"region-outage loses writes under async", 113, []string{"region-outage", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
-		{"primary-kill passes", 114, []string{"primary-kill"}, ""},
-		{"primary-kill loses writes under async", 115, []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
-		{"wan-latency passes", 116, []string{"wan-latency"}, ""},
-		{"wan-latency reads stale without read-your-writes", 117, []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
-		{"region-partition passes with lease fencing", 118, []string{"region-partition"}, ""},
-		{"region-partition splits brain without fencing", 112, []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
+		{"region-outage passes", []string{"region-outage"}, ""},
+		{"region-outage loses writes under async", []string{"region-outage", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
+		{"primary-kill passes", []string{"primary-kill"}, ""},
+		{"primary-kill loses writes under async", []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
+		{"wan-latency passes", []string{"wan-latency"}, ""},
+		{"wan-latency reads stale without read-your-writes", []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
+		{"region-partition passes with lease fencing", []string{"region-partition"}, ""},
+		{"region-partition splits brain without fencing", []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := dockerEnv(t, fmt.Sprintf("docker-%d", tc.octet), tc.octet)
+			e := newEnv(t, fmt.Sprintf("docker-%d", i))
 			start := time.Now()
 			code, out := e.run(append(tc.args, "--runtime", "docker")...)
 			r := e.reportJSON()
@@ -87,7 +71,7 @@ func TestDockerDrills(t *testing.T) {
 // undo it, tear down (no labelled container or network left) and report verdict aborted.
 func TestDockerInterruptMidFault(t *testing.T) {
 	needDocker(t)
-	e := dockerEnv(t, "docker-interrupt", 122)
+	e := newEnv(t, "docker-interrupt")
 	e.interruptMidFault("docker")
 	e.assertNoDockerObjects()
 }
@@ -97,7 +81,7 @@ func TestDockerInterruptMidFault(t *testing.T) {
 // leave no labelled container or network.
 func TestDockerKill9MidFaultThenRecover(t *testing.T) {
 	needDocker(t)
-	e := dockerEnv(t, "docker-kill9", 123)
+	e := newEnv(t, "docker-kill9")
 	rt, err := docker.New(docker.Config{RunDir: filepath.Join(e.state, "docker-kill9")})
 	if err != nil {
 		t.Fatal(err)

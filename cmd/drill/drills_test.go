@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
 // These tests run drills the way a user does: the drill binary, its exit code, its report
@@ -59,19 +61,28 @@ type env struct {
 	report string
 }
 
-func newEnv(t *testing.T, name string, octet int) *env {
+// topologyFile writes the default topology under name, with a loopback and a Docker range of
+// its own (netalloc), into dir and returns its path.
+func topologyFile(t *testing.T, dir, name string) string {
 	t.Helper()
-	dir := t.TempDir()
 	def, err := os.ReadFile("../../topology/default.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	y := strings.Replace(string(def), "name: default", "name: "+name, 1)
-	y = strings.Replace(y, "127.77.0.0/16", fmt.Sprintf("127.%d.0.0/16", octet), 1)
-	e := &env{t: t, bin: drillBin(t), topo: filepath.Join(dir, name+".yaml"), state: filepath.Join(dir, "state"), report: filepath.Join(dir, "report")}
-	if err := os.WriteFile(e.topo, []byte(y), 0o644); err != nil {
+	y = strings.Replace(y, "127.77.0.0/16", netalloc.Loopback(t).String(), 1)
+	y = strings.Replace(y, "10.77.0.0/16", netalloc.Private(t).String(), 1)
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+func newEnv(t *testing.T, name string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, bin: drillBin(t), topo: topologyFile(t, dir, name), state: filepath.Join(dir, "state"), report: filepath.Join(dir, "report")}
 	t.Cleanup(func() {
 		_ = exec.Command(e.bin, "recover", "--topology", e.topo, "--state-dir", e.state).Run()
 		_ = exec.Command(e.bin, "down", "--topology", e.topo, "--state-dir", e.state).Run()
@@ -180,7 +191,7 @@ func skipShort(t *testing.T) {
 
 func TestRegionOutagePasses(t *testing.T) {
 	skipShort(t)
-	e := newEnv(t, "outage-pass", 101)
+	e := newEnv(t, "outage-pass")
 	start := time.Now()
 	code, out := e.run("region-outage")
 	r := e.reportJSON()
@@ -202,19 +213,18 @@ func TestRegionOutagePasses(t *testing.T) {
 // keeps several writes in flight per WAN round trip).
 func TestKnownBadDesignsFail(t *testing.T) {
 	skipShort(t)
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name  string
-		octet int
 		args  []string
 		check string
 	}{
-		{"region-outage loses writes under async", 102, []string{"region-outage", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
-		{"primary-kill loses writes under async", 119, []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
-		{"region-partition splits brain without fencing", 104, []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
-		{"wan-latency reads stale without read-your-writes", 106, []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
+		{"region-outage loses writes under async", []string{"region-outage", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
+		{"primary-kill loses writes under async", []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
+		{"region-partition splits brain without fencing", []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
+		{"wan-latency reads stale without read-your-writes", []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, fmt.Sprintf("bad-%d", tc.octet), tc.octet)
+			e := newEnv(t, fmt.Sprintf("bad-%d", i))
 			code, out := e.run(tc.args...)
 			v, measured, detail := e.reportJSON().check(t, tc.check)
 			if code != 1 || v != "fail" || measured <= 0 {
@@ -228,7 +238,7 @@ func TestKnownBadDesignsFail(t *testing.T) {
 
 func TestRegionOutageSemiSyncLosesNothing(t *testing.T) {
 	skipShort(t)
-	e := newEnv(t, "outage-semisync", 103)
+	e := newEnv(t, "outage-semisync")
 	_, out := e.run("region-outage", "--budget", "lost_acked_writes=0", "--set", "replication=semi-sync")
 	r := e.reportJSON()
 	if v, lost, detail := r.check(t, "lost_acked_writes"); v != "pass" || lost != 0 {
@@ -238,7 +248,7 @@ func TestRegionOutageSemiSyncLosesNothing(t *testing.T) {
 
 func TestRegionPartitionWithLeasePasses(t *testing.T) {
 	skipShort(t)
-	e := newEnv(t, "partition-lease", 105)
+	e := newEnv(t, "partition-lease")
 	code, out := e.run("region-partition")
 	r := e.reportJSON()
 	if v, secs, detail := r.check(t, "split_brain"); code != 0 || v != "pass" || secs != 0 {
@@ -248,7 +258,7 @@ func TestRegionPartitionWithLeasePasses(t *testing.T) {
 
 func TestWANLatencyPasses(t *testing.T) {
 	skipShort(t)
-	e := newEnv(t, "latency-pass", 107)
+	e := newEnv(t, "latency-pass")
 	code, out := e.run("wan-latency")
 	if r := e.reportJSON(); code != 0 || r.Verdict != "pass" {
 		t.Fatalf("exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
@@ -257,7 +267,7 @@ func TestWANLatencyPasses(t *testing.T) {
 
 func TestPrimaryKillPasses(t *testing.T) {
 	skipShort(t)
-	e := newEnv(t, "primary-kill", 108)
+	e := newEnv(t, "primary-kill")
 	code, out := e.run("primary-kill")
 	if r := e.reportJSON(); code != 0 || r.Verdict != "pass" {
 		t.Fatalf("exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
@@ -268,7 +278,7 @@ func TestPrimaryKillPasses(t *testing.T) {
 // still write a report with verdict aborted.
 func TestInterruptMidFault(t *testing.T) {
 	skipShort(t)
-	e := newEnv(t, "interrupt", 109)
+	e := newEnv(t, "interrupt")
 	e.interruptMidFault("local")
 	e.assertNothingRunning()
 }
@@ -277,7 +287,7 @@ func TestInterruptMidFault(t *testing.T) {
 // recover` must undo it from the ledger and `drill down` must leave nothing.
 func TestKill9MidFaultThenRecover(t *testing.T) {
 	skipShort(t)
-	e := newEnv(t, "kill9", 110)
+	e := newEnv(t, "kill9")
 	e.kill9MidPartitionThenRecover("local", nil, nil)
 	e.assertNothingRunning()
 }

@@ -19,8 +19,8 @@ import (
 	"time"
 )
 
-// Game-day tests run the real drill binary with real (short) drills. Their topologies use
-// 127.120.0.0/16 and 127.121.0.0/16.
+// Game-day tests run the real drill binary with real (short) drills, each topology in address
+// ranges of its own (netalloc).
 
 // shortGamedayDrill is a drill of about 7 s: steady state, 2 s of workload, a small latency
 // fault for 2 s, heal, final read.
@@ -56,22 +56,12 @@ type gamedayEnv struct {
 	stdout, stderrBuf *lockedBuffer
 }
 
-func newGamedayEnv(t *testing.T, planBody string, drills map[string]string, topologies map[string]int) *gamedayEnv {
+func newGamedayEnv(t *testing.T, planBody string, drills map[string]string, topologies ...string) *gamedayEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &gamedayEnv{t: t, bin: drillBin(t), dir: dir, state: filepath.Join(dir, "state"), history: filepath.Join(dir, "history")}
-	def, err := os.ReadFile("../../topology/default.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, octet := range topologies {
-		y := strings.Replace(string(def), "name: default", "name: "+name, 1)
-		y = strings.Replace(y, "127.77.0.0/16", fmt.Sprintf("127.%d.0.0/16", octet), 1)
-		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		e.topologies = append(e.topologies, path)
+	for _, name := range topologies {
+		e.topologies = append(e.topologies, topologyFile(t, dir, name))
 	}
 	for name, body := range drills {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
@@ -210,7 +200,7 @@ drills:
 webhook: {url: "%s/hook", timeout: 2s, retries: 2}
 `, hook.srv.URL)
 	e := newGamedayEnv(t, plan, map[string]string{"short-a.yaml": shortGamedayDrill("short-a", 2*time.Second),
-		"short-b.yaml": shortGamedayDrill("short-b", 2*time.Second)}, map[string]int{"gd-a": 120, "gd-b": 121})
+		"short-b.yaml": shortGamedayDrill("short-b", 2*time.Second)}, "gd-a", "gd-b")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
@@ -362,7 +352,7 @@ webhook: {url: "%s/hook", timeout: 2s, retries: 2}
 // TestGamedayPlanErrorsStartNothing: a plan with an unknown drill or a bad cron expression
 // fails with file, line and field, exit 2, before anything starts.
 func TestGamedayPlanErrorsStartNothing(t *testing.T) {
-	e := newGamedayEnv(t, "name: bad\ndrills:\n  - drill: region-outag\nschedule:\n  cron: \"0 10 * * FUNDAY\"\n", nil, nil)
+	e := newGamedayEnv(t, "name: bad\ndrills:\n  - drill: region-outag\nschedule:\n  cron: \"0 10 * * FUNDAY\"\n", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, args := range [][]string{
@@ -391,7 +381,7 @@ func TestGamedayPlanErrorsStartNothing(t *testing.T) {
 func TestGamedaySIGTERMAbortsCleanly(t *testing.T) {
 	skipShort(t)
 	e := newGamedayEnv(t, "name: sigterm\ndrills:\n  - drill: long.yaml\n    topology: gd-term.yaml\n  - drill: long.yaml\n    topology: gd-term.yaml\n",
-		map[string]string{"long.yaml": shortGamedayDrill("long", 60*time.Second)}, map[string]int{"gd-term": 120})
+		map[string]string{"long.yaml": shortGamedayDrill("long", 60*time.Second)}, "gd-term")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := e.command(ctx, "gameday", "schedule", e.plan, "--cron", "@every 1s", "--history-dir", e.history)

@@ -21,16 +21,7 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	// Its own topology name and address range, so it never meets another test's cluster.
-	topo := filepath.Join(dir, "quickstart.yaml")
-	def, err := os.ReadFile("../../topology/default.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	y := strings.Replace(string(def), "name: default", "name: quickstart", 1)
-	y = strings.Replace(y, "127.77.0.0/16", "127.81.0.0/16", 1)
-	if err := os.WriteFile(topo, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	topo := topologyFile(t, dir, "quickstart")
 	state := filepath.Join(dir, "state")
 	drill := func(args ...string) string {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 	"github.com/drillworks/drill/compose/docker"
 	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/topology"
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
 // BenchmarkUpToConverged times `drill up --runtime docker`: from Up until the cluster is
@@ -48,7 +49,7 @@ func BenchmarkUpToConverged(b *testing.B) {
 				}
 				topo := topology.Default()
 				topo.Name = "bench-docker-up"
-				topo.Network.DockerBase = "10.196.0.0/16"
+				topo.Network.DockerBase = netalloc.Private(b).String()
 				runDir := b.TempDir()
 				rt, err := docker.New(docker.Config{RunDir: runDir, Binary: bin, Engine: eng})
 				if err != nil {

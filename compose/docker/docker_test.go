@@ -22,6 +22,7 @@ import (
 	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
 // End-to-end tests against the Docker engine of this machine: real containers of an image made
@@ -66,6 +67,9 @@ func TestMain(m *testing.M) {
 // needEngine skips the test, loudly, when no Docker engine answers.
 func needEngine(t *testing.T) docker.Engine {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short runs no container")
+	}
 	if err := docker.Available(context.Background(), 5*time.Second); err != nil {
 		t.Skipf("SKIPPED: no Docker engine answers (%v): the Docker runtime is NOT tested here", err)
 	}
@@ -106,12 +110,12 @@ type cluster struct {
 
 // startCluster brings the default topology up as containers under its own name and docker_base,
 // and tears it down when the test ends, checking no container or network with its label is left.
-func startCluster(t *testing.T, name, dockerBase string, rulesFrom string) *cluster {
+func startCluster(t *testing.T, name string, rulesFrom string) *cluster {
 	t.Helper()
 	eng := needEngine(t)
 	topo := topology.Default()
 	topo.Name = name
-	topo.Network.DockerBase = dockerBase
+	topo.Network.DockerBase = netalloc.Private(t).String()
 	if err := topo.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +216,7 @@ func TestImageBuildIsIdempotent(t *testing.T) {
 }
 
 func TestUpConvergeDownLeavesNothing(t *testing.T) {
-	c := startCluster(t, "dtest-up", "10.197.0.0/16", docker.PacketRulesFromAuto)
+	c := startCluster(t, "dtest-up", docker.PacketRulesFromAuto)
 	ctx := context.Background()
 	nodes, err := c.rt.Nodes(ctx)
 	if err != nil {
@@ -345,7 +349,7 @@ func dialOutcome(addr string) string {
 }
 
 func TestBlackholeIsSilentAtThePacketLevel(t *testing.T) {
-	c := startCluster(t, "dtest-bh", "10.198.0.0/16", docker.PacketRulesFromHelper)
+	c := startCluster(t, "dtest-bh", docker.PacketRulesFromHelper)
 	ctx := context.Background()
 	web, _ := c.rt.Endpoint("us-east-web-1", topology.PortWeb)
 	closed, _ := c.rt.Endpoint("us-east-web-1", 9) // nothing listens: refused while reachable

@@ -50,7 +50,7 @@ func connects(addr string, n int, timeout time.Duration) int {
 // of the cut only, shows in the residue check while active and leaves nothing after undo and
 // after recover.
 func TestLossAtThePacketLevel(t *testing.T) {
-	c := startCluster(t, "dtest-loss", "10.196.0.0/16", docker.PacketRulesFromAuto)
+	c := startCluster(t, "dtest-loss", docker.PacketRulesFromAuto)
 	ctx := context.Background()
 	web, _ := c.rt.Endpoint("us-east-web-1", topology.PortWeb)
 	ctl, _ := c.rt.Endpoint("us-east-web-1", topology.PortControl)

@@ -3,6 +3,8 @@ package fault
 import (
 	"context"
 	"net/netip"
+
+	"github.com/drillworks/drill/topology"
 )
 
 // KindBlackhole makes a whole region silently unreachable while its processes keep running:
@@ -67,4 +69,8 @@ func (blackhole) Effects(f Fault, env Env) Effects {
 		}
 	}
 	return e
+}
+
+func (blackhole) Example(t *topology.Topology) Fault {
+	return Fault{ID: "example-blackhole", Kind: KindBlackhole, Region: QuietRegion(t)}
 }

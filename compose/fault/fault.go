@@ -217,6 +217,10 @@ type Descriptor interface {
 	Resolve(ctx context.Context, f Fault, env Env) ([]string, error)
 	// Effects is what the fault does, layer by layer, under the given environment.
 	Effects(f Fault, env Env) Effects
+	// Example is a typical fault of this kind on t, for documentation and for the conformance
+	// test every runtime runs over every kind (compose/runtime/runtimetest). It leaves the
+	// primary region alone where it can, so a test cluster heals quickly.
+	Example(t *topology.Topology) Fault
 }
 
 // Base gives a Descriptor the defaults: no extra checks, not instant, no region outage, no
@@ -240,6 +244,25 @@ func (Base) Resolve(context.Context, Fault, Env) ([]string, error) { return nil,
 
 // Params are none.
 func (Base) Params() []Param { return nil }
+
+// QuietRegion is the region an example fault aims at: the last region that is not the primary's
+// (a fault there moves no primary), or the only one.
+func QuietRegion(t *topology.Topology) string {
+	for i := len(t.Regions) - 1; i >= 0; i-- {
+		if t.Regions[i].Name != t.PrimaryRegion {
+			return t.Regions[i].Name
+		}
+	}
+	return t.Regions[0].Name
+}
+
+// quietNode is a web node of QuietRegion, for process examples.
+func quietNode(t *topology.Topology) string {
+	if ws := t.NodesOf(topology.RoleWeb, QuietRegion(t)); len(ws) > 0 {
+		return ws[0].Name
+	}
+	return RegionNodes(t, QuietRegion(t))[0]
+}
 
 // Env is what resolving a fault and computing its effects may depend on.
 type Env struct {

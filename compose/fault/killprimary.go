@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/drillworks/drill/topology"
 )
 
 // KindKillPrimary kills whichever db node is the primary when the fault is applied, until undone.
@@ -35,4 +37,8 @@ func (killPrimary) Resolve(ctx context.Context, _ Fault, env Env) ([]string, err
 
 func (killPrimary) Effects(f Fault, _ Env) Effects {
 	return Effects{Process: Process{Action: ActionKill, Nodes: f.Resolved}}
+}
+
+func (killPrimary) Example(*topology.Topology) Fault {
+	return Fault{ID: "example-kill-primary", Kind: KindKillPrimary}
 }

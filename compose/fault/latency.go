@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/drillworks/drill/topology"
 )
 
 // KindLatency adds one-way latency (and jitter, optionally a bandwidth cap) to WAN links: between
@@ -87,3 +89,7 @@ func (latency) Effects(f Fault, env Env) Effects {
 
 // itoa is strconv.Itoa (for the kinds' parameter texts).
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func (latency) Example(t *topology.Topology) Fault {
+	return Fault{ID: "example-latency", Kind: KindLatency, Region: QuietRegion(t), Params: Params{ParamLatency: "100ms", ParamJitter: "10ms"}}
+}

@@ -3,6 +3,8 @@ package fault
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/drillworks/drill/topology"
 )
 
 // KindLoss drops a random share of the packets exchanged between sites, both ways, until undone:
@@ -71,4 +73,8 @@ func (loss) Effects(f Fault, env Env) Effects {
 		}
 	}
 	return e
+}
+
+func (loss) Example(t *topology.Topology) Fault {
+	return Fault{ID: "example-loss", Kind: KindLoss, Region: QuietRegion(t), Params: Params{ParamPercent: "30"}}
 }

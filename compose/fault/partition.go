@@ -2,6 +2,8 @@ package fault
 
 import (
 	"net/netip"
+
+	"github.com/drillworks/drill/topology"
 )
 
 // KindPartition cuts the links between regions (or one region and everything else, the witness
@@ -50,4 +52,8 @@ func (partition) Effects(f Fault, env Env) Effects {
 		}
 	}
 	return e
+}
+
+func (partition) Example(t *topology.Topology) Fault {
+	return Fault{ID: "example-partition", Kind: KindPartition, Region: QuietRegion(t)}
 }

@@ -3,6 +3,8 @@ package fault
 import (
 	"context"
 	"fmt"
+
+	"github.com/drillworks/drill/topology"
 )
 
 // Process faults go through the runtime, so they work alike for processes and containers: kill
@@ -39,4 +41,8 @@ func (p processKind) Resolve(_ context.Context, f Fault, env Env) ([]string, err
 
 func (p processKind) Effects(f Fault, _ Env) Effects {
 	return Effects{Process: Process{Action: p.action, Nodes: f.Resolved}}
+}
+
+func (p processKind) Example(t *topology.Topology) Fault {
+	return Fault{ID: "example-" + string(p.kind), Kind: p.kind, Node: quietNode(t)}
 }

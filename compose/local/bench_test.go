@@ -12,6 +12,7 @@ import (
 	"github.com/drillworks/drill/compose/local"
 	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/topology"
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
 // BenchmarkUpToConverged times `drill up` on the local runtime: from Up until the cluster is
@@ -20,7 +21,7 @@ func BenchmarkUpToConverged(b *testing.B) {
 	bin := drillBinary(&testing.T{})
 	topo := topology.Default()
 	topo.Name = "bench-up"
-	topo.Network.LoopbackBase = "127.82.0.0/16"
+	topo.Network.LoopbackBase = netalloc.Loopback(b).String()
 	var samples []time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -61,7 +62,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 	bin := drillBinary(&testing.T{})
 	topo := topology.Default()
 	topo.Name = "bench-lag"
-	topo.Network.LoopbackBase = "127.83.0.0/16"
+	topo.Network.LoopbackBase = netalloc.Loopback(b).String()
 	runDir := b.TempDir()
 	rt, err := local.New(local.Config{RunDir: runDir, Binary: bin})
 	if err != nil {

@@ -18,7 +18,7 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
-	c := startCluster(t, "127.78.0.0/16")
+	c := startCluster(t)
 
 	// Replication catches up: 200 writes through us-east, read back through eu-west.
 	for i := range 200 {
@@ -169,7 +169,7 @@ func TestPartitionWithLeaseFencingHasOnePrimary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
-	c := startCluster(t, "127.79.0.0/16", "fencing=lease")
+	c := startCluster(t, "fencing=lease")
 	acks := splitBrain(t, c, 12*time.Second)
 	w := ackWindows(acks)
 	t.Logf("ack windows under lease fencing: %v", w)
@@ -192,7 +192,7 @@ func TestPartitionWithoutFencingSplitsBrain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
-	c := startCluster(t, "127.80.0.0/16", "fencing=none")
+	c := startCluster(t, "fencing=none")
 	acks := splitBrain(t, c, 12*time.Second)
 	w := ackWindows(acks)
 	t.Logf("ack windows without fencing: %v", w)

@@ -95,7 +95,7 @@ func TestBlackholeIsSilent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
-	c := startCluster(t, "127.84.0.0/16")
+	c := startCluster(t)
 	ctx := context.Background()
 	inj := c.inj
 	web := c.plan.Topology.NodesOf(topology.RoleWeb, "us-east")[0].Addr(topology.PortWeb)
@@ -222,7 +222,7 @@ func TestLedgerRecoversAfterCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
-	c := startCluster(t, "127.85.0.0/16")
+	c := startCluster(t)
 	ctx := context.Background()
 	ledger := inject.LedgerPath(c.plan.RunDir)
 
@@ -311,7 +311,7 @@ func TestLatencyShowsInCrossRegionRequests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
-	c := startCluster(t, "127.86.0.0/16")
+	c := startCluster(t)
 	ctx := context.Background()
 	inj := c.inj
 	t1 := c.plan.Topology
@@ -348,7 +348,7 @@ func TestKillPrimaryResolvesAndRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
-	c := startCluster(t, "127.87.0.0/16")
+	c := startCluster(t)
 	ctx := context.Background()
 	inj := c.inj
 	f := fault.Fault{ID: "kill-primary", Kind: fault.KindKillPrimary}

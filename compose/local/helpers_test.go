@@ -18,6 +18,7 @@ import (
 	"github.com/drillworks/drill/compose/local"
 	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/topology"
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
 // Shared helpers of the end-to-end tests. These tests run the real system: the drill binary as
@@ -67,16 +68,19 @@ type cluster struct {
 	http *http.Client
 }
 
-// startCluster brings up the default topology under its own name and loopback range, and tears it
-// down (checking nothing is left) when the test ends.
-func startCluster(t *testing.T, base string, sets ...string) *cluster {
+// startCluster brings up the default topology under its own name and a loopback range of its own
+// (netalloc), and tears it down (checking nothing is left) when the test ends.
+func startCluster(t *testing.T, sets ...string) *cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short runs no cluster")
+	}
 	topo := topology.Default()
 	topo.Name = "e2e-" + strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-")
 	if len(topo.Name) > 40 {
 		topo.Name = topo.Name[:40]
 	}
-	topo.Network.LoopbackBase = base
+	topo.Network.LoopbackBase = netalloc.Loopback(t).String()
 	for _, kv := range sets {
 		k, v, err := topology.ParseSet(kv)
 		if err != nil {

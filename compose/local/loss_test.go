@@ -19,7 +19,7 @@ func TestLossIsGossipOnly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster; skipped in -short mode")
 	}
-	c := startCluster(t, "127.88.0.0/16")
+	c := startCluster(t)
 	ctx := context.Background()
 	inj := c.inj
 	topo := c.plan.Topology

@@ -1,0 +1,73 @@
+package netalloc
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestRangesAreDistinctAndReleased(t *testing.T) {
+	seen := map[netip.Prefix]bool{}
+	t.Run("hold", func(t *testing.T) {
+		for range 20 {
+			for _, p := range []netip.Prefix{Loopback(t), Private(t)} {
+				if seen[p] || p.Bits() != 16 {
+					t.Fatalf("%s handed out twice, or not a /16", p)
+				}
+				seen[p] = true
+				if fd, err := hold(p); err != nil || fd >= 0 {
+					t.Fatalf("%s could be taken again while held (%v)", p, err)
+				}
+			}
+		}
+	})
+	for p := range seen {
+		fd, err := hold(p)
+		if err != nil || fd < 0 {
+			t.Fatalf("%s not released when its test ended (%v)", p, err)
+		}
+		unix.Close(fd)
+	}
+}
+
+// TestHeldAcrossProcesses: a range another process holds is never handed out here, even when
+// every other range is taken.
+func TestHeldAcrossProcesses(t *testing.T) {
+	if os.Getenv("NETALLOC_HOLDER") == "1" {
+		fmt.Println(Loopback(t))
+		_, _ = io.ReadAll(os.Stdin) // hold until the parent closes stdin
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHeldAcrossProcesses$")
+	cmd.Env = append(os.Environ(), "NETALLOC_HOLDER=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	held := netip.MustParsePrefix(strings.TrimSpace(line))
+	if fd, err := hold(held); err != nil || fd >= 0 {
+		t.Fatalf("%s is held by process %d but could be taken here (%v)", held, cmd.Process.Pid, err)
+	}
+}
