@@ -99,15 +99,20 @@ func TestParseDefaults(t *testing.T) {
 
 // TestParseErrors: every error names file, line, column and field, exactly.
 func TestParseErrors(t *testing.T) {
+	// The registered kinds, as the errors list them (a new kind must not break this test).
+	kinds := strings.Join(fault.KindNames(), ", ")
+	if !strings.HasPrefix(kinds, "blackhole, freeze, kill, kill-primary, latency, loss") {
+		t.Fatalf("registered kinds %s lack the built-in ones", kinds)
+	}
 	for _, tc := range []struct {
 		name, src, want string
 	}{
 		{"unknown top-level field", "name: x\nbudget: {}\nsteps: [{wait: 1s}]\n",
 			`f.yaml:2:1: budget: unknown field "budget" (valid: name, description, settings, budgets, workload, steps)`},
 		{"unknown fault", "name: x\nsteps:\n  - inject: {fault: nuke, region: us-east}\n",
-			`f.yaml:3:21: steps[0].inject.fault: unknown fault "nuke" (valid: blackhole, freeze, kill, kill-primary, latency, loss, partition, restart)`},
+			`f.yaml:3:21: steps[0].inject.fault: unknown fault "nuke" (valid: ` + kinds + `)`},
 		{"missing fault", "name: x\nsteps:\n  - inject:\n      region: us-east\n",
-			`f.yaml:4:7: steps[0].inject.fault: missing fault (one of blackhole, freeze, kill, kill-primary, latency, loss, partition, restart)`},
+			`f.yaml:4:7: steps[0].inject.fault: missing fault (one of ` + kinds + `)`},
 		{"missing region", "name: x\nsteps:\n  - inject:\n      fault: blackhole\n",
 			`f.yaml:4:7: steps[0].inject.region: missing region: blackhole needs the region whose traffic to drop`},
 		{"missing region (flow)", "name: x\nsteps:\n  - wait: 1s\n  - inject: {fault: partition}\n",
