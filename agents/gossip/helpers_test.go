@@ -140,6 +140,9 @@ func addr(ip string) string { return fmt.Sprintf("%s:%d", ip, testPort) }
 // node sees all of them alive. mutate may adjust each node's config.
 func startCluster(t *testing.T, ips []string, mutate func(*Config)) []*Node {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short runs no multi-node gossip cluster")
+	}
 	var seeds []string
 	for _, ip := range ips {
 		seeds = append(seeds, addr(ip))

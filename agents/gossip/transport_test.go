@@ -85,6 +85,39 @@ func TestTransportPacketDropBothDirections(t *testing.T) {
 	}
 }
 
+// TestTransportPacketDropOneWay: DropOut on a drops a's packets to b but not b's to a; DropIn on
+// a drops b's packets to a but not a's to b.
+func TestTransportPacketDropOneWay(t *testing.T) {
+	a, b := transportPair(t, testNet+".20.9", testNet+".20.10")
+	aAddr, bAddr := transportAddr(a), transportAddr(b)
+	toB := netip.MustParsePrefix(testNet + ".20.10/32")
+	arrives := func(from, to *faultTransport, toAddr, msg string) bool {
+		t.Helper()
+		if _, err := from.WriteTo([]byte(msg), toAddr); err != nil {
+			t.Fatalf("write %s: %v", msg, err)
+		}
+		p := receive(to, 500*time.Millisecond)
+		return p != nil && string(p.Buf) == msg
+	}
+	a.faults.Set(Rules{DropOut: []netip.Prefix{toB}})
+	if arrives(a, b, bAddr, "a-to-b") {
+		t.Error("DropOut: a's packet reached b")
+	}
+	if !arrives(b, a, aAddr, "b-to-a") {
+		t.Error("DropOut: b's packet to a was dropped")
+	}
+	if !a.faults.Blocks(toB.Addr()) {
+		t.Error("DropOut does not cut streams with b")
+	}
+	a.faults.Set(Rules{DropIn: []netip.Prefix{toB}})
+	if !arrives(a, b, bAddr, "a-to-b again") {
+		t.Error("DropIn: a's packet to b was dropped")
+	}
+	if arrives(b, a, aAddr, "b-to-a again") {
+		t.Error("DropIn: b's packet reached a")
+	}
+}
+
 func TestTransportPacketDelay(t *testing.T) {
 	a, b := transportPair(t, testNet+".20.3", testNet+".20.4")
 	a.faults.Set(Rules{Delays: []Delay{{Prefix: netip.MustParsePrefix(testNet + ".20.4/32"), Latency: 250 * time.Millisecond}}})

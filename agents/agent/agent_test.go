@@ -1,0 +1,135 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/topology"
+	"github.com/drillworks/drill/topology/netalloc"
+)
+
+// testPlan is the default topology's loopback plan in a range of this test's own.
+func testPlan(t *testing.T) *topology.Plan {
+	t.Helper()
+	topo := topology.Default()
+	topo.Network.LoopbackBase = netalloc.Loopback(t).String()
+	p, err := topology.NewPlan(topo, topology.PlanOptions{Runtime: "local", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestGossipPeersAndBaseRules(t *testing.T) {
+	p := testPlan(t)
+	tp := p.Topology
+	peers := gossipPeers(tp, "us-east-web-1")
+	if len(peers) != 7 {
+		t.Fatalf("%d peers, want the 7 other gossip members (no WAN node, no witness): %v", len(peers), peers)
+	}
+	self, _ := tp.Node("us-east-web-1")
+	if slices.Contains(peers, self.Addr(topology.PortGossip)) {
+		t.Fatal("a node is its own gossip peer")
+	}
+	r := baseRules(tp, "us-east")
+	lat, _ := tp.SiteLatency("us-east", "eu-west")
+	if len(r.Delays) != 2 || len(r.Drop) != 0 {
+		t.Fatalf("base rules %+v, want a delay to eu-west and to the witness", r)
+	}
+	for _, d := range r.Delays {
+		if d.Prefix == tp.SitePrefix("eu-west") && d.Latency != lat {
+			t.Errorf("delay to eu-west %s, want the topology's %s", d.Latency, lat)
+		}
+	}
+	if got := serviceAddr(self, "0.0.0.0"); got != self.Addr(topology.PortWeb) {
+		t.Errorf("service address %s, want the plan's %s when bound to any address", got, self.Addr(topology.PortWeb))
+	}
+}
+
+// TestControlEndpoint: every call needs the plan's secret; fault rules are layered over the base
+// WAN delays (a fault delay replaces the base delay for its prefix) and read back as set.
+func TestControlEndpoint(t *testing.T) {
+	p := testPlan(t)
+	node, _ := p.Topology.Node("eu-west-web-1")
+	g, err := gossip.Start(gossip.Config{Name: node.Name, BindIP: node.IP.String(), Port: 0, Profile: topology.ProfileFast,
+		Key: p.GossipKey}, gossip.Meta{Region: node.Region, Role: node.Role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Shutdown() })
+	c := newControl(p, node, g, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(c.handler())
+	t.Cleanup(srv.Close)
+
+	call := func(method, path, secret string, body any) *http.Response {
+		t.Helper()
+		var b []byte
+		if body != nil {
+			b, _ = json.Marshal(body)
+		}
+		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(b))
+		if secret != "" {
+			req.Header.Set("Authorization", "Bearer "+secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for _, secret := range []string{"", "wrong"} {
+		if r := call(http.MethodGet, "/v1/info", secret, nil); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("info with secret %q: %s", secret, r.Status)
+		}
+	}
+	var info Info
+	if err := json.NewDecoder(call(http.MethodGet, "/v1/info", p.Secret, nil).Body).Decode(&info); err != nil || info.RunID != p.RunID || info.Node != node.Name {
+		t.Fatalf("info %+v %v", info, err)
+	}
+
+	us := p.Topology.SitePrefix("us-east")
+	wit := p.Topology.SitePrefix("witness")
+	rules := gossip.Rules{DropOut: []netip.Prefix{us}, Delays: []gossip.Delay{{Prefix: wit, Latency: 500 * time.Millisecond}}}
+	if r := call(http.MethodPut, "/v1/gossip/faults", p.Secret, rules); r.StatusCode != http.StatusOK {
+		t.Fatalf("put rules: %s", r.Status)
+	}
+	var back gossip.Rules
+	if err := json.NewDecoder(call(http.MethodGet, "/v1/gossip/faults", p.Secret, nil).Body).Decode(&back); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back.DropOut, rules.DropOut) || len(back.Delays) != 1 {
+		t.Fatalf("rules read back as %+v", back)
+	}
+	// The transport's rules: the fault's, plus the base delay to us-east (the fault's delay to the
+	// witness replaces the base one).
+	applied := g.Faults().Rules()
+	if !slices.Equal(applied.DropOut, []netip.Prefix{us}) || len(applied.Delays) != 2 {
+		t.Fatalf("transport rules %+v", applied)
+	}
+	for _, d := range applied.Delays {
+		if d.Prefix == wit && d.Latency != 500*time.Millisecond {
+			t.Errorf("witness delay %s, want the fault's", d.Latency)
+		}
+	}
+	if !g.Faults().Blocks(netip.MustParseAddr(us.Addr().Next().String())) {
+		t.Error("a one-way drop does not block conversations with us-east")
+	}
+	if r := call(http.MethodDelete, "/v1/gossip/faults", p.Secret, nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("delete rules: %s", r.Status)
+	}
+	if applied := g.Faults().Rules(); len(applied.DropOut) != 0 || len(applied.Delays) != 2 {
+		t.Fatalf("after delete the transport keeps %+v, want the base delays only", applied)
+	}
+	if r := call(http.MethodPut, "/v1/gossip/faults", p.Secret, "not rules"); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad rules: %s", r.Status)
+	}
+}
