@@ -27,6 +27,7 @@ func needDocker(t *testing.T) {
 // measured flaw.
 func TestDockerDrills(t *testing.T) {
 	needDocker(t)
+	t.Parallel()
 	for i, tc := range []struct {
 		name string
 		args []string
@@ -43,6 +44,7 @@ func TestDockerDrills(t *testing.T) {
 		{"region-partition splits brain without fencing", []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			parallelDrill(t)
 			e := newEnv(t, fmt.Sprintf("docker-%d", i))
 			start := time.Now()
 			code, out := e.run(append(tc.args, "--runtime", "docker")...)
@@ -71,6 +73,7 @@ func TestDockerDrills(t *testing.T) {
 // undo it, tear down (no labelled container or network left) and report verdict aborted.
 func TestDockerInterruptMidFault(t *testing.T) {
 	needDocker(t)
+	parallelDrill(t)
 	e := newEnv(t, "docker-interrupt")
 	e.interruptMidFault("docker")
 	e.assertNoDockerObjects()
@@ -81,6 +84,7 @@ func TestDockerInterruptMidFault(t *testing.T) {
 // leave no labelled container or network.
 func TestDockerKill9MidFaultThenRecover(t *testing.T) {
 	needDocker(t)
+	parallelDrill(t)
 	e := newEnv(t, "docker-kill9")
 	rt, err := docker.New(docker.Config{RunDir: filepath.Join(e.state, "docker-kill9")})
 	if err != nil {

@@ -189,8 +189,20 @@ func skipShort(t *testing.T) {
 	}
 }
 
-func TestRegionOutagePasses(t *testing.T) {
+// parallelDrill marks t parallel and waits for one of the machine's cluster slots
+// (netalloc.ClusterSlot): a drill spends most of its time in scripted waits, so a few overlap
+// well, while the slots keep two cores free enough for the drills' timing budgets. Every test has
+// its own topology name, address ranges (netalloc) and state directory, so none can meet another's
+// cluster.
+func parallelDrill(t *testing.T) {
+	t.Helper()
 	skipShort(t)
+	t.Parallel()
+	netalloc.ClusterSlot(t)
+}
+
+func TestRegionOutagePasses(t *testing.T) {
+	parallelDrill(t)
 	e := newEnv(t, "outage-pass")
 	start := time.Now()
 	code, out := e.run("region-outage")
@@ -213,6 +225,7 @@ func TestRegionOutagePasses(t *testing.T) {
 // keeps several writes in flight per WAN round trip).
 func TestKnownBadDesignsFail(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	for i, tc := range []struct {
 		name  string
 		args  []string
@@ -224,6 +237,7 @@ func TestKnownBadDesignsFail(t *testing.T) {
 		{"wan-latency reads stale without read-your-writes", []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			parallelDrill(t)
 			e := newEnv(t, fmt.Sprintf("bad-%d", i))
 			code, out := e.run(tc.args...)
 			v, measured, detail := e.reportJSON().check(t, tc.check)
@@ -237,7 +251,7 @@ func TestKnownBadDesignsFail(t *testing.T) {
 }
 
 func TestRegionOutageSemiSyncLosesNothing(t *testing.T) {
-	skipShort(t)
+	parallelDrill(t)
 	e := newEnv(t, "outage-semisync")
 	_, out := e.run("region-outage", "--budget", "lost_acked_writes=0", "--set", "replication=semi-sync")
 	r := e.reportJSON()
@@ -247,7 +261,7 @@ func TestRegionOutageSemiSyncLosesNothing(t *testing.T) {
 }
 
 func TestRegionPartitionWithLeasePasses(t *testing.T) {
-	skipShort(t)
+	parallelDrill(t)
 	e := newEnv(t, "partition-lease")
 	code, out := e.run("region-partition")
 	r := e.reportJSON()
@@ -257,7 +271,7 @@ func TestRegionPartitionWithLeasePasses(t *testing.T) {
 }
 
 func TestWANLatencyPasses(t *testing.T) {
-	skipShort(t)
+	parallelDrill(t)
 	e := newEnv(t, "latency-pass")
 	code, out := e.run("wan-latency")
 	if r := e.reportJSON(); code != 0 || r.Verdict != "pass" {
@@ -266,7 +280,7 @@ func TestWANLatencyPasses(t *testing.T) {
 }
 
 func TestPrimaryKillPasses(t *testing.T) {
-	skipShort(t)
+	parallelDrill(t)
 	e := newEnv(t, "primary-kill")
 	code, out := e.run("primary-kill")
 	if r := e.reportJSON(); code != 0 || r.Verdict != "pass" {
@@ -277,7 +291,7 @@ func TestPrimaryKillPasses(t *testing.T) {
 // TestInterruptMidFault sends SIGINT while a fault is active: the run must undo it, tear down and
 // still write a report with verdict aborted.
 func TestInterruptMidFault(t *testing.T) {
-	skipShort(t)
+	parallelDrill(t)
 	e := newEnv(t, "interrupt")
 	e.interruptMidFault("local")
 	e.assertNothingRunning()
@@ -286,7 +300,7 @@ func TestInterruptMidFault(t *testing.T) {
 // TestKill9MidFaultThenRecover kills drill with SIGKILL while a partition is active: `drill
 // recover` must undo it from the ledger and `drill down` must leave nothing.
 func TestKill9MidFaultThenRecover(t *testing.T) {
-	skipShort(t)
+	parallelDrill(t)
 	e := newEnv(t, "kill9")
 	e.kill9MidPartitionThenRecover("local", nil, nil)
 	e.assertNothingRunning()

@@ -185,7 +185,7 @@ func (r *webhookReceiver) received() []webhookPost {
 // happen, never overlapping (ticks during a run are skipped and recorded), the history lists
 // both, the webhook gets two well-formed posts, and the history page renders in Chromium.
 func TestGamedayScheduledTwice(t *testing.T) {
-	skipShort(t)
+	parallelDrill(t)
 	hook := newWebhookReceiver(t)
 	plan := fmt.Sprintf(`name: acceptance
 mode: run-all
@@ -379,7 +379,7 @@ func TestGamedayPlanErrorsStartNothing(t *testing.T) {
 // TestGamedaySIGTERMAbortsCleanly: SIGTERM to a scheduler in the middle of a drill's fault
 // aborts the drill (its fault undone, its cluster down), records the run as aborted and exits 3.
 func TestGamedaySIGTERMAbortsCleanly(t *testing.T) {
-	skipShort(t)
+	parallelDrill(t)
 	e := newGamedayEnv(t, "name: sigterm\ndrills:\n  - drill: long.yaml\n    topology: gd-term.yaml\n  - drill: long.yaml\n    topology: gd-term.yaml\n",
 		map[string]string{"long.yaml": shortGamedayDrill("long", 60*time.Second)}, "gd-term")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

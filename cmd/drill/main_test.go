@@ -12,9 +12,7 @@ import (
 // TestQuickstart runs the README's quickstart with the real binary: up, status, kv put, kv get
 // through eu-west, down, and checks no node process is left.
 func TestQuickstart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real cluster; skipped in -short mode")
-	}
+	parallelDrill(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "drill")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -69,6 +69,7 @@ type Runtime struct {
 var (
 	_ runtime.Runtime       = (*Runtime)(nil)
 	_ runtime.PacketFaulter = (*Runtime)(nil)
+	_ runtime.ImageBuilder  = (*Runtime)(nil)
 )
 
 // New returns a Docker runtime for one run directory. It does not contact the engine.

@@ -113,6 +113,7 @@ type cluster struct {
 func startCluster(t *testing.T, name string, rulesFrom string) *cluster {
 	t.Helper()
 	eng := needEngine(t)
+	netalloc.ClusterSlot(t)
 	topo := topology.Default()
 	topo.Name = name
 	topo.Network.DockerBase = netalloc.Private(t).String()

@@ -75,6 +75,7 @@ func startCluster(t *testing.T, sets ...string) *cluster {
 	if testing.Short() {
 		t.Skip("-short runs no cluster")
 	}
+	netalloc.ClusterSlot(t)
 	topo := topology.Default()
 	topo.Name = "e2e-" + strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-")
 	if len(topo.Name) > 40 {

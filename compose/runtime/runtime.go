@@ -82,6 +82,13 @@ type PacketFaulter interface {
 	FlushPacketRules(ctx context.Context) error
 }
 
+// ImageBuilder is a runtime whose nodes run from an image it makes (Capabilities.NodeImages).
+type ImageBuilder interface {
+	// Image makes sure the node image exists and returns its reference and whether it was made
+	// now.
+	Image(ctx context.Context) (ref string, built bool, err error)
+}
+
 // Config is what every runtime is made from.
 type Config struct {
 	// RunDir holds the plan, node data and logs.

@@ -1,4 +1,4 @@
-// Package netalloc hands address ranges to tests that run clusters, so that tests in any package
+// Package netalloc hands address ranges (and cluster slots) to tests that run clusters, so that tests in any package
 // and any process (go test runs packages in parallel) never share one: each range is held through
 // an flock on a file of its own in a per-user directory for as long as the test runs, and a
 // holder that crashes releases it with its process.
@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,12 +55,18 @@ func take(t testing.TB, firstOctet byte) netip.Prefix {
 
 // hold takes p's lock: its descriptor, or -1 when another holder has it.
 func hold(p netip.Prefix) (int, error) {
+	b := p.Addr().As4()
+	return holdFile(fmt.Sprintf("%d.%d.lock", b[0], b[1]))
+}
+
+// holdFile takes the lock file name in the per-user lock directory: its descriptor, or -1 when
+// another holder has it.
+func holdFile(name string) (int, error) {
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("drill-netalloc-%d", os.Getuid()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return -1, err
 	}
-	b := p.Addr().As4()
-	fd, err := unix.Open(filepath.Join(dir, fmt.Sprintf("%d.%d.lock", b[0], b[1])), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Open(filepath.Join(dir, name), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return -1, err
 	}
@@ -85,4 +93,37 @@ func LoopbackForProcess() (netip.Prefix, error) {
 		}
 	}
 	return netip.Prefix{}, fmt.Errorf("netalloc: all %d loopback ranges are held by other tests", n)
+}
+
+// DefaultClusterSlots is how many clusters the tests of one machine run at once unless
+// DRILL_TEST_CLUSTERS says otherwise: drills spend most of their time in scripted waits, so a few
+// overlap well, while more would starve two cores and their timing budgets.
+const DefaultClusterSlots = 3
+
+// ClusterSlot waits until fewer than DRILL_TEST_CLUSTERS (default DefaultClusterSlots) clusters
+// run on this machine, across every test process, and holds a slot until t ends. Every test that
+// brings up a cluster of processes or containers takes one first.
+func ClusterSlot(t testing.TB) {
+	t.Helper()
+	n := DefaultClusterSlots
+	if v, err := strconv.Atoi(os.Getenv("DRILL_TEST_CLUSTERS")); err == nil && v > 0 {
+		n = v
+	}
+	start := time.Now()
+	for {
+		for i := range n {
+			fd, err := holdFile(fmt.Sprintf("cluster-slot-%d.lock", i))
+			if err != nil {
+				t.Fatalf("netalloc: %v", err)
+			}
+			if fd >= 0 {
+				t.Cleanup(func() { unix.Close(fd) })
+				if waited := time.Since(start); waited > time.Second {
+					t.Logf("waited %s for a cluster slot (%d at once)", waited.Round(time.Second), n)
+				}
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,4 +72,32 @@ func TestHeldAcrossProcesses(t *testing.T) {
 	if fd, err := hold(held); err != nil || fd >= 0 {
 		t.Fatalf("%s is held by process %d but could be taken here (%v)", held, cmd.Process.Pid, err)
 	}
+}
+
+// TestClusterSlotsBound: with one slot, a second taker waits until the first holder's test ends.
+func TestClusterSlotsBound(t *testing.T) {
+	t.Setenv("DRILL_TEST_CLUSTERS", "1")
+	held, release := make(chan struct{}), make(chan struct{})
+	var releasedAt atomic.Int64 // unix nanoseconds; set just before the first holder's test ends
+	t.Run("group", func(t *testing.T) {
+		t.Run("first", func(t *testing.T) {
+			t.Parallel()
+			ClusterSlot(t)
+			close(held)
+			<-release
+			releasedAt.Store(time.Now().UnixNano())
+		})
+		t.Run("second", func(t *testing.T) {
+			t.Parallel()
+			<-held
+			go func() {
+				time.Sleep(300 * time.Millisecond) // the first holder's work
+				close(release)
+			}()
+			ClusterSlot(t)
+			if at := releasedAt.Load(); at == 0 || time.Now().UnixNano() < at {
+				t.Error("took the only slot while another test held it")
+			}
+		})
+	})
 }

@@ -1,38 +1,52 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/drillworks/drill/compose/docker"
+	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/runtime"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
-		Short: "Manage the node image of the docker runtime",
+		Short: "Manage the node image of a runtime that runs nodes from an image (docker)",
 	}
-	var binary string
+	var binary, name string
 	build := &cobra.Command{
 		Use:   "build",
 		Short: "Build the node image from the drill binary (no registry; rebuilt only when the binary changes)",
-		Long: `Imports a one-file image holding a static drill binary, tagged with the binary's content hash
-(` + docker.ImageRepo + `:<sha256 prefix>). If this drill is dynamically linked, a static one is built once with
-CGO_ENABLED=0 from the module source in the working directory (or pass --agent-binary).`,
+		Long: `Makes the node image of a runtime whose nodes run from an image (by default the first such
+registered runtime: docker). The docker runtime imports a root filesystem holding this drill binary
+(and, for a dynamically linked one, its loader and libraries), tagged with its content hash.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, runDir, err := g.selected()
 			if err != nil {
 				return err
 			}
-			rt, err := docker.New(docker.Config{RunDir: runDir, Binary: binary, Logger: g.logger()})
+			if name == "" {
+				for _, d := range compose.Runtimes() {
+					if d.Capabilities.NodeImages {
+						name = d.Name
+						break
+					}
+				}
+			}
+			rt, _, err := g.newRuntime(name, runDir, binary)
 			if err != nil {
-				return harnessErr(err)
+				return err
+			}
+			ib, ok := rt.(runtime.ImageBuilder)
+			if !ok || !rt.Capabilities().NodeImages {
+				return usageErr(errors.New("the " + rt.Name() + " runtime runs no node image"))
 			}
 			start := time.Now()
-			ref, built, err := rt.Image(cmd.Context())
+			ref, built, err := ib.Image(cmd.Context())
 			if err != nil {
 				return harnessErr(err)
 			}
@@ -44,7 +58,8 @@ CGO_ENABLED=0 from the module source in the working directory (or pass --agent-b
 			return nil
 		},
 	}
-	build.Flags().StringVar(&binary, "agent-binary", "", "static drill binary to put in the image (default: this one)")
+	build.Flags().StringVar(&binary, "agent-binary", "", "drill binary to put in the image (default: this one)")
+	build.Flags().StringVar(&name, "runtime", "", "runtime whose image to build (default: the first that runs images)")
 	cmd.AddCommand(build)
 	return cmd
 }
