@@ -26,12 +26,12 @@ func BenchmarkUpToConverged(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer eng.Close()
-	bin := staticDrill(&testing.T{})
-	sum, err := docker.BinarySHA(bin)
+	bin := drillBinary(&testing.T{})
+	im, err := docker.ImageFor(bin)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ref := docker.ImageRef(sum)
+	ref := im.Ref()
 	for _, mode := range []string{"cold", "cached"} {
 		b.Run(mode, func(b *testing.B) {
 			var samples []time.Duration

@@ -29,11 +29,9 @@ import (
 type Config struct {
 	// RunDir holds plan.json, data/ (bind-mounted into the nodes) and logs/ (saved at Down).
 	RunDir string
-	// Binary is the drill binary the node image is made from; it must be static (CGO off).
-	// Empty: this process's executable if static, else a static build of it (StaticBinary).
+	// Binary is the drill binary the node image is made from, static or dynamically linked (its
+	// loader and libraries are packed with it); empty = this process's executable.
 	Binary string
-	// CacheDir keeps static builds; empty = <user cache dir>/drill.
-	CacheDir string
 	// Topology is the topology's name, used by Down when the run directory has no plan (so that
 	// `drill down` still removes a crashed run's containers); empty = the plan's.
 	Topology string
@@ -160,9 +158,7 @@ func (r *Runtime) Image(ctx context.Context) (string, bool, error) {
 		if err != nil {
 			return "", false, fmt.Errorf("find drill binary: %w", err)
 		}
-		if bin, err = StaticBinary(ctx, exe, r.cfg.CacheDir, r.log); err != nil {
-			return "", false, err
-		}
+		bin = exe
 	}
 	return EnsureImage(ctx, r.eng, bin, r.log)
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,77 +12,135 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 )
 
-// The node image is made without a registry: ImageImport of a root-filesystem tar that holds one
-// file, a static drill binary at /drill, with a JSON-form ENTRYPOINT (scratch has no shell to run
-// a string form). Its tag is the binary's content hash, so it is rebuilt only when the binary
-// changes, and nodes of every topology share it.
+// The node image is made without a registry: ImageImport of a root-filesystem tar holding the
+// drill binary at /drill and, when it is dynamically linked, its loader and libraries (Pack), with
+// a JSON-form ENTRYPOINT (the image has no shell to run a string form). Its tag is the hash of the
+// whole filesystem, so it is rebuilt only when the binary (or a library it packs) changes, and
+// nodes of every topology share it. Any drill binary works, installed or built anywhere, with no
+// toolchain.
 
-// ImageRepo is the repository of node images; the tag is the binary's short SHA-256.
+// ImageRepo is the repository of node images; the tag is a short SHA-256 of the image's files.
 const ImageRepo = "drill-node"
 
-// ImageRef is the image tag for a binary with the given SHA-256 (hex).
+// ImageRef is the image tag for a filesystem with the given SHA-256 (hex).
 func ImageRef(sum string) string { return ImageRepo + ":" + sum[:16] }
 
-// EnsureImage makes the node image from a static binary unless it exists already, and returns its
+// NodeImage is the node image of one binary: its files and its reference.
+type NodeImage struct {
+	// Files are the image's files, the binary first.
+	Files []PackedFile
+	// Sum is the SHA-256 (hex) of every file's path, mode and content.
+	Sum string
+	// BinarySum is the SHA-256 (hex) of the drill binary alone.
+	BinarySum string
+}
+
+// Ref is the image's tag.
+func (im NodeImage) Ref() string { return ImageRef(im.Sum) }
+
+// ImageFor packs a drill binary into a node image (nothing is sent to an engine).
+func ImageFor(binary string) (NodeImage, error) {
+	files, err := Pack(binary, "/drill", HostLibrarySearch())
+	if err != nil {
+		return NodeImage{}, fmt.Errorf("node image: %w", err)
+	}
+	im := NodeImage{Files: files}
+	all := sha256.New()
+	for i, f := range files {
+		b, err := os.ReadFile(f.Source)
+		if err != nil {
+			return NodeImage{}, fmt.Errorf("node image: %w", err)
+		}
+		fmt.Fprintf(all, "%s\x00%o\x00%d\x00", f.Path, f.Mode, len(b))
+		all.Write(b)
+		if i == 0 {
+			im.BinarySum = shaHex(b)
+		}
+	}
+	im.Sum = hex.EncodeToString(all.Sum(nil))
+	return im, nil
+}
+
+// EnsureImage makes the node image of a drill binary unless it exists already, and returns its
 // ref and whether it was built now.
 func EnsureImage(ctx context.Context, e Engine, binary string, log *slog.Logger) (ref string, built bool, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	bin, err := os.ReadFile(binary)
+	im, err := ImageFor(binary)
 	if err != nil {
-		return "", false, fmt.Errorf("node image: read binary: %w", err)
+		return "", false, err
 	}
-	if err := checkStatic(binary); err != nil {
-		return "", false, fmt.Errorf("node image: %w", err)
-	}
-	hexSum := shaHex(bin)
-	ref = ImageRef(hexSum)
+	ref = im.Ref()
 	if ok, err := e.ImageExists(ctx, ref); err != nil {
 		return "", false, err
 	} else if ok {
 		return ref, false, nil
 	}
 	start := time.Now()
-	rootfs, err := rootfsTar(bin)
+	rootfs, err := rootfsTar(im.Files)
 	if err != nil {
 		return "", false, err
 	}
 	changes := []string{
 		`ENTRYPOINT ["/drill"]`,
 		"LABEL " + LabelImage + "=node",
-		"LABEL " + LabelBinarySHA + "=" + hexSum,
+		"LABEL " + LabelBinarySHA + "=" + im.BinarySum,
 		"WORKDIR /",
+	}
+	if dirs := libraryDirs(im.Files); len(dirs) > 0 {
+		// The image has no loader cache: the loader finds the libraries where they were packed.
+		changes = append(changes, "ENV LD_LIBRARY_PATH="+strings.Join(dirs, ":"))
 	}
 	if err := e.ImageImport(ctx, bytes.NewReader(rootfs), ref, changes); err != nil {
 		return "", false, fmt.Errorf("node image: %w", err)
 	}
-	log.Info("node image built", "ref", ref, "bytes", len(bin), "took", time.Since(start).Round(time.Millisecond))
+	log.Info("node image built", "ref", ref, "files", len(im.Files), "bytes", len(rootfs), "took", time.Since(start).Round(time.Millisecond))
 	return ref, true, nil
 }
 
-// rootfsTar is the image's whole filesystem: /drill, and empty /data and /tmp. Headers have a fixed
-// time so the same binary always gives the same tar.
-func rootfsTar(bin []byte) ([]byte, error) {
+// rootfsTar is the image's whole filesystem: the packed files (with their parent directories),
+// and empty /data and /tmp. Headers have a fixed time so the same files always give the same tar.
+func rootfsTar(files []PackedFile) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	epoch := time.Unix(0, 0)
-	for _, h := range []*tar.Header{
+	dirs := map[string]bool{}
+	headers := []*tar.Header{
 		{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o777, ModTime: epoch},
 		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: epoch},
-		{Name: "drill", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin)), ModTime: epoch},
-	} {
+	}
+	for _, h := range headers {
 		if err := tw.WriteHeader(h); err != nil {
 			return nil, fmt.Errorf("node image tar: %w", err)
 		}
 	}
-	if _, err := tw.Write(bin); err != nil {
-		return nil, fmt.Errorf("node image tar: %w", err)
+	for _, f := range files {
+		name := strings.TrimPrefix(f.Path, "/")
+		var parents []string
+		for d := filepath.Dir(name); d != "." && !dirs[d]; d = filepath.Dir(d) {
+			parents = append(parents, d)
+			dirs[d] = true
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			if err := tw.WriteHeader(&tar.Header{Name: parents[i] + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}); err != nil {
+				return nil, fmt.Errorf("node image tar: %w", err)
+			}
+		}
+		b, err := os.ReadFile(f.Source)
+		if err != nil {
+			return nil, fmt.Errorf("node image tar: %w", err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: int64(f.Mode), Size: int64(len(b)), ModTime: epoch}); err != nil {
+			return nil, fmt.Errorf("node image tar: %w", err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			return nil, fmt.Errorf("node image tar: %w", err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("node image tar: %w", err)
@@ -91,67 +148,9 @@ func rootfsTar(bin []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// checkStatic fails for a binary that needs a dynamic loader: the image holds nothing else.
-func checkStatic(path string) error {
-	f, err := elf.Open(path)
-	if err != nil {
-		return fmt.Errorf("%s is not an ELF binary: %w", path, err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked (built with cgo); the node image needs a static binary: "+
-				"build it with CGO_ENABLED=0 go build ./cmd/drill, or pass --agent-binary", path)
-		}
-	}
-	return nil
-}
-
-// IsStatic reports whether the binary at path needs no dynamic loader.
-func IsStatic(path string) bool { return checkStatic(path) == nil }
-
-// StaticBinary returns a static drill binary for the node image: exe itself when it is static,
-// otherwise one built with CGO_ENABLED=0 from the module source the running binary was built from
-// (found from the working directory; needs the go tool), cached in cacheDir (empty: the user cache dir) by exe's content hash.
-func StaticBinary(ctx context.Context, exe, cacheDir string, log *slog.Logger) (string, error) {
-	if IsStatic(exe) {
-		return exe, nil
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if cacheDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		cacheDir = filepath.Join(base, "drill")
-	}
-	bin, err := os.ReadFile(exe)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", exe, err)
-	}
-	sum := sha256.Sum256(bin)
-	out := filepath.Join(cacheDir, "drill-static-"+hex.EncodeToString(sum[:8]))
-	if IsStatic(out) {
-		return out, nil
-	}
-	hint := fmt.Sprintf("%s is dynamically linked and no static drill could be built", exe)
-	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Path == "" {
-		return "", fmt.Errorf("%s: no build info; build drill with CGO_ENABLED=0 or pass --agent-binary", hint)
-	}
-	start := time.Now()
-	log.Info("building a static drill for the node image (once per binary)", "into", out)
-	if err := BuildStatic(ctx, bi.Main.Path+"/cmd/drill", "", out); err != nil {
-		return "", fmt.Errorf("%s: %w; build drill with CGO_ENABLED=0 or pass --agent-binary", hint, err)
-	}
-	log.Info("static drill built", "took", time.Since(start).Round(time.Millisecond))
-	return out, nil
-}
-
 // BuildStatic runs `go build` with CGO_ENABLED=0 for pkg (run in dir, "" = the working
-// directory, which must be inside the module) into out.
+// directory, which must be inside the module) into out. Nothing needs it to run drill; it is
+// for comparing a static node image with a packed one.
 func BuildStatic(ctx context.Context, pkg, dir, out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return fmt.Errorf("build static drill: %w", err)
@@ -175,13 +174,4 @@ func BuildStatic(ctx context.Context, pkg, dir, out string) error {
 func shaHex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// BinarySHA is the hex SHA-256 of a binary: the node image built from it is ImageRef(BinarySHA).
-func BinarySHA(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return shaHex(b), nil
 }

@@ -99,7 +99,7 @@ func TestLossAtThePacketLevel(t *testing.T) {
 
 	// The same from a helper container (how drill does it when it is not root on the engine's
 	// host): the percentage travels in the helper's spec.
-	helper, err := docker.New(docker.Config{RunDir: c.plan.RunDir, Binary: staticDrill(t), Engine: c.eng, PacketRulesFrom: docker.PacketRulesFromHelper})
+	helper, err := docker.New(docker.Config{RunDir: c.plan.RunDir, Binary: drillBinary(t), Engine: c.eng, PacketRulesFrom: docker.PacketRulesFromHelper})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/topology/netalloc"
 )
 
 // Creating a network is idempotent and safe against concurrent creates: every caller succeeds and
 // exactly one network exists; a network of that name that is not the topology's is refused.
 func TestEnsureNetworkIsRaceSafe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short creates no Docker object")
+	}
 	ctx := context.Background()
 	if err := Available(ctx, 5*time.Second); err != nil {
 		t.Skipf("SKIPPED: no Docker engine answers (%v): the Docker runtime is NOT tested here", err)
@@ -23,8 +28,9 @@ func TestEnsureNetworkIsRaceSafe(t *testing.T) {
 	defer eng.Close()
 	r := &Runtime{eng: eng}
 	labels := map[string]string{LabelTopology: "dtest-net", LabelRole: RoleNetwork}
-	spec := NetworkSpec{Name: "drill-dtest-net-wan", Subnet: netip.MustParsePrefix("10.199.128.0/17"),
-		Gateway: netip.MustParseAddr("10.199.255.254"), Labels: labels}
+	b := netalloc.Private(t).Addr().As4()
+	spec := NetworkSpec{Name: "drill-dtest-net-wan", Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], 128, 0}), 17),
+		Gateway: netip.AddrFrom4([4]byte{b[0], b[1], 255, 254}), Labels: labels}
 	t.Cleanup(func() {
 		ns, err := eng.NetworkList(context.Background(), map[string]string{LabelTopology: "dtest-net"})
 		if err != nil {

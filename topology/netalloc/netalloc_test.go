@@ -77,6 +77,7 @@ func TestHeldAcrossProcesses(t *testing.T) {
 // TestClusterSlotsBound: with one slot, a second taker waits until the first holder's test ends.
 func TestClusterSlotsBound(t *testing.T) {
 	t.Setenv("DRILL_TEST_CLUSTERS", "1")
+	t.Setenv("DRILL_NETALLOC_DIR", t.TempDir()) // not the slots real cluster tests hold now
 	held, release := make(chan struct{}), make(chan struct{})
 	var releasedAt atomic.Int64 // unix nanoseconds; set just before the first holder's test ends
 	t.Run("group", func(t *testing.T) {

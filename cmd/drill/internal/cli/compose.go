@@ -33,13 +33,9 @@ control secret of this export.`,
 					return harnessErr(err)
 				}
 			}
-			static, err := docker.StaticBinary(cmd.Context(), bin, "", g.logger())
+			im, err := docker.ImageFor(bin)
 			if err != nil {
 				return harnessErr(fmt.Errorf("compose export: %w", err))
-			}
-			sum, err := docker.BinarySHA(static)
-			if err != nil {
-				return harnessErr(err)
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return harnessErr(err)
@@ -62,16 +58,16 @@ control secret of this export.`,
 				return harnessErr(err)
 			}
 			defer f.Close()
-			if err := docker.ExportCompose(f, plan, docker.ImageRef(sum)); err != nil {
+			if err := docker.ExportCompose(f, plan, im.Ref()); err != nil {
 				return harnessErr(err)
 			}
 			fmt.Fprintf(g.env.Stdout, "wrote %s and %s (image %s)\n", filepath.Join(out, "compose.yaml"),
-				filepath.Join(out, "plan.json"), docker.ImageRef(sum))
+				filepath.Join(out, "plan.json"), im.Ref())
 			return nil
 		},
 	}
 	export.Flags().StringVar(&out, "out", "drill-compose", "directory to write compose.yaml, plan.json and data/ into")
-	export.Flags().StringVar(&binary, "agent-binary", "", "static drill binary the image holds (default: this one)")
+	export.Flags().StringVar(&binary, "agent-binary", "", "drill binary the image holds (default: this one)")
 	cmd.AddCommand(export)
 	return cmd
 }

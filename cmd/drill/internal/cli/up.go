@@ -74,8 +74,8 @@ type cluster struct {
 }
 
 // agentBinaryHelp documents --agent-binary.
-const agentBinaryHelp = "drill binary the nodes run (default: this one; the docker runtime needs a static one " +
-	"and builds it with CGO_ENABLED=0 from the module source when this one is not)"
+const agentBinaryHelp = "drill binary the nodes run (default: this one; the docker runtime packs it, with its " +
+	"loader and libraries when it is dynamically linked, into the node image)"
 
 // newRuntime makes the named runtime for a run directory.
 func (g *globals) newRuntime(name, runDir, binary string) (runtime.Runtime, runtime.Descriptor, error) {
