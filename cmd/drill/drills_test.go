@@ -91,8 +91,12 @@ func newEnv(t *testing.T, name string) *env {
 	return e
 }
 
+// cmd is a drill command run as a user would: the binary `go build` made (dynamically linked
+// where cgo is on), from a directory outside the source tree.
 func (e *env) cmd(args ...string) *exec.Cmd {
-	return exec.Command(e.bin, append(args, "--topology", e.topo, "--state-dir", e.state)...)
+	c := exec.Command(e.bin, append(args, "--topology", e.topo, "--state-dir", e.state)...)
+	c.Dir = filepath.Dir(e.topo)
+	return c
 }
 
 // run runs `drill run` and returns its exit code and output.
