@@ -12,7 +12,7 @@ import (
 // newTestServer is a Server (not started) with the members of c, for handler-level tests.
 func newTestServer(t testing.TB, c cluster) *Server {
 	t.Helper()
-	srv, err := New(Config{Topology: testTopology(), Instance: "us-east-dns-1", Members: newStaticMembers(c.members()...)})
+	srv, err := New(Config{Topology: testTopology(), Instance: "us-east-dns-1", Members: newStaticMembers(c.members()...), StartupGrace: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/topology"
 )
 
 // appAnswer asks app.Z A from src and returns the addresses and the TTL of the first record.
@@ -76,6 +77,44 @@ func TestHoldDown(t *testing.T) {
 	})
 	if st := statusText(t, h); !strings.Contains(st, "region=us-east healthy=true") || !strings.Contains(st, "ttl=5s") {
 		t.Fatalf("status after re-admission:\n%s", st)
+	}
+}
+
+// TestStartupGrace: while a starting instance has not seen a region healthy in gossip, it answers
+// that region's users by proximity from the topology plan (never NODATA, never the other region);
+// the grace ends when the region is first seen healthy (admitted at once, no hold-down) or when it
+// runs out (the region is failed as usual).
+func TestStartupGrace(t *testing.T) {
+	topo := testTopology()
+	var plan []string
+	for _, n := range topo.NodesOf(topology.RoleWeb, "us-east") {
+		plan = append(plan, n.IP.String())
+	}
+	h := startHarnessGrace(t, testNet+".2.2", topo, usEastSick, 10*time.Second)
+	if got, _ := appAnswer(t, h, srcUSEast); !slices.Equal(got, plan) {
+		t.Fatalf("starting, us-east not yet healthy: got %v, want its plan addresses %v", got, plan)
+	}
+	if got, _ := appAnswer(t, h, srcEUWest); !slices.Equal(got, euWebs) {
+		t.Fatalf("eu-west users: got %v, want eu-west", got)
+	}
+	if st := statusText(t, h); !strings.Contains(st, "reason=starting") {
+		t.Fatalf("status while starting:\n%s", st)
+	}
+	h.clock.Advance(11 * time.Second)
+	h.srv.Refresh()
+	if got, _ := appAnswer(t, h, srcUSEast); !slices.Equal(got, euWebs) {
+		t.Fatalf("after the grace, us-east still unhealthy: got %v, want eu-west", got)
+	}
+
+	// Seen healthy during the grace: admitted at once, and failed at once afterwards.
+	h2 := startHarnessGrace(t, testNet+".2.3", topo, usEastSick, 10*time.Second)
+	h2.set(allUp)
+	if got, _ := appAnswer(t, h2, srcUSEast); !slices.Equal(got, usWebs) {
+		t.Fatalf("first seen healthy: got %v, want us-east without hold-down", got)
+	}
+	h2.set(usEastDown)
+	if got, _ := appAnswer(t, h2, srcUSEast); !slices.Equal(got, euWebs) {
+		t.Fatalf("down after being seen: got %v, want eu-west at once", got)
 	}
 }
 
@@ -339,7 +378,7 @@ func metricValue(m *dto.Metric) float64 {
 
 // TestLifecycle: Status works without a start; Start fails cleanly on a taken address and twice.
 func TestLifecycle(t *testing.T) {
-	srv, err := New(Config{Topology: testTopology(), Instance: "us-east-dns-1", Members: newStaticMembers(usEastDown.members()...)})
+	srv, err := New(Config{Topology: testTopology(), Instance: "us-east-dns-1", Members: newStaticMembers(usEastDown.members()...), StartupGrace: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,8 +190,14 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// startHarness starts a server on ip:0 with the members of c.
+// startHarness starts a server on ip:0 with the members of c, without a startup grace.
 func startHarness(t *testing.T, ip string, topo *topology.Topology, c cluster) *harness {
+	t.Helper()
+	return startHarnessGrace(t, ip, topo, c, -1)
+}
+
+// startHarnessGrace is startHarness with a startup grace.
+func startHarnessGrace(t *testing.T, ip string, topo *topology.Topology, c cluster, grace time.Duration) *harness {
 	t.Helper()
 	h := &harness{members: newStaticMembers(c.members()...), clock: newFakeClock(),
 		reg: prometheus.NewRegistry(), qlog: &syncBuffer{}}
@@ -203,6 +209,7 @@ func startHarness(t *testing.T, ip string, topo *topology.Topology, c cluster) *
 		QueryLog: h.qlog,
 		Registry: h.reg,
 		Clock:    h.clock.Now,
+		StartupGrace: grace,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -81,12 +81,22 @@ type Config struct {
 	// Clock is the time source for health decisions (hold-down, "since"). Nil means time.Now;
 	// tests pass a controllable clock to drive hold-down without waiting.
 	Clock func() time.Time
+	// StartupGrace is how long after New a region that gossip has not yet shown healthy keeps
+	// its bootstrap answers (its web nodes' topology addresses, each client to its nearest
+	// region) instead of being failed while the cluster is still starting. It ends early for a
+	// region once gossip shows it healthy. 0 means DefaultStartupGrace; negative means none.
+	StartupGrace time.Duration
 	// Drop, when set, is asked about every query's source address before the query is parsed; a
 	// dropped source gets no answer at all (UDP: the packet is discarded; TCP: the connection is
 	// held silently). drill sets it from the node's gossip fault rules to black-hole a region.
 	// It must be fast and safe for concurrent use. Queries handed to Handler() are not checked.
 	Drop func(netip.Addr) bool
 }
+
+// DefaultStartupGrace bounds how long a starting instance answers a region from the topology
+// plan before gossip has shown it healthy: longer than a cluster takes to converge here (a few
+// seconds), short enough that a region dead at startup is failed soon after.
+const DefaultStartupGrace = 15 * time.Second
 
 // Server is a running (or ready to run) GeoDNS instance.
 type Server struct {
@@ -98,15 +108,18 @@ type Server struct {
 	instance string
 	region   string
 
-	regions   []string       // file order
-	subnets   []clientSubnet // longest prefix first
-	names     map[string]nameEntry
-	appName   string
-	ttl       uint32 // healthy TTL, seconds
-	degraded  uint32 // degraded TTL, seconds
-	holdDown  time.Duration
-	topoWeb   map[string]topology.Node // web node name → node, for addresses gossip lacks
-	topoNodes map[string]topology.Node // every node by name
+	regions  []string       // file order
+	subnets  []clientSubnet // longest prefix first
+	names    map[string]nameEntry
+	appName  string
+	ttl      uint32 // healthy TTL, seconds
+	degraded uint32 // degraded TTL, seconds
+	holdDown time.Duration
+	// learnUntil ends the startup grace: until then a region not yet seen healthy in gossip is
+	// answered from the topology plan.
+	learnUntil time.Time
+	topoWeb    map[string]topology.Node // web node name → node, for addresses gossip lacks
+	topoNodes  map[string]topology.Node // every node by name
 
 	nsRRs   []dns.RR // apex NS RRset
 	glue    []dns.RR // A records of the name servers, same order as nsRRs
@@ -235,6 +248,11 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	start := s.now()
+	grace := cfg.StartupGrace
+	if grace == 0 {
+		grace = DefaultStartupGrace
+	}
+	s.learnUntil = start.Add(max(grace, 0))
 	s.health = make([]regionHealth, len(s.regions))
 	for i := range s.health {
 		s.health[i] = regionHealth{state: stateUp, since: start, reason: "bootstrap: topology plan"}
@@ -521,7 +539,8 @@ func (s *Server) invalidMsg(_ []byte, err error) {
 }
 
 // watch recomputes the view on every membership ping, and periodically while a region is in
-// hold-down (so re-admission happens even if gossip is quiet).
+// hold-down or still starting (so re-admission, and the end of the startup grace, happen even if
+// gossip is quiet).
 func (s *Server) watch(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	ping, cancel := s.cfg.Members.Subscribe()
@@ -540,7 +559,7 @@ func (s *Server) watch(stop <-chan struct{}, done chan<- struct{}) {
 			}
 			s.recompute()
 		case <-tick.C:
-			if s.view.Load().anyHoldDown {
+			if v := s.view.Load(); v.anyHoldDown || v.learning {
 				s.recompute()
 			}
 		}

@@ -43,6 +43,9 @@ type regionHealth struct {
 	state  regionState
 	since  time.Time // last state change
 	reason string    // why the region is in this state
+	// seen: gossip has shown the region healthy at least once. Until then, within the startup
+	// grace, the region keeps its bootstrap answers.
+	seen bool
 }
 
 // regionObs is what one membership snapshot says about a region.
@@ -73,6 +76,7 @@ type view struct {
 	othersAlive     int
 	ttl             uint32 // answer TTL: healthy or degraded
 	anyHoldDown     bool
+	learning        bool // some region is still answered from the topology plan (startup grace)
 	regions         []regionView
 	groups          []groupView // [0] = clients in no known subnet, [i+1] = clients of region i
 	uniform         bool        // every group gets the same answer: the answer ignores the client
@@ -104,18 +108,25 @@ type groupView struct {
 // addresses. It is served until gossip gives a view, and forever without membership.
 func (s *Server) bootstrapObservation() observation {
 	obs := observation{regions: make([]regionObs, len(s.regions))}
-	for i, r := range s.regions {
-		for _, n := range s.cfg.Topology.NodesOf(topology.RoleWeb, r) {
-			obs.regions[i].web = append(obs.regions[i].web, n.IP)
-			obs.regions[i].seen++
-		}
-		slices.SortFunc(obs.regions[i].web, netip.Addr.Compare)
+	for i := range s.regions {
+		obs.regions[i] = s.planObs(i)
 		if !obs.regions[i].healthy() {
 			s.health[i].state = stateDown
 			s.health[i].reason = "bootstrap: no web node in the topology"
 		}
 	}
 	return obs
+}
+
+// planObs is region i as the topology plans it: its web nodes at their topology addresses.
+func (s *Server) planObs(i int) regionObs {
+	var o regionObs
+	for _, n := range s.cfg.Topology.NodesOf(topology.RoleWeb, s.regions[i]) {
+		o.web = append(o.web, n.IP)
+		o.seen++
+	}
+	slices.SortFunc(o.web, netip.Addr.Compare)
+	return o
 }
 
 // observe digests a membership snapshot.
@@ -217,10 +228,25 @@ func (s *Server) recompute() {
 		s.logger.Info("fail-static over: members visible again", "instance", s.instance, "others_alive", obs.othersAlive)
 	}
 	changed := false
+	learning := false
 	for i := range s.health {
+		h := &s.health[i]
+		if !h.seen && obs.regions[i].healthy() {
+			h.seen = true // first sight: admitted as it stands; hold-down is for a region coming back
+		}
+		if !h.seen && now.Before(s.learnUntil) {
+			// Still starting: gossip has not shown the region healthy yet (its web nodes may not
+			// have joined or become healthy). Answer it from the plan, by proximity, rather than
+			// fail it and send its users across the world.
+			obs.regions[i] = s.planObs(i)
+			h.reason = "starting: not yet seen healthy in gossip; answered from the topology plan"
+			learning = true
+			continue
+		}
 		changed = s.step(i, obs.regions[i], now) || changed
 	}
 	v := s.buildView(now, obs, cur.version)
+	v.learning = learning
 	if changed || !sameAnswers(cur, v) {
 		v.version = cur.version + 1
 		v.soa = s.soaRR(v.version, v.ttl)

@@ -114,6 +114,42 @@ type Region struct {
 	DockerHost string `yaml:"docker_host,omitempty" json:"docker_host,omitempty"`
 }
 
+// ClientSource is the source address of simulated client i near the region: inside its loopback
+// client subnet (the first /24 or wider), where every client of the region sends from on a runtime
+// whose nodes see loopback sources; the zero Addr when it has none.
+func (r Region) ClientSource(i int) netip.Addr {
+	for _, s := range r.ClientSubnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() || !p.Addr().IsLoopback() || p.Bits() > 24 {
+			continue
+		}
+		a := p.Addr().As4()
+		a[3] = byte(50 + i)
+		return netip.AddrFrom4(a)
+	}
+	return netip.Addr{}
+}
+
+// ECSSubnet is the subnet a client near the region names in an EDNS Client Subnet option: its
+// first non-loopback client subnet (GeoDNS ignores private and loopback ECS addresses), else its
+// first.
+func (r Region) ECSSubnet() netip.Prefix {
+	var first netip.Prefix
+	for _, s := range r.ClientSubnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			continue
+		}
+		if !first.IsValid() {
+			first = p
+		}
+		if !p.Addr().IsLoopback() {
+			return p.Masked()
+		}
+	}
+	return first
+}
+
 // NodeCounts are how many nodes of each role a region runs.
 type NodeCounts struct {
 	Web int `yaml:"web" json:"web"`

@@ -337,7 +337,8 @@ func (s *Status) Converged(t *topology.Topology) (bool, string) {
 	return true, ""
 }
 
-// WaitConverged polls Status until Converged or the timeout; the error names what was missing.
+// WaitConverged polls Status until Converged and every GeoDNS instance sends the users near each
+// region to that region (DNSReady), or the timeout; the error names what was missing.
 func (o *Observer) WaitConverged(ctx context.Context, timeout time.Duration) (*Status, error) {
 	deadline := time.Now().Add(timeout)
 	reason := "no status yet"
@@ -345,6 +346,16 @@ func (o *Observer) WaitConverged(ctx context.Context, timeout time.Duration) (*S
 		st, err := o.Status(ctx)
 		if err == nil {
 			ok, why := st.Converged(o.Plan.Topology)
+			if ok {
+				// Ready means answering: every GeoDNS instance sends each region's users home.
+				routes, err := o.DNSRoutes(ctx)
+				switch {
+				case err != nil:
+					ok, why = false, err.Error()
+				default:
+					ok, why = DNSReady(routes)
+				}
+			}
 			if ok {
 				return st, nil
 			}

@@ -41,7 +41,7 @@ func TestLookupCarriesECS(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Shutdown() })
 
 	r, _ := topology.Default().Region("us-east")
-	want := ecsSubnet(r)
+	want := r.ECSSubnet()
 	if want != netip.MustParsePrefix("203.0.113.0/24") {
 		t.Fatalf("ECS subnet of us-east: %s", want)
 	}

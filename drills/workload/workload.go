@@ -106,9 +106,9 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 				rng: rand.New(rand.NewPCG(cfg.Seed, uint64(ri*1000+i))),
 			}
 			if cfg.UseECS {
-				c.ecs = ecsSubnet(r)
+				c.ecs = r.ECSSubnet()
 			} else {
-				c.src = clientAddr(r, i)
+				c.src = r.ClientSource(i)
 			}
 			c.http = c.newHTTP()
 			w.wg.Add(1)
@@ -153,42 +153,6 @@ func (w *Workload) nameServers(region string) ([]string, error) {
 		return nil, errors.New("workload: the topology has no GeoDNS instance")
 	}
 	return append(own, others...), nil
-}
-
-// clientAddr is the source address of client i near region r: inside r's loopback client
-// subnet, so the GeoDNS tells where the user is from the source address alone. A region without
-// a loopback client subnet gets no fixed source.
-func clientAddr(r topology.Region, i int) netip.Addr {
-	for _, s := range r.ClientSubnets {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() || !p.Addr().IsLoopback() || p.Bits() > 24 {
-			continue
-		}
-		a := p.Addr().As4()
-		a[3] = byte(50 + i)
-		return netip.AddrFrom4(a)
-	}
-	return netip.Addr{}
-}
-
-// ecsSubnet is the subnet a client near region r names in its EDNS Client Subnet option: the
-// region's first non-loopback client subnet (GeoDNS ignores private and loopback ECS addresses),
-// else its first.
-func ecsSubnet(r topology.Region) netip.Prefix {
-	var first netip.Prefix
-	for _, s := range r.ClientSubnets {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			continue
-		}
-		if !first.IsValid() {
-			first = p
-		}
-		if !p.Addr().IsLoopback() {
-			return p.Masked()
-		}
-	}
-	return first
 }
 
 // client is one simulated user.
@@ -314,6 +278,9 @@ func NewProber(t *topology.Topology, endpoint func(string, int) (string, error),
 	return &Prober{w: w}
 }
 
+// probeClient is the canary's client number, past the workload's own clients.
+const probeClient = 49
+
 // Probe returns the region a user near region is sent to now, and the addresses.
 func (p *Prober) Probe(ctx context.Context, region string) (string, []string, error) {
 	r, ok := p.w.cfg.Topology.Region(region)
@@ -324,9 +291,9 @@ func (p *Prober) Probe(ctx context.Context, region string) (string, []string, er
 	if err != nil {
 		return "", nil, err
 	}
-	src, ecs := clientAddr(r, 49), netip.Prefix{}
+	src, ecs := r.ClientSource(probeClient), netip.Prefix{}
 	if p.w.cfg.UseECS {
-		src, ecs = netip.Addr{}, ecsSubnet(r)
+		src, ecs = netip.Addr{}, r.ECSSubnet()
 	}
 	ips, _, err := lookup(ctx, servers, src, ecs, p.w.cfg.Topology.DNS.Zone, p.w.cfg.DNSTimeout)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/compose/toxi"
+	"github.com/drillworks/drill/dnsgeo"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -51,6 +52,7 @@ type Runtime struct {
 	autoFailover bool
 
 	servers []*http.Server
+	dns     []*dnsgeo.Server
 	addrs   map[string]string // "node/port" → address
 }
 
@@ -91,6 +93,11 @@ func New(plan *topology.Plan, opts ...Option) (*Runtime, error) {
 			err = r.serve(n.Name, topology.PortWANAPI, r.wanHandler())
 		case n.Role == topology.RoleWitness:
 			err = r.serve(n.Name, topology.PortDB, r.nodeHandler(n))
+		case n.Role == topology.RoleDNS:
+			err = r.serveDNS(n)
+			if err == nil {
+				err = r.serve(n.Name, topology.PortControl, r.nodeHandler(n))
+			}
 		default:
 			if err = r.serve(n.Name, topology.PortControl, r.nodeHandler(n)); err == nil && n.Role == topology.RoleDB {
 				err = r.serve(n.Name, topology.PortDB, r.nodeHandler(n))
@@ -117,10 +124,32 @@ func (r *Runtime) serve(node string, port int, h http.Handler) error {
 	return nil
 }
 
+// serveDNS starts a real GeoDNS server for a dns node, in static mode (every region up, each
+// client to its nearest region): enough for drill's readiness check and probes.
+func (r *Runtime) serveDNS(n topology.Node) error {
+	s, err := dnsgeo.New(dnsgeo.Config{Topology: r.plan.Topology, Listen: "127.0.0.1:0", Instance: n.Name})
+	if err != nil {
+		return fmt.Errorf("fake runtime: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("fake runtime: %w", err)
+	}
+	r.dns = append(r.dns, s)
+	r.addrs[fmt.Sprintf("%s/%d", n.Name, topology.PortDNS)] = s.Addr()
+	return nil
+}
+
 // Close stops every endpoint.
 func (r *Runtime) Close() {
 	for _, s := range r.servers {
 		_ = s.Close()
+	}
+	for _, s := range r.dns {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.Shutdown(ctx)
+		cancel()
 	}
 }
 
