@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/wan"
 	"github.com/drillworks/drill/topology"
@@ -47,7 +48,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.DataDir == "" {
 		o.DataDir = filepath.Join(o.Plan.RunDir, "data", node.Name)
 	}
-	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	bindIP := node.IP.String()
@@ -66,7 +67,7 @@ func Run(ctx context.Context, o Options) error {
 		// The witness is a lease voter at a third site and deliberately not a gossip member: a
 		// member that sees both sides of a partition would relay each side's liveness to the
 		// other, and the partition would never show in anyone's view.
-		return serveWitness(ctx, o.DataDir, net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDB)), log)
+		return serveWitness(ctx, o.Plan, o.DataDir, net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDB)), log)
 	}
 
 	g, err := startGossip(o.Plan, node, bindIP, log)
@@ -152,6 +153,7 @@ func startGossip(p *topology.Plan, node topology.Node, bindIP string, log *slog.
 		RejoinInterval: t.Gossip.RejoinInterval.D(),
 		Logger:         log.With("component", "gossip"),
 		Faults:         faults,
+		Check:          planCheck(p),
 	}, meta)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip: %w", err)
@@ -174,4 +176,42 @@ func serviceAddr(n topology.Node, bindIP string) string {
 		return netip.AddrPortFrom(ip, topology.PortDNS).String()
 	}
 	return ""
+}
+
+// planCheck vets gossip members against the plan: a member must be a gossip node of the plan,
+// at its planned address, claiming its planned role and region and a service at its own address,
+// and its epoch may not run more than db.MaxEpochLead ahead of the highest epoch accepted so far.
+// Every container holds the gossip key, so the key alone does not make a member trustworthy.
+func planCheck(p *topology.Plan) func(gossip.Member) error {
+	nodes := map[string]topology.Node{}
+	for _, n := range p.Topology.Nodes() {
+		nodes[n.Name] = n
+	}
+	var maxEpoch uint64
+	return func(m gossip.Member) error {
+		n, ok := nodes[m.Name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%q is not a node of the plan", m.Name)
+		case n.Role == topology.RoleWAN || n.Role == topology.RoleWitness:
+			return fmt.Errorf("%s is no gossip member in the plan", m.Name)
+		case m.Meta.Role != "" && m.Meta.Role != n.Role:
+			return fmt.Errorf("%s claims role %s; the plan says %s", m.Name, m.Meta.Role, n.Role)
+		case m.Meta.Region != "" && m.Meta.Region != n.Region:
+			return fmt.Errorf("%s claims region %s; the plan says %s", m.Name, m.Meta.Region, n.Region)
+		}
+		if ap, err := netip.ParseAddrPort(m.Addr); err != nil || ap.Addr().Unmap() != n.IP {
+			return fmt.Errorf("%s gossips from %s; the plan puts it at %s", m.Name, m.Addr, n.IP)
+		}
+		if m.Meta.Service != "" {
+			if ap, err := netip.ParseAddrPort(m.Meta.Service); err != nil || ap.Addr().Unmap() != n.IP {
+				return fmt.Errorf("%s publishes service %s, not at its own address %s", m.Name, m.Meta.Service, n.IP)
+			}
+		}
+		if m.Meta.Epoch > maxEpoch+db.MaxEpochLead {
+			return fmt.Errorf("%s claims epoch %d, more than %d above the highest accepted (%d)", m.Name, m.Meta.Epoch, db.MaxEpochLead, maxEpoch)
+		}
+		maxEpoch = max(maxEpoch, m.Meta.Epoch)
+		return nil
+	}
 }

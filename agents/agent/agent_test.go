@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/topology"
 	"github.com/drillworks/drill/topology/netalloc"
 )
@@ -69,6 +70,7 @@ func TestControlEndpoint(t *testing.T) {
 	srv := httptest.NewServer(c.handler())
 	t.Cleanup(srv.Close)
 
+	// call signs with the run's control key derived from secret ("" sends the request unsigned).
 	call := func(method, path, secret string, body any) *http.Response {
 		t.Helper()
 		var b []byte
@@ -76,20 +78,27 @@ func TestControlEndpoint(t *testing.T) {
 			b, _ = json.Marshal(body)
 		}
 		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(b))
+		hc := http.DefaultClient
 		if secret != "" {
-			req.Header.Set("Authorization", "Bearer "+secret)
+			hc = peerauth.Client(peerauth.Derive(secret, peerauth.PurposeControl), 5*time.Second, nil)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { resp.Body.Close() })
 		return resp
 	}
-	for _, secret := range []string{"", "wrong"} {
-		if r := call(http.MethodGet, "/v1/info", secret, nil); r.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("info with secret %q: %s", secret, r.Status)
-		}
+	if r := call(http.MethodGet, "/v1/info", "", nil); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned info: %s", r.Status)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/info", nil)
+	if _, err := peerauth.Client(peerauth.Derive("another run", peerauth.PurposeControl), time.Second, nil).Do(req); err == nil {
+		t.Fatal("a call signed with another run's key was answered as if valid")
+	}
+	req.Header.Set("Authorization", "Bearer "+p.Secret) // the old bearer scheme, secret in the clear
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("bearer secret: %v %v", r, err)
 	}
 	var info Info
 	if err := json.NewDecoder(call(http.MethodGet, "/v1/info", p.Secret, nil).Body).Decode(&info); err != nil || info.RunID != p.RunID || info.Node != node.Name {
@@ -131,5 +140,35 @@ func TestControlEndpoint(t *testing.T) {
 	}
 	if r := call(http.MethodPut, "/v1/gossip/faults", p.Secret, "not rules"); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad rules: %s", r.Status)
+	}
+}
+
+// TestPlanCheck: gossip members that are not what the plan holds are refused: unknown names, the
+// WAN node or the witness, a wrong role or region, another address, a service elsewhere, an
+// epoch far ahead.
+func TestPlanCheck(t *testing.T) {
+	p := testPlan(t)
+	check := planCheck(p)
+	db1, _ := p.Topology.Node("us-east-db-1")
+	good := gossip.Member{Name: db1.Name, Addr: db1.Addr(topology.PortGossip),
+		Meta: gossip.Meta{Region: db1.Region, Role: db1.Role, Epoch: 3, Primary: true, Service: db1.Addr(topology.PortDB)}}
+	if err := check(good); err != nil {
+		t.Fatalf("the plan's own member refused: %v", err)
+	}
+	web, _ := p.Topology.Node("eu-west-web-1")
+	for name, mutate := range map[string]func(*gossip.Member){
+		"unknown name":      func(m *gossip.Member) { m.Name = "mallory" },
+		"the witness":       func(m *gossip.Member) { m.Name = "witness" },
+		"wrong role":        func(m *gossip.Member) { m.Meta.Role = topology.RoleWeb },
+		"wrong region":      func(m *gossip.Member) { m.Meta.Region = "eu-west" },
+		"another address":   func(m *gossip.Member) { m.Addr = web.Addr(topology.PortGossip) },
+		"service elsewhere": func(m *gossip.Member) { m.Meta.Service = "203.0.113.66:8080" },
+		"epoch far ahead":   func(m *gossip.Member) { m.Meta.Epoch = 18446744073709551615 },
+	} {
+		m := good
+		mutate(&m)
+		if err := check(m); err == nil {
+			t.Errorf("%s: accepted %+v", name, m)
+		}
 	}
 }

@@ -11,10 +11,10 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/drillworks/drill/agents/gossip"
-	"github.com/drillworks/drill/agents/internal/ctlauth"
+	"github.com/drillworks/drill/agents/peerauth"
+	"github.com/drillworks/drill/agents/serve"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -27,8 +27,8 @@ type Info struct {
 	PID    int    `json:"pid"`
 }
 
-// control is the node's fault-injection endpoint. Only drill may use it: every call needs the
-// plan's secret, and it listens only on the node's own address.
+// control is the node's fault-injection endpoint. Only drill may use it: every call is signed with
+// the run's control key (peerauth), and it listens only on the node's own address.
 type control struct {
 	plan  *topology.Plan
 	node  topology.Node
@@ -70,7 +70,7 @@ func (c *control) handler() http.Handler {
 		c.setFault(gossip.Rules{})
 		writeJSON(w, http.StatusOK, gossip.Rules{})
 	})
-	return ctlauth.Require(c.plan.Secret, mux)
+	return peerauth.Require(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), mux)
 }
 
 // setFault layers drill's fault rules over the steady WAN rules. A fault delay for a prefix replaces
@@ -103,7 +103,7 @@ func (c *control) Serve(ctx context.Context, bindIP string) error {
 	if err != nil {
 		return fmt.Errorf("control listen: %w", err)
 	}
-	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := serve.Server("", c.handler())
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

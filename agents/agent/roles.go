@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/agents/peerauth"
+	"github.com/drillworks/drill/agents/serve"
 	"github.com/drillworks/drill/agents/web"
 	"github.com/drillworks/drill/dnsgeo"
 	"github.com/drillworks/drill/topology"
@@ -27,6 +31,7 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 		w, err := web.New(web.Config{
 			Name: node.Name, Region: node.Region, Listen: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortWeb)),
 			Members: g, DBAddr: dbAddr, ReadYourWrites: t.Design.ReadYourWrites, Logger: log,
+			DBKey: peerauth.Derive(p.Secret, peerauth.PurposeDB),
 			// A client whose address the node's gossip fault rules drop is black-holed too.
 			Drop: g.Faults().Blocks,
 		})
@@ -61,6 +66,8 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 			View:     dbView{g: g},
 			Logger:   log,
 			Registry: prometheus.NewRegistry(),
+			AuthKey:  peerauth.Derive(p.Secret, peerauth.PurposeDB),
+			Peers:    dbRegions(t),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
@@ -88,8 +95,7 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 		if err != nil {
 			return nil, err
 		}
-		side := &http.Server{Addr: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDNSHTTP)), Handler: s.HTTPHandler(reg),
-			ReadHeaderTimeout: 5 * time.Second}
+		side := serve.Server(net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDNSHTTP)), s.HTTPHandler(reg))
 		return func(ctx context.Context) error {
 			if err := s.Start(ctx); err != nil {
 				return err
@@ -148,13 +154,23 @@ func nodeNames(ns []topology.Node) []string {
 
 func healthyAlways() func(*gossip.Meta) { return func(m *gossip.Meta) { m.Healthy = true } }
 
-// serveWitness runs the witness: one lease voter over HTTP.
-func serveWitness(ctx context.Context, dataDir, listen string, log *slog.Logger) error {
-	v, err := db.OpenVoter(dataDir, log)
+// dbRegions names every db node of the topology with its region.
+func dbRegions(t *topology.Topology) map[string]string {
+	out := map[string]string{}
+	for _, n := range t.NodesOf(topology.RoleDB, "") {
+		out[n.Name] = n.Region
+	}
+	return out
+}
+
+// serveWitness runs the witness: one lease voter over HTTP, for the plan's db nodes only, every
+// call signed with the run's db key.
+func serveWitness(ctx context.Context, p *topology.Plan, dataDir, listen string, log *slog.Logger) error {
+	v, err := db.OpenVoter(dataDir, slices.Sorted(maps.Keys(dbRegions(p.Topology))), log)
 	if err != nil {
 		return fmt.Errorf("open witness voter: %w", err)
 	}
-	srv := &http.Server{Addr: listen, Handler: v.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := serve.Server(listen, peerauth.Require(peerauth.Derive(p.Secret, peerauth.PurposeDB), v.Handler()))
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

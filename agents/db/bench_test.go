@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/agents/peerauth"
 )
 
 // BenchmarkPut measures acknowledged writes over HTTP on a lone primary (lease held, async), with
@@ -22,7 +24,7 @@ func BenchmarkPut(b *testing.B) {
 	}{{"serial", 0}, {"parallel-32", 16}} {
 		b.Run(bc.name, func(b *testing.B) {
 			dir := b.TempDir()
-			n, err := Open(Config{Name: "bench", Region: "a", DataDir: dir, Listen: testNet + ".200.1:7000", Bootstrap: true})
+			n, err := Open(Config{Name: "bench", Region: "a", DataDir: dir, Listen: testNet + ".200.1:7000", Bootstrap: true, AuthKey: testAuthKey})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -38,8 +40,8 @@ func BenchmarkPut(b *testing.B) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
-			cl := &Client{BaseURL: "http://127.91.200.1:7000", HTTP: hc}
+			hc := &http.Client{Transport: &peerauth.Transport{Key: testAuthKey, Base: &http.Transport{MaxIdleConnsPerHost: 128}}}
+			cl := &Client{BaseURL: "http://" + testNet + ".200.1:7000", HTTP: hc}
 			fsyncsBefore := scrapeCounter(b, hc, "drill_db_wal_fsyncs_total")
 			var seq atomic.Int64
 			put := func() {
@@ -74,7 +76,7 @@ func BenchmarkPut(b *testing.B) {
 // scrapeCounter reads one metric's value from the node's /metrics.
 func scrapeCounter(b *testing.B, hc *http.Client, name string) float64 {
 	b.Helper()
-	res, err := hc.Get("http://127.91.200.1:7000/metrics")
+	res, err := hc.Get("http://" + testNet + ".200.1:7000/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}

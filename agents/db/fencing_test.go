@@ -3,10 +3,11 @@ package db
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/agents/peerauth"
 )
 
 // writeRecorder hammers one node with writes and records when each acknowledged write came back.
@@ -19,7 +20,7 @@ type writeRecorder struct {
 
 func startWriter(ctx context.Context, baseURL, prefix string) *writeRecorder {
 	w := &writeRecorder{done: make(chan struct{})}
-	cl := &Client{BaseURL: baseURL, HTTP: &http.Client{Timeout: 2 * time.Second}}
+	cl := &Client{BaseURL: baseURL, HTTP: peerauth.Client(testAuthKey, 2*time.Second, nil)}
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(5 * time.Millisecond) // pace: failed writes return at once

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/topology/netalloc"
 )
 
@@ -196,7 +197,7 @@ func (c *cluster) addr(host int) string { return fmt.Sprintf(testNet+".%d.%d:700
 // startWitness runs a standalone voter named "witness".
 func (c *cluster) startWitness() *Voter {
 	t := c.t
-	v, err := OpenVoter(t.TempDir(), testLogger(t).With("voter", "witness"))
+	v, err := OpenVoter(t.TempDir(), nil, testLogger(t).With("voter", "witness"))
 	if err != nil {
 		t.Fatalf("open witness: %v", err)
 	}
@@ -204,7 +205,7 @@ func (c *cluster) startWitness() *Voter {
 	if err != nil {
 		t.Fatalf("witness listen: %v", err)
 	}
-	srv := &http.Server{Handler: v.Handler()}
+	srv := &http.Server{Handler: peerauth.Require(testAuthKey, v.Handler())}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	c.mu.Lock()
@@ -220,7 +221,7 @@ func (c *cluster) addNode(name, region string, host int, bootstrap bool, mod fun
 		Replication: ReplicationAsync, Fencing: FencingLease,
 		FailoverAfter: 500 * time.Millisecond, LeaseDuration: time.Second,
 		Voters: c.voters, PeerURL: c.peerURL(name), View: c.view(name),
-		Logger: testLogger(c.t),
+		Logger: testLogger(c.t), AuthKey: testAuthKey,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -377,7 +378,7 @@ func (c *cluster) node(name string) *Node {
 func (c *cluster) client(name string) *Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &Client{BaseURL: c.direct[name], HTTP: &http.Client{Timeout: 10 * time.Second}}
+	return &Client{BaseURL: c.direct[name], HTTP: peerauth.Client(testAuthKey, 10*time.Second, nil)}
 }
 
 // putRetry writes until it succeeds or timeout passes.
@@ -411,3 +412,6 @@ func mustNet() string {
 	b := p.Addr().As4()
 	return fmt.Sprintf("%d.%d", b[0], b[1])
 }
+
+// testAuthKey signs every call of the tests' nodes and clients.
+var testAuthKey = peerauth.Derive("db-test-secret", peerauth.PurposeDB)

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -33,19 +34,22 @@ type errorBody struct {
 	LSN      uint64 `json:"lsn"`
 }
 
-// Handler is the node's HTTP API: /v1/kv/{key}, /v1/wal, /v1/lease, /v1/status and /metrics.
+// Handler is the node's HTTP API: /v1/kv/{key}, /v1/wal, /v1/lease, /v1/status (every call signed
+// with the run's db key, peerauth) and /metrics (open: operational numbers, no data).
 func (n *Node) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/kv/{key...}", n.handlePut)
-	mux.HandleFunc("GET /v1/kv/{key...}", n.handleGet)
-	mux.HandleFunc("GET /v1/wal", n.handleWAL)
+	api := http.NewServeMux()
+	api.HandleFunc("PUT /v1/kv/{key...}", n.handlePut)
+	api.HandleFunc("GET /v1/kv/{key...}", n.handleGet)
+	api.HandleFunc("GET /v1/wal", n.handleWAL)
 	voter := n.voter.Handler()
-	mux.Handle("POST /v1/lease", voter)
-	mux.Handle("GET /v1/lease", voter)
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	api.Handle("POST /v1/lease", voter)
+	api.Handle("GET /v1/lease", voter)
+	api.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, n.State())
 	})
+	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", peerauth.Require(n.cfg.AuthKey, api))
 	return mux
 }
 

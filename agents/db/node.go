@@ -13,13 +13,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/drillworks/drill/agents/peerauth"
+	"github.com/drillworks/drill/agents/serve"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -77,6 +81,13 @@ type Config struct {
 	Registry *prometheus.Registry
 	// SemiSyncTimeout bounds how long a semi-sync write waits for a remote replica (default 3s).
 	SemiSyncTimeout time.Duration
+	// AuthKey signs this node's calls to its peers and authenticates every call to its API but
+	// /metrics (peerauth, the run's db key). Required.
+	AuthKey peerauth.Key
+	// Peers names every db node of the plan (this one included) with its region: the only
+	// candidates its voter grants a lease to and the only replicas whose acknowledgements count.
+	// Empty allows any (tests of one node).
+	Peers map[string]string
 }
 
 // ClusterView is the gossip view of the other db nodes.
@@ -209,7 +220,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	logger := cfg.Logger.With("db", cfg.Name)
@@ -224,11 +235,11 @@ func Open(cfg Config) (*Node, error) {
 		applied:   make(chan struct{}),
 		acked:     make(chan struct{}),
 		replicas:  map[string]*replicaProgress{},
-		peers: &http.Client{Transport: &http.Transport{
+		peers: &http.Client{Transport: &peerauth.Transport{Key: cfg.AuthKey, Base: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 			MaxIdleConnsPerHost: 8,
 			IdleConnTimeout:     30 * time.Second,
-		}},
+		}}},
 	}
 	// The node's lifetime context exists from Open so handlers and writes can watch it even when the
 	// caller serves Handler() itself; Close cancels it.
@@ -248,7 +259,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	voter, err := OpenVoter(cfg.DataDir, logger)
+	voter, err := OpenVoter(cfg.DataDir, slices.Sorted(maps.Keys(cfg.Peers)), logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -292,6 +303,9 @@ func Open(cfg Config) (*Node, error) {
 func (c *Config) withDefaults() error {
 	if c.Name == "" || c.DataDir == "" || c.Listen == "" {
 		return fmt.Errorf("db config: Name, DataDir and Listen are required")
+	}
+	if !c.AuthKey.Valid() {
+		return fmt.Errorf("db config: AuthKey is required (every call to the database API is authenticated)")
 	}
 	if c.Replication == "" {
 		c.Replication = ReplicationAsync
@@ -347,7 +361,7 @@ func (n *Node) Start() error {
 	}
 	n.started = true
 	n.ln = ln
-	n.server = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	n.server = serve.Server("", n.Handler())
 	n.serveCh = make(chan error, 1)
 	go func() {
 		if err := n.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -61,6 +61,11 @@ func (n *Node) handleWAL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	replica, region := q.Get("replica"), q.Get("region")
+	if replica != "" && n.cfg.Peers != nil && (n.cfg.Peers[replica] != region || replica == n.cfg.Name) {
+		// Only the plan's own replicas, from their own regions, count towards semi-sync.
+		n.writeError(w, http.StatusForbidden, errorBody{Error: "unknown replica " + replica + " in region " + region})
+		return
+	}
 	prev := from - 1
 
 	n.mu.Lock()

@@ -13,6 +13,10 @@ import (
 const (
 	voterFileName       = "voter.json"
 	maxLeaseDurationReq = time.Minute
+	// MaxEpochLead is how far above the highest epoch a voter has seen a candidate's epoch may
+	// be. Epochs grow by one per election; a request far ahead is forged or corrupt, and taking
+	// it would fence every honest candidate out for good.
+	MaxEpochLead = 64
 )
 
 // LeaseRequest asks a voter for the write lease (POST /v1/lease).
@@ -55,22 +59,31 @@ type voterState struct {
 type Voter struct {
 	dir    string
 	logger *slog.Logger
-	now    func() time.Time // the voter's clock; tests may replace it
+	// candidates are the names allowed to ask (the plan's db nodes); nil allows any.
+	candidates map[string]bool
+	now        func() time.Time // the voter's clock; tests may replace it
 
 	mu      sync.Mutex
 	state   voterState
 	expires time.Time // state.ExpiresUnixNano with the monotonic reading when set in this process
 }
 
-// OpenVoter loads (or creates) the voter state in dataDir.
-func OpenVoter(dataDir string, logger *slog.Logger) (*Voter, error) {
+// OpenVoter loads (or creates) the voter state in dataDir. Only the named candidates (the plan's
+// db nodes) may ask for the lease; none named allows any.
+func OpenVoter(dataDir string, candidates []string, logger *slog.Logger) (*Voter, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create voter dir: %w", err)
 	}
 	v := &Voter{dir: dataDir, logger: logger, now: time.Now}
+	if len(candidates) > 0 {
+		v.candidates = map[string]bool{}
+		for _, c := range candidates {
+			v.candidates[c] = true
+		}
+	}
 	if _, err := readJSON(dataDir, voterFileName, &v.state); err != nil {
 		return nil, fmt.Errorf("load voter state: %w", err)
 	}
@@ -81,6 +94,8 @@ func OpenVoter(dataDir string, logger *slog.Logger) (*Voter, error) {
 }
 
 // Vote applies the voter rules to one request:
+//   - a candidate that is not one of the plan's db nodes, or an epoch more than MaxEpochLead above
+//     the highest seen, is an error (nothing changes);
 //   - an epoch below the highest seen is rejected;
 //   - the highest seen epoch is raised to the request's epoch, even when the lease is not granted,
 //     so an old primary cannot renew once a newer epoch has asked;
@@ -92,8 +107,15 @@ func (v *Voter) Vote(req LeaseRequest) (LeaseResponse, error) {
 	if req.Candidate == "" || req.DurationMS <= 0 || time.Duration(req.DurationMS)*time.Millisecond > maxLeaseDurationReq {
 		return LeaseResponse{}, fmt.Errorf("invalid lease request: candidate %q, duration %d ms", req.Candidate, req.DurationMS)
 	}
+	if v.candidates != nil && !v.candidates[req.Candidate] {
+		return LeaseResponse{}, fmt.Errorf("invalid lease request: %q is not a db node of the plan", req.Candidate)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if req.Epoch > v.state.MaxEpoch+MaxEpochLead {
+		return LeaseResponse{}, fmt.Errorf("invalid lease request: epoch %d is more than %d above the highest seen (%d)",
+			req.Epoch, MaxEpochLead, v.state.MaxEpoch)
+	}
 	now := v.now()
 	next := v.state
 	nextExpires := v.expires

@@ -7,7 +7,7 @@ import (
 
 func TestVoterRules(t *testing.T) {
 	dir := t.TempDir()
-	v, err := OpenVoter(dir, testLogger(t))
+	v, err := OpenVoter(dir, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestVoterRules(t *testing.T) {
 	if r := vote("b", 2); !r.Granted {
 		t.Fatalf("renew before reopen: %+v", r)
 	}
-	v2, err := OpenVoter(dir, testLogger(t))
+	v2, err := OpenVoter(dir, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

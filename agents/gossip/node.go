@@ -62,6 +62,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Faults are the transport's fault rules; nil creates an empty set (see Node.Faults).
 	Faults *Faults
+	// Check vets every other member against what the cluster should hold (drill's plan: its
+	// name, role, region, addresses, epoch bounds); a member it refuses is left out of Members
+	// and logged. Nil accepts every member that holds the key.
+	Check func(Member) error
 }
 
 // Node is a running gossip member.
@@ -104,7 +108,15 @@ type memberRecord struct {
 	// leaving is set when the member said it is leaving (metadata or direct message), so its
 	// disappearance counts as a leave, not a death.
 	leaving bool
+	// leavingAt is when a direct "leaving" notice about the member arrived: it only counts for
+	// leavingNoticeTTL (a notice forged by another key holder for a member that stays is void).
+	leavingAt time.Time
+	// refused is why Check refused the member ("" when accepted), logged once per reason.
+	refused string
 }
+
+// leavingNoticeTTL is how long a direct "leaving" notice marks a member that has not gone.
+const leavingNoticeTTL = 5 * time.Second
 
 // encodeMeta is Meta's compact JSON, which must fit memberlist's metadata limit.
 func encodeMeta(m Meta) ([]byte, error) {
@@ -298,7 +310,7 @@ func (n *Node) broadcastMeta() {
 	}
 }
 
-// Members returns every member ever seen, self included, sorted by name.
+// Members returns every member ever seen that Config.Check accepts, self included, sorted by name.
 func (n *Node) Members() []Member {
 	local := n.Meta()
 	n.mu.Lock()
@@ -307,6 +319,15 @@ func (n *Node) Members() []Member {
 		m := r.Member
 		if m.Name == n.cfg.Name {
 			m.Meta = local
+		} else if n.cfg.Check != nil {
+			if err := n.cfg.Check(m); err != nil {
+				if why := err.Error(); why != r.refused {
+					r.refused = why
+					n.log.Warn("gossip member refused: not what the plan holds", "member", m.Name, "addr", m.Addr, "err", err)
+				}
+				continue
+			}
+			r.refused = ""
 		}
 		out = append(out, m)
 	}
@@ -538,7 +559,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if r, ok := n.members[name]; ok {
-		r.leaving = true
+		r.leavingAt = time.Now()
 	}
 }
 
@@ -593,7 +614,7 @@ func (d *delegate) NotifyJoin(node *memberlist.Node) {
 	defer n.mu.Unlock()
 	r := d.record(node)
 	r.Meta = meta
-	r.leaving = meta.Leaving
+	r.leaving, r.leavingAt = meta.Leaving, time.Time{}
 	if r.State != StateAlive {
 		r.State, r.Since = StateAlive, time.Now()
 	}
@@ -615,7 +636,7 @@ func (d *delegate) NotifyLeave(node *memberlist.Node) {
 	r := d.record(node)
 	r.Meta = meta
 	state := StateDead
-	if r.leaving || meta.Leaving {
+	if r.leaving || meta.Leaving || (!r.leavingAt.IsZero() && time.Since(r.leavingAt) < leavingNoticeTTL) {
 		state = StateLeft
 	}
 	if r.State != state {
@@ -634,8 +655,7 @@ func (d *delegate) NotifyUpdate(node *memberlist.Node) {
 	defer n.mu.Unlock()
 	r := d.record(node)
 	r.Meta = meta
-	if meta.Leaving {
-		r.leaving = true
-	}
+	// The member's own latest word: a forged "leaving" it later refutes does not stick.
+	r.leaving = meta.Leaving
 	n.notifyLocked()
 }

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -430,5 +431,59 @@ func rounded(ds []time.Duration) []time.Duration {
 func TestFastMaxOneWayMatchesTopology(t *testing.T) {
 	if FastMaxOneWay != topology.FastGossipMaxOneWay {
 		t.Fatalf("gossip.FastMaxOneWay %v != topology.FastGossipMaxOneWay %v", FastMaxOneWay, topology.FastGossipMaxOneWay)
+	}
+}
+
+// TestCheckRefusesMembers: a member that holds the key but that Check refuses (not in the plan)
+// is left out of Members on the node checking; a forged "leaving" notice for a member that stays
+// does not make it count as left.
+func TestCheckRefusesMembers(t *testing.T) {
+	ips := ips(testNet+".14", 1, 3)
+	intruder := ips[2]
+	var refusals atomic.Int64
+	check := func(m Member) error {
+		if m.Name == intruder {
+			refusals.Add(1)
+			return errors.New("not in the plan")
+		}
+		return nil
+	}
+	nodes := startCluster(t, ips[:2], func(c *Config) { c.Check = check })
+	in, err := Start(Config{Name: intruder, BindIP: intruder, Port: testPort, Profile: ProfileFast, Key: testKey,
+		Label: "gossip-test", Seeds: []string{addr(ips[0])}, Logger: testLogger(nil)}, Meta{Role: "db", Primary: true, Epoch: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.Shutdown() })
+	if !waitFor(t, 10*time.Second, func() bool {
+		_ = nodes[0].Members() // Check runs as members are listed
+		return allSeeAlive([]*Node{in}, nodes) && refusals.Load() > 0
+	}) {
+		t.Fatalf("the intruder did not join: %s", views(append(nodes, in)))
+	}
+	for _, n := range nodes {
+		for _, m := range n.Members() {
+			if m.Name == intruder {
+				t.Fatalf("%s lists the refused member %s", n.Name(), intruder)
+			}
+		}
+	}
+	// A notice forged for ips[1] (who stays) is void after its TTL: were it to die later it
+	// counts as dead, not left.
+	d := &delegate{n: nodes[0]}
+	d.NotifyMsg([]byte(leavingMsgPrefix + ips[1]))
+	nodes[0].mu.Lock()
+	nodes[0].members[ips[1]].leavingAt = time.Now().Add(-2 * leavingNoticeTTL)
+	nodes[0].mu.Unlock()
+	_ = nodes[1].Shutdown()
+	if !waitFor(t, 10*time.Second, func() bool {
+		for _, m := range nodes[0].Members() {
+			if m.Name == ips[1] {
+				return m.State == StateDead
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("after a stale forged leaving notice, %s's death shows as %v", ips[1], nodes[0].Members())
 	}
 }

@@ -50,7 +50,8 @@ func TestServeStandalone(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeStandalone(ctx, StandaloneConfig{APIListen: apiAddr, ConfigFile: cfg}) }()
+	const token = "standalone-test-token-0123456789"
+	go func() { done <- ServeStandalone(ctx, StandaloneConfig{APIListen: apiAddr, ConfigFile: cfg, Token: token}) }()
 	defer func() {
 		cancel()
 		select {
@@ -69,9 +70,14 @@ func TestServeStandalone(t *testing.T) {
 		Upstream string `json:"upstream"`
 		Enabled  bool   `json:"enabled"`
 	}
+	api := func(method, path, body string) (*http.Response, error) {
+		req, _ := http.NewRequest(method, "http://"+apiAddr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		return http.DefaultClient.Do(req)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		resp, err := http.Get("http://" + apiAddr + "/proxies")
+		resp, err := api(http.MethodGet, "/proxies", "")
 		if err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&proxies)
 			resp.Body.Close()
@@ -86,6 +92,21 @@ func TestServeStandalone(t *testing.T) {
 	}
 	if p, ok := proxies["echo"]; !ok || !p.Enabled || p.Upstream != upstream.Addr().String() {
 		t.Fatalf("proxies = %+v, want echo enabled to %s", proxies, upstream.Addr())
+	}
+	// Without the token (or with another), the API changes nothing.
+	for _, auth := range []string{"", "Bearer wrong-token-0123456789"} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+"/proxies/echo", strings.NewReader(`{"enabled":false}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("API call with %q: HTTP %d, want 401", auth, resp.StatusCode)
+		}
 	}
 
 	// Traffic flows through the proxy; a latency toxic added through the API slows it.
@@ -108,8 +129,8 @@ func TestServeStandalone(t *testing.T) {
 		return time.Since(start)
 	}
 	_ = roundTrip()
-	resp, err := http.Post("http://"+apiAddr+"/proxies/echo/toxics", "application/json",
-		strings.NewReader(`{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":200}}`))
+	resp, err := api(http.MethodPost, "/proxies/echo/toxics",
+		`{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":200}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +148,19 @@ func TestServeStandaloneBadConfig(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`[{"name":"x"}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := ServeStandalone(context.Background(), StandaloneConfig{APIListen: freeAddr(t), ConfigFile: cfg})
+	const token = "standalone-test-token-0123456789"
+	err := ServeStandalone(context.Background(), StandaloneConfig{APIListen: freeAddr(t), ConfigFile: cfg, Token: token})
 	if err == nil || !strings.Contains(err.Error(), cfg) || !strings.Contains(err.Error(), "upstream") {
 		t.Fatalf("bad config: %v, want an error naming the file and the missing upstream", err)
 	}
-	if err := ServeStandalone(context.Background(), StandaloneConfig{APIListen: freeAddr(t), ConfigFile: cfg + ".missing"}); !errors.Is(err, os.ErrNotExist) {
+	if err := ServeStandalone(context.Background(), StandaloneConfig{APIListen: freeAddr(t), ConfigFile: cfg + ".missing", Token: token}); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing config: %v", err)
+	}
+	// No token, or a public address without saying so: refused before anything listens.
+	if err := ServeStandalone(context.Background(), StandaloneConfig{APIListen: freeAddr(t)}); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Fatalf("no token: %v", err)
+	}
+	if err := ServeStandalone(context.Background(), StandaloneConfig{APIListen: "0.0.0.0:0", Token: token}); err == nil || !strings.Contains(err.Error(), "allow-public") {
+		t.Fatalf("public listen: %v", err)
 	}
 }

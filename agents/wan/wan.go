@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/drillworks/drill/agents/internal/ctlauth"
+	"github.com/drillworks/drill/agents/peerauth"
+	"github.com/drillworks/drill/agents/serve"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -70,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	s.http = &http.Server{Handler: ctlauth.Require(cfg.Plan.Secret, api.Routes()), ReadHeaderTimeout: 5 * time.Second}
+	s.http = serve.Server("", peerauth.Require(peerauth.Derive(cfg.Plan.Secret, peerauth.PurposeWAN), api.Routes()))
 	return s, nil
 }
 
@@ -104,8 +107,14 @@ func (s *Server) Close() {
 // StandaloneConfig configures a plain toxiproxy server with no plan: the same server the WAN node
 // embeds, for people who want toxiproxy itself (`drill toxiproxy --listen ADDR --config FILE`).
 type StandaloneConfig struct {
-	// APIListen is where the (unauthenticated, like toxiproxy-server's) API listens.
+	// APIListen is where the API listens: a loopback address unless AllowPublic.
 	APIListen string
+	// Token is the bearer token every API call must carry ("Authorization: Bearer <token>").
+	// Required: the API can change every proxy.
+	Token string
+	// AllowPublic allows a non-loopback APIListen (the token is then sent over the network in
+	// the clear: use it only on a trusted network).
+	AllowPublic bool
 	// ConfigFile is an optional toxiproxy JSON proxy list ([{"name","listen","upstream"}, ...])
 	// created at start.
 	ConfigFile string
@@ -117,6 +126,12 @@ type StandaloneConfig struct {
 func ServeStandalone(ctx context.Context, cfg StandaloneConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Token == "" {
+		return errors.New("toxiproxy: a token is required (the API can change every proxy)")
+	}
+	if err := CheckLoopback(cfg.APIListen, cfg.AllowPublic); err != nil {
+		return err
 	}
 	zerolog.SetGlobalLevel(zerolog.WarnLevel)
 	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
@@ -133,6 +148,19 @@ func ServeStandalone(ctx context.Context, cfg StandaloneConfig) error {
 		}
 	}
 	s := &Server{cfg: Config{APIListen: cfg.APIListen, Logger: cfg.Logger}, api: api,
-		http: &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 5 * time.Second}}
+		http: serve.Server("", ctlauth.Require(cfg.Token, api.Routes()))}
 	return s.Serve(ctx)
+}
+
+// CheckLoopback refuses a listen address that is not on loopback, unless allowed.
+func CheckLoopback(listen string, allowPublic bool) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if allowPublic || (err == nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("listen address %q is not a loopback address: pass --allow-public to serve beyond this host", listen)
 }

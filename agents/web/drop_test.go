@@ -23,7 +23,7 @@ func TestDropHoldsConnectionsSilently(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // Serve binds it again: the address is ours (127.84/16 is this test's range)
-	s, err := New(Config{
+	s, err := New(Config{DBKey: testDBKey,
 		Name: "w", Region: "us-east", Listen: addr, Members: &view{},
 		DBAddr: func(string) (string, error) { return "", nil },
 		Drop:   func(a netip.Addr) bool { return a == dropped },

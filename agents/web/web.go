@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/agents/peerauth"
+	"github.com/drillworks/drill/agents/serve"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -60,7 +62,13 @@ type Config struct {
 	Drop func(netip.Addr) bool
 	// DropHold bounds how long a dropped connection is held; 0 means 60 s.
 	DropHold time.Duration
+	// DBKey signs the node's calls to the database API (peerauth, the run's db key). Required.
+	DBKey peerauth.Key
 }
+
+// MaxValueBytes caps a PUT body (the database's own cap); a larger one is refused with 413,
+// never stored cut short.
+const MaxValueBytes = 1 << 20
 
 // Server is a running web node.
 type Server struct {
@@ -75,8 +83,8 @@ type Server struct {
 
 // New builds a web node.
 func New(cfg Config) (*Server, error) {
-	if cfg.Members == nil || cfg.DBAddr == nil {
-		return nil, errors.New("web: Members and DBAddr are required")
+	if cfg.Members == nil || cfg.DBAddr == nil || !cfg.DBKey.Valid() {
+		return nil, errors.New("web: Members, DBAddr and DBKey are required")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
@@ -92,11 +100,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg,
-		client: &http.Client{Transport: &http.Transport{
+		client: &http.Client{Transport: &peerauth.Transport{Key: cfg.DBKey, Base: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     30 * time.Second,
-		}},
+		}}},
 		registry: cfg.Registry,
 		stopHold: make(chan struct{}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -118,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Drop != nil {
 		h = s.dropMiddleware(mux)
 	}
-	s.http = &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	s.http = serve.Server(cfg.Listen, h)
 	return s, nil
 }
 
@@ -236,7 +244,13 @@ func (s *Server) localDB() string {
 func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	key := r.PathValue("key")
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxValueBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		s.reply(w, "put", start, http.StatusRequestEntityTooLarge,
+			map[string]any{"error": fmt.Sprintf("value over %d bytes", MaxValueBytes), "outcome": "fail"})
+		return
+	}
 	if err != nil {
 		s.reply(w, "put", start, http.StatusBadRequest, map[string]any{"error": "read body: " + err.Error()})
 		return

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/agents/peerauth"
 )
 
 // view is a fixed gossip view (the web tier only reads members).
@@ -48,7 +49,7 @@ func TestHealthyAndPrimary(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, err := New(Config{Name: "eu-web-1", Region: "eu", Members: &view{ms: c.members},
+			s, err := New(Config{Name: "eu-web-1", Region: "eu", Members: &view{ms: c.members}, DBKey: testDBKey,
 				DBAddr: func(string) (string, error) { return "", nil }})
 			if err != nil {
 				t.Fatal(err)
@@ -69,7 +70,7 @@ func TestRouting(t *testing.T) {
 	var mu sync.Mutex
 	var hits []string
 	fakeDB := func(name string, behind bool) *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		return httptest.NewServer(peerauth.Require(testDBKey, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			hits = append(hits, name+" "+r.Method+" "+r.URL.RequestURI())
 			mu.Unlock()
@@ -79,7 +80,7 @@ func TestRouting(t *testing.T) {
 				return
 			}
 			_ = json.NewEncoder(w).Encode(map[string]any{"node": name, "region": "x", "lsn": 7, "epoch": 1, "value": "v"})
-		}))
+		})))
 	}
 	primary, replica := fakeDB("us-1", false), fakeDB("eu-1", true)
 	defer primary.Close()
@@ -89,7 +90,7 @@ func TestRouting(t *testing.T) {
 	for _, ryw := range []bool{true, false} {
 		hits = nil
 		s, err := New(Config{Name: "eu-web-1", Region: "eu", Members: members, ReadYourWrites: ryw,
-			DBAddr: func(n string) (string, error) { return addr[n], nil }})
+			DBAddr: func(n string) (string, error) { return addr[n], nil }, DBKey: testDBKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,3 +121,6 @@ func TestRouting(t *testing.T) {
 		}
 	}
 }
+
+// testDBKey signs the web node's calls to the (fake) databases.
+var testDBKey = peerauth.Derive("web-test-secret", peerauth.PurposeDB)

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/compose/runtime"
@@ -34,7 +35,8 @@ type Injector struct {
 	rt     runtime.Runtime
 	log    *slog.Logger
 	toxi   *toxi.Client
-	http   *http.Client
+	http   *http.Client // signs with the run's control key
+	dbHTTP *http.Client // signs with the run's db key (the witness's voter)
 	obs    *observe.Observer
 	ledger *ledger
 
@@ -62,7 +64,6 @@ func New(p *topology.Plan, rt runtime.Runtime, ledgerPath string, log *slog.Logg
 		return nil, fmt.Errorf("fault injector: WAN API: %w", err)
 	}
 	const callTimeout = 3 * time.Second
-	hc := &http.Client{Timeout: callTimeout}
 	l := &ledger{path: ledgerPath, runID: p.RunID}
 	active, err := l.outstanding(log)
 	if err != nil {
@@ -70,8 +71,9 @@ func New(p *topology.Plan, rt runtime.Runtime, ledgerPath string, log *slog.Logg
 	}
 	return &Injector{
 		plan: p, rt: rt, log: log, ledger: l, active: active,
-		toxi:        &toxi.Client{BaseURL: "http://" + api, Secret: p.Secret, HTTP: hc},
-		http:        hc,
+		toxi:        &toxi.Client{BaseURL: "http://" + api, HTTP: peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeWAN), callTimeout, nil)},
+		http:        peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeControl), callTimeout, nil),
+		dbHTTP:      peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeDB), callTimeout, nil),
 		obs:         observe.New(p, rt),
 		callTimeout: callTimeout,
 		nodeTimeout: 15 * time.Second,

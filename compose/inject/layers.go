@@ -252,7 +252,6 @@ func (inj *Injector) controlCall(ctx context.Context, node, method, path string,
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+inj.plan.Secret)
 	resp, err := inj.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s on %s: %w", method, path, node, err)

@@ -222,7 +222,7 @@ func (inj *Injector) ping(ctx context.Context, n topology.Node) error {
 		if err != nil {
 			return err
 		}
-		resp, err := inj.http.Do(req)
+		resp, err := inj.dbHTTP.Do(req)
 		if err != nil {
 			return err
 		}
@@ -232,5 +232,16 @@ func (inj *Injector) ping(ctx context.Context, n topology.Node) error {
 		}
 		return nil
 	}
-	return inj.controlCall(ctx, n.Name, http.MethodGet, "/v1/info", nil, nil)
+	// The answer is signed with the run's key; the node must also say it belongs to this run.
+	var info struct {
+		Node  string `json:"node"`
+		RunID string `json:"run_id"`
+	}
+	if err := inj.controlCall(ctx, n.Name, http.MethodGet, "/v1/info", nil, &info); err != nil {
+		return err
+	}
+	if info.RunID != inj.plan.RunID || info.Node != n.Name {
+		return fmt.Errorf("%s answers as node %q of run %q, not of run %s", n.Name, info.Node, info.RunID, inj.plan.RunID)
+	}
+	return nil
 }

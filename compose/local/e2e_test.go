@@ -2,13 +2,14 @@ package local_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/toxi"
 	"github.com/drillworks/drill/topology"
@@ -83,15 +84,11 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 		return o.State == "alive" && !o.Primary && o.Epoch == 2 && o.LSN == p.LSN
 	})
 	addr, _ := c.rt.Endpoint("us-east-db-1", topology.PortDB)
-	resp, err := c.http.Get("http://" + addr + "/v1/status")
+	dbc := db.Client{BaseURL: "http://" + addr, HTTP: peerauth.Client(peerauth.Derive(c.plan.Secret, peerauth.PurposeDB), 3*time.Second, nil)}
+	dbst, err := dbc.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dbst struct {
-		DiscardedWrites uint64 `json:"discarded_writes"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&dbst)
-	resp.Body.Close()
 	if dbst.DiscardedWrites != 5 {
 		t.Fatalf("old primary discarded %d writes, want 5", dbst.DiscardedWrites)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/inject"
 	"github.com/drillworks/drill/topology"
@@ -77,9 +78,8 @@ func (c *cluster) gossipRules(node string) gossip.Rules {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/gossip/faults", nil)
-	req.Header.Set("Authorization", "Bearer "+c.plan.Secret)
-	resp, err := c.http.Do(req)
+	hc := peerauth.Client(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), 3*time.Second, nil)
+	resp, err := hc.Get("http://" + addr + "/v1/gossip/faults")
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
 )
@@ -91,24 +92,25 @@ type Observer struct {
 	Plan *topology.Plan
 	// Runtime runs it.
 	Runtime runtime.Runtime
-	// HTTP is the client used (short timeouts: a black-holed node must not stall status).
-	HTTP *http.Client
+	// HTTP is the client of the control endpoints and DBHTTP of the database API, each signing
+	// with the run's key (short timeouts: a black-holed node must not stall status).
+	HTTP, DBHTTP *http.Client
 }
 
 // NewObserver returns an observer with a client suited to status polling.
 func New(p *topology.Plan, rt runtime.Runtime) *Observer {
-	return &Observer{Plan: p, Runtime: rt, HTTP: &http.Client{Timeout: 800 * time.Millisecond}}
+	const timeout = 800 * time.Millisecond
+	return &Observer{Plan: p, Runtime: rt,
+		HTTP:   peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeControl), timeout, nil),
+		DBHTTP: peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeDB), timeout, nil)}
 }
 
-func (o *Observer) getJSON(ctx context.Context, url string, auth bool, out any) error {
+func (o *Observer) getJSON(ctx context.Context, hc *http.Client, url string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	if auth {
-		req.Header.Set("Authorization", "Bearer "+o.Plan.Secret)
-	}
-	resp, err := o.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -126,7 +128,7 @@ func (o *Observer) Members(ctx context.Context, node string) ([]gossip.Member, e
 		return nil, err
 	}
 	var ms []gossip.Member
-	return ms, o.getJSON(ctx, "http://"+addr+"/v1/members", true, &ms)
+	return ms, o.getJSON(ctx, o.HTTP, "http://"+addr+"/v1/members", &ms)
 }
 
 // Status gathers the cluster's state. The gossip verdict is the majority view of the running
@@ -161,7 +163,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 			if n.Role == topology.RoleWitness {
 				addr, err := o.Runtime.Endpoint(n.Name, topology.PortDB)
 				var v map[string]any
-				if err == nil && o.getJSON(ctx, "http://"+addr+"/v1/lease", false, &v) == nil {
+				if err == nil && o.getJSON(ctx, o.DBHTTP, "http://"+addr+"/v1/lease", &v) == nil {
 					mu.Lock()
 					voters[n.Name] = true
 					mu.Unlock()
@@ -178,7 +180,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 				if err != nil {
 					return
 				}
-				c := db.Client{BaseURL: "http://" + addr, HTTP: o.HTTP}
+				c := db.Client{BaseURL: "http://" + addr, HTTP: o.DBHTTP}
 				if st, err := c.Status(ctx); err == nil {
 					mu.Lock()
 					dbs[n.Name] = st

@@ -1,6 +1,6 @@
 // Package toxi is a small client for the WAN node's toxiproxy API. It exists (rather than the
-// upstream client) because our API requires the plan's bearer secret on every call and every call
-// must be time-boxed: a hung control plane must never hang a drill's undo.
+// upstream client) because every call to our API is signed with the run's WAN key (peerauth) and
+// time-boxed: a hung control plane must never hang a drill's undo.
 package toxi
 
 import (
@@ -11,16 +11,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"time"
 )
 
 // Client talks to one toxiproxy API.
 type Client struct {
 	// BaseURL is e.g. http://127.77.0.1:8474.
 	BaseURL string
-	// Secret is the plan's bearer secret.
-	Secret string
-	// HTTP is the client used; nil means one with a 5 s timeout.
+	// HTTP is the client used: one that signs with the run's WAN key (peerauth.Client).
 	HTTP *http.Client
 }
 
@@ -55,13 +52,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Secret)
 	req.Header.Set("Content-Type", "application/json")
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 5 * time.Second}
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("toxiproxy %s %s: %w", method, path, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/observe"
 	"github.com/drillworks/drill/drills/history"
 	"github.com/drillworks/drill/topology"
@@ -132,7 +133,7 @@ func (r *run) finalRead(ctx context.Context) error {
 		sorted = append(sorted, k)
 	}
 	sort.Strings(sorted)
-	hc := &http.Client{Timeout: 3 * time.Second}
+	hc := peerauth.Client(peerauth.Derive(r.sys.Plan().Secret, peerauth.PurposeDB), 3*time.Second, nil)
 	work := make(chan string)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

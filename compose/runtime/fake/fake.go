@@ -23,6 +23,7 @@ import (
 
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/compose/toxi"
@@ -90,17 +91,18 @@ func New(plan *topology.Plan, opts ...Option) (*Runtime, error) {
 		var err error
 		switch {
 		case n.Role == topology.RoleWAN:
-			err = r.serve(n.Name, topology.PortWANAPI, r.wanHandler())
+			err = r.serve(n.Name, topology.PortWANAPI, peerauth.PurposeWAN, r.wanHandler())
 		case n.Role == topology.RoleWitness:
-			err = r.serve(n.Name, topology.PortDB, r.nodeHandler(n))
+			err = r.serve(n.Name, topology.PortDB, peerauth.PurposeDB, r.nodeHandler(n))
 		case n.Role == topology.RoleDNS:
 			err = r.serveDNS(n)
 			if err == nil {
-				err = r.serve(n.Name, topology.PortControl, r.nodeHandler(n))
+				err = r.serve(n.Name, topology.PortControl, peerauth.PurposeControl, r.nodeHandler(n))
 			}
 		default:
-			if err = r.serve(n.Name, topology.PortControl, r.nodeHandler(n)); err == nil && n.Role == topology.RoleDB {
-				err = r.serve(n.Name, topology.PortDB, r.nodeHandler(n))
+			err = r.serve(n.Name, topology.PortControl, peerauth.PurposeControl, r.nodeHandler(n))
+			if err == nil && n.Role == topology.RoleDB {
+				err = r.serve(n.Name, topology.PortDB, peerauth.PurposeDB, r.nodeHandler(n))
 			}
 		}
 		if err != nil {
@@ -111,13 +113,14 @@ func New(plan *topology.Plan, opts ...Option) (*Runtime, error) {
 	return r, nil
 }
 
-// serve starts one endpoint of a node.
-func (r *Runtime) serve(node string, port int, h http.Handler) error {
+// serve starts one endpoint of a node, its calls signed with the run's key of purpose, as the
+// real one is.
+func (r *Runtime) serve(node string, port int, purpose string, h http.Handler) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("fake runtime: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: peerauth.Require(peerauth.Derive(r.plan.Secret, purpose), h), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	r.servers = append(r.servers, srv)
 	r.addrs[fmt.Sprintf("%s/%d", node, port)] = ln.Addr().String()

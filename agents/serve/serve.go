@@ -1,0 +1,26 @@
+// Package serve makes the HTTP servers of drill's nodes with every timeout set, so a slow or
+// stuck client (or one that never finishes its headers or body) cannot hold a connection, a
+// goroutine and its memory for ever.
+package serve
+
+import (
+	"net/http"
+	"time"
+)
+
+// Limits of every node's HTTP server. The slowest legitimate request is a replica's long poll
+// or a read waiting for its LSN (at most 5 s) behind a WAN delay and a semi-sync wait; the bounds
+// leave room for that many times over.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 60 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
+
+// Server is an http.Server for h with the limits above.
+func Server(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
+}
