@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/drillworks/drill/agents/gossip"
@@ -124,3 +125,40 @@ func TestRouting(t *testing.T) {
 
 // testDBKey signs the web node's calls to the (fake) databases.
 var testDBKey = peerauth.Derive("web-test-secret", peerauth.PurposeDB)
+
+// TestOversizedValueRefused: a PUT body over MaxValueBytes gets 413 and nothing reaches the
+// database (before, the first 1 MiB was stored and 200 returned).
+func TestOversizedValueRefused(t *testing.T) {
+	var calls atomic.Int32
+	fakeDB := httptest.NewServer(peerauth.Require(testDBKey, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_ = json.NewEncoder(w).Encode(map[string]any{"node": "us-1", "region": "us", "lsn": 1, "epoch": 1})
+	})))
+	defer fakeDB.Close()
+	members := &view{ms: []gossip.Member{db("us-1", "us", true, true, true, 1)}}
+	s, err := New(Config{Name: "us-web-1", Region: "us", Members: members, DBKey: testDBKey,
+		DBAddr: func(string) (string, error) { return fakeDB.Listener.Addr().String(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, c := range []struct {
+		size int
+		want int
+	}{{MaxValueBytes + 1, http.StatusRequestEntityTooLarge}, {MaxValueBytes, http.StatusOK}} {
+		before := calls.Load()
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/kv/k", strings.NewReader(strings.Repeat("x", c.size)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("PUT of %d bytes: %s, want %d", c.size, resp.Status, c.want)
+		}
+		if reached := calls.Load() - before; (c.want == http.StatusOK) != (reached == 1) {
+			t.Fatalf("PUT of %d bytes: %d database calls", c.size, reached)
+		}
+	}
+}

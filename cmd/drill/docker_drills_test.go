@@ -124,7 +124,7 @@ func (e *env) assertNoDockerObjects() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	labels := map[string]string{docker.LabelTopology: strings.TrimSuffix(filepath.Base(e.topo), ".yaml")}
+	labels := map[string]string{docker.LabelTopology: strings.TrimSuffix(filepath.Base(e.topo), ".yaml"), docker.LabelOwner: docker.Owner()}
 	cs, err := eng.ContainerList(ctx, labels)
 	if err != nil {
 		e.t.Fatal(err)

@@ -17,5 +17,6 @@ func TestEveryFaultKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer inj.Close()
 	runtimetest.FaultKinds(t, runtimetest.Cluster{Plan: c.plan, Runtime: c.rt, Injector: inj, Observer: c.obs})
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -163,9 +164,6 @@ func (r *Runtime) Image(ctx context.Context) (string, bool, error) {
 	return EnsureImage(ctx, r.eng, bin, r.log)
 }
 
-// topoLabels select every object of one topology.
-func topoLabels(topo string) map[string]string { return map[string]string{LabelTopology: topo} }
-
 // networkName is a network's name: drill-<topology>-<region>, or drill-<topology>-wan.
 func networkName(topo, site string) string { return "drill-" + topo + "-" + site }
 
@@ -175,9 +173,9 @@ const wanNetwork = "wan"
 // containerName is a node container's name.
 func containerName(topo, node string) string { return "drill-" + topo + "-" + node }
 
-// nodeContainers lists the node containers of the topology by node name (helpers excluded).
-func (r *Runtime) nodeContainers(ctx context.Context, topo string) (map[string]Container, error) {
-	cs, err := r.eng.ContainerList(ctx, topoLabels(topo))
+// nodeContainers lists the node containers carrying the labels by node name (helpers excluded).
+func (r *Runtime) nodeContainers(ctx context.Context, labels map[string]string) (map[string]Container, error) {
+	cs, err := r.eng.ContainerList(ctx, labels)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +205,10 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	if _, ok := t.Region(wanNetwork); ok {
 		return fmt.Errorf("docker runtime: a region may not be called %q (the WAN network's name)", wanNetwork)
 	}
-	existing, err := r.nodeContainers(ctx, t.Name)
+	// This owner's containers of the topology, whatever their run: one of them running means
+	// the topology is up already. Another owner's container of the same name makes the create
+	// below fail with a conflict; it is never removed.
+	existing, err := r.nodeContainers(ctx, ownLabels(t.Name))
 	if err != nil {
 		return fmt.Errorf("docker runtime: %w", err)
 	}
@@ -216,8 +217,8 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 			return runtime.ErrAlreadyUp
 		}
 	}
-	// Leftovers of a crashed run (stopped containers, networks) go first.
-	if err := r.removeAll(ctx, t.Name, false); err != nil {
+	// This owner's leftovers of a crashed run (stopped containers, networks) go first.
+	if err := r.removeAll(ctx, ownLabels(t.Name), false); err != nil {
 		return fmt.Errorf("docker runtime: remove leftovers: %w", err)
 	}
 	start := time.Now()
@@ -233,12 +234,13 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 			return fmt.Errorf("clean run dir: %w", err)
 		}
 	}
+	// Private: the data is the run's dataset and its secrets' users.
 	for _, n := range t.Nodes() {
-		if err := os.MkdirAll(r.dataDir(n.Name), 0o755); err != nil {
+		if err := os.MkdirAll(r.dataDir(n.Name), 0o700); err != nil {
 			return fmt.Errorf("create run dir: %w", err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, "logs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, "logs"), 0o700); err != nil {
 		return fmt.Errorf("create run dir: %w", err)
 	}
 	plan.RunDir = r.cfg.RunDir
@@ -314,14 +316,16 @@ func (r *Runtime) createNode(ctx context.Context, plan *topology.Plan, ref strin
 		Image:    ref,
 		Cmd:      nodeCommand(n),
 		Hostname: n.Name,
-		Labels: map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelNode: n.Name,
-			LabelRole: string(n.Role)},
+		Labels:   objectLabels(t.Name, plan.RunID, string(n.Role), n.Name),
 		// The node writes its data as the invoking user, so `drill down` can remove it.
 		User:     fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
 		Init:     true,
 		Binds:    []string{r.planPath() + ":/plan.json:ro", r.dataDir(n.Name) + ":/data"},
 		Ports:    ports,
 		Networks: eps,
+		// A node needs no capability (its ports are above 1024, it runs as the invoking user)
+		// and writes only to /data.
+		Hardened: true,
 	}
 	id, err := r.eng.ContainerCreate(ctx, spec)
 	if err != nil {
@@ -336,7 +340,9 @@ func (r *Runtime) containerOf(ctx context.Context, node string) (Container, erro
 	if err != nil {
 		return Container{}, err
 	}
-	cs, err := r.eng.ContainerList(ctx, map[string]string{LabelTopology: plan.Topology.Name, LabelNode: node})
+	labels := runLabels(plan.Topology.Name, plan.RunID)
+	labels[LabelNode] = node
+	cs, err := r.eng.ContainerList(ctx, labels)
 	if err != nil {
 		return Container{}, err
 	}
@@ -354,7 +360,7 @@ func (r *Runtime) Nodes(ctx context.Context) ([]runtime.NodeState, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := r.nodeContainers(ctx, plan.Topology.Name)
+	cs, err := r.nodeContainers(ctx, runLabels(plan.Topology.Name, plan.RunID))
 	if err != nil {
 		return nil, err
 	}
@@ -445,22 +451,24 @@ func (r *Runtime) Endpoint(node string, port int) (string, error) {
 }
 
 // Down saves every node container's log into the run directory's logs/, then removes every
-// container (helpers included) and network labelled with this topology, and the node data.
-// Nothing without drill's labels is touched. With no plan in the run directory, Config.Topology
-// names what to remove (nothing is done without it).
+// container (helpers included) and network of this run and this owner, and the node data.
+// Nothing without those labels is touched: not another run's, not another user's. With no plan
+// in the run directory, Config.Topology names what to remove: this owner's objects of that
+// topology (nothing is done without it).
 func (r *Runtime) Down(ctx context.Context) error {
-	topo := r.cfg.Topology
+	var labels map[string]string
 	plan, err := r.loadPlan()
 	switch {
 	case err == nil:
-		topo = plan.Topology.Name
+		labels = runLabels(plan.Topology.Name, plan.RunID)
 	case !errors.Is(err, runtime.ErrNotUp):
 		return err
-	}
-	if topo == "" {
+	case r.cfg.Topology != "":
+		labels = ownLabels(r.cfg.Topology)
+	default:
 		return nil
 	}
-	if err := r.removeAll(ctx, topo, true); err != nil {
+	if err := r.removeAll(ctx, labels, true); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(filepath.Join(r.cfg.RunDir, "data")); err != nil {
@@ -469,19 +477,20 @@ func (r *Runtime) Down(ctx context.Context) error {
 	return nil
 }
 
-// removeAll removes the topology's containers (saving node logs first if saveLogs) and networks,
-// then checks nothing with its label is left.
-func (r *Runtime) removeAll(ctx context.Context, topo string, saveLogs bool) error {
-	cs, err := r.eng.ContainerList(ctx, topoLabels(topo))
+// removeAll removes the containers carrying the labels (saving node logs first if saveLogs) and
+// networks, then checks nothing with those labels is left.
+func (r *Runtime) removeAll(ctx context.Context, labels map[string]string, saveLogs bool) error {
+	cs, err := r.eng.ContainerList(ctx, labels)
 	if err != nil {
 		return err
 	}
 	if saveLogs {
-		if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, "logs"), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, "logs"), 0o700); err != nil {
 			return fmt.Errorf("create logs dir: %w", err)
 		}
 		for _, c := range cs {
-			if node := c.Labels[LabelNode]; node != "" && c.Labels[LabelRole] != RoleHelper {
+			// The label becomes a file name: only a plain node name is used.
+			if node := c.Labels[LabelNode]; nodeNamePattern.MatchString(node) && c.Labels[LabelRole] != RoleHelper {
 				if err := r.saveLog(ctx, c.ID, node); err != nil {
 					r.log.Warn("save node log", "node", node, "err", err)
 				}
@@ -496,7 +505,7 @@ func (r *Runtime) removeAll(ctx context.Context, topo string, saveLogs bool) err
 			return fmt.Errorf("remove container %s: %w", c.Name, err)
 		}
 	}
-	nets, err := r.eng.NetworkList(ctx, topoLabels(topo))
+	nets, err := r.eng.NetworkList(ctx, labels)
 	if err != nil {
 		return err
 	}
@@ -507,7 +516,7 @@ func (r *Runtime) removeAll(ctx context.Context, topo string, saveLogs bool) err
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return r.checkNothingLeft(ctx, topo)
+	return r.checkNothingLeft(ctx, labels)
 }
 
 // removeNetwork removes one network, retrying while the engine still sees endpoints of
@@ -531,13 +540,13 @@ func (r *Runtime) removeNetwork(ctx context.Context, n Network) error {
 	return fmt.Errorf("remove network %s: %w", n.Name, err)
 }
 
-// checkNothingLeft fails if a container or network with the topology's label remains.
-func (r *Runtime) checkNothingLeft(ctx context.Context, topo string) error {
-	cs, err := r.eng.ContainerList(ctx, topoLabels(topo))
+// checkNothingLeft fails if a container or network with the labels remains.
+func (r *Runtime) checkNothingLeft(ctx context.Context, labels map[string]string) error {
+	cs, err := r.eng.ContainerList(ctx, labels)
 	if err != nil {
 		return err
 	}
-	nets, err := r.eng.NetworkList(ctx, topoLabels(topo))
+	nets, err := r.eng.NetworkList(ctx, labels)
 	if err != nil {
 		return err
 	}
@@ -555,9 +564,14 @@ func (r *Runtime) checkNothingLeft(ctx context.Context, topo string) error {
 	return fmt.Errorf("still there after removal: %v", left)
 }
 
-// saveLog writes a container's whole log (stdout and stderr) to the node's log file.
+// nodeNamePattern is what a node name label must look like to become a log file's name (the
+// topology's own name rule, and never a path).
+var nodeNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// saveLog writes a container's whole log (stdout and stderr) to the node's log file (0600: logs
+// name keys and addresses).
 func (r *Runtime) saveLog(ctx context.Context, id, node string) error {
-	f, err := os.Create(r.LogPath(node))
+	f, err := os.OpenFile(r.LogPath(node), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

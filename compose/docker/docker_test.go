@@ -159,11 +159,12 @@ func startCluster(t *testing.T, name string, rulesFrom string) *cluster {
 	return c
 }
 
-// leftovers lists every container and network that carries the topology's label.
+// leftovers lists every container and network that carries the topology's label and this
+// owner's.
 func (c *cluster) leftovers(t *testing.T) []string {
 	t.Helper()
 	ctx := context.Background()
-	labels := map[string]string{docker.LabelTopology: c.plan.Topology.Name}
+	labels := map[string]string{docker.LabelTopology: c.plan.Topology.Name, docker.LabelOwner: docker.Owner()}
 	cs, err := c.eng.ContainerList(ctx, labels)
 	if err != nil {
 		t.Fatal(err)
@@ -230,8 +231,15 @@ func TestUpConvergeDownLeavesNothing(t *testing.T) {
 	for _, n := range nodes {
 		if !n.Running || n.Frozen || n.ID == "" {
 			t.Errorf("node %+v not running in a container", n)
+			continue
+		}
+		// Hardened and still working (the checks below talk to them).
+		if ct, err := c.eng.ContainerInspect(ctx, n.ID); err != nil || !ct.Hardened || ct.Labels[docker.LabelOwner] != docker.Owner() {
+			t.Errorf("node %s: hardened %v, owner %q (want cap-drop ALL, no-new-privileges, read-only root; owner %q): %v",
+				n.Name, ct.Hardened, ct.Labels[docker.LabelOwner], docker.Owner(), err)
 		}
 	}
+	foreign := foreignObjects(t, c)
 	// Every node answers at its plan address, straight from the host.
 	for _, n := range c.plan.Topology.NodesOf(topology.RoleWeb, "") {
 		addr, _ := c.rt.Endpoint(n.Name, topology.PortWeb)
@@ -299,8 +307,83 @@ func TestUpConvergeDownLeavesNothing(t *testing.T) {
 	if left := c.leftovers(t); len(left) > 0 {
 		t.Fatalf("left after Down: %v", left)
 	}
-	if _, err := os.Stat(c.rt.LogPath("us-east-db-1")); err != nil {
-		t.Fatalf("node log not saved: %v", err)
+	foreign.stillThere(t, "Down of the run")
+	// A down with no plan (after a crash) names the topology: it removes this owner's objects of
+	// it, never another owner's.
+	byName, err := docker.New(docker.Config{RunDir: t.TempDir(), Topology: c.plan.Topology.Name, Engine: c.eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := byName.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	foreign.stillThere(t, "Down by topology name")
+	// Logs are private: they name keys' users and addresses.
+	logs := filepath.Dir(c.rt.LogPath("us-east-db-1"))
+	if st, err := os.Stat(logs); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("logs dir %s: %v %v, want 0700", logs, st.Mode(), err)
+	}
+	if st, err := os.Stat(c.rt.LogPath("us-east-db-1")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("node log not saved as 0600: %v %v", st.Mode(), err)
+	}
+}
+
+// foreign are a container and a network of the same topology (same labels, same run id) made by
+// another owner: drill must never remove them.
+type foreign struct {
+	eng                docker.Engine
+	container, network string
+}
+
+func foreignObjects(t *testing.T, c *cluster) foreign {
+	t.Helper()
+	ctx := context.Background()
+	nodes, err := c.rt.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := c.eng.ContainerInspect(ctx, nodes[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := c.plan.Topology.Name
+	labels := map[string]string{docker.LabelTopology: topo, docker.LabelRun: c.plan.RunID, docker.LabelOwner: "uid-4242@elsewhere",
+		docker.LabelNode: "eu-west-web-1", docker.LabelRole: string(topology.RoleWeb)}
+	f := foreign{eng: c.eng}
+	id, err := c.eng.ContainerCreate(ctx, docker.ContainerSpec{Name: "drill-" + topo + "-foreign", Image: node.Image,
+		Cmd: []string{"version"}, Labels: labels, Hardened: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.container = id
+	t.Cleanup(func() {
+		if err := c.eng.ContainerRemove(context.Background(), id); err != nil && !docker.IsNotFound(err) {
+			t.Error(err)
+		}
+	})
+	b := netalloc.Private(t).Addr().As4()
+	nid, err := c.eng.NetworkCreate(ctx, docker.NetworkSpec{Name: "drill-" + topo + "-foreign",
+		Subnet: netip.PrefixFrom(netip.AddrFrom4(b), 24), Gateway: netip.AddrFrom4([4]byte{b[0], b[1], b[2], 1}), Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.network = nid
+	t.Cleanup(func() {
+		if err := c.eng.NetworkRemove(context.Background(), nid); err != nil && !docker.IsNotFound(err) {
+			t.Error(err)
+		}
+	})
+	return f
+}
+
+func (f foreign) stillThere(t *testing.T, after string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := f.eng.ContainerInspect(ctx, f.container); err != nil {
+		t.Fatalf("another owner's container is gone after %s: %v", after, err)
+	}
+	if _, err := f.eng.NetworkInspect(ctx, f.network); err != nil {
+		t.Fatalf("another owner's network is gone after %s: %v", after, err)
 	}
 }
 
@@ -442,6 +525,7 @@ func TestBlackholeIsSilentAtThePacketLevel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer inj.Close()
 	if err := inj.Apply(ctx, fault.Fault{ID: "partition:test", Kind: fault.KindPartition, Regions: []string{"us-east", "eu-west"}}); err != nil {
 		t.Fatal(err)
 	}

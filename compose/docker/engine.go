@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -125,8 +126,12 @@ type ContainerSpec struct {
 	Networks []Endpoint
 	// NetworkMode is e.g. "container:<id>" to share another container's network namespace.
 	NetworkMode string
-	// CapAdd are extra capabilities (e.g. NET_ADMIN).
+	// CapAdd are capabilities given back after Hardened dropped them all (e.g. NET_ADMIN).
 	CapAdd []string
+	// Hardened drops every capability, forbids gaining privileges (no-new-privileges), and
+	// mounts the root filesystem read-only with a private tmpfs on /tmp: a node writes only to
+	// its bind-mounted data directory.
+	Hardened bool
 }
 
 // Container is a container as the engine describes it.
@@ -141,6 +146,9 @@ type Container struct {
 	Pid int
 	// ExitCode is the last exit code.
 	ExitCode int
+	// Hardened: every capability dropped (none added back), no-new-privileges and a read-only
+	// root (ContainerInspect only).
+	Hardened bool
 }
 
 // Running reports a running or paused container.
@@ -287,6 +295,12 @@ func (e *apiEngine) ContainerCreate(ctx context.Context, s ContainerSpec) (strin
 		init := true
 		hc.Init = &init
 	}
+	if s.Hardened {
+		hc.CapDrop = []string{"ALL"}
+		hc.SecurityOpt = []string{"no-new-privileges"}
+		hc.ReadonlyRootfs = true
+		hc.Tmpfs = map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"}
+	}
 	for _, p := range s.Ports {
 		port := nat.Port(fmt.Sprintf("%d/%s", p.Port, p.Proto))
 		cfg.ExposedPorts[port] = struct{}{}
@@ -346,6 +360,10 @@ func (e *apiEngine) ContainerInspect(ctx context.Context, id string) (Container,
 	}
 	if c.State != nil {
 		out.State, out.Pid, out.ExitCode = c.State.Status, c.State.Pid, c.State.ExitCode
+	}
+	if hc := c.HostConfig; hc != nil {
+		out.Hardened = slices.Contains(hc.CapDrop, "ALL") && len(hc.CapAdd) == 0 &&
+			slices.Contains(hc.SecurityOpt, "no-new-privileges") && hc.ReadonlyRootfs
 	}
 	return out, nil
 }

@@ -31,6 +31,10 @@ type composeService struct {
 	Ports         []string                         `yaml:"ports,omitempty"`
 	Networks      map[string]composeServiceNetwork `yaml:"networks"`
 	DependsOn     []string                         `yaml:"depends_on,omitempty"`
+	CapDrop       []string                         `yaml:"cap_drop"`
+	SecurityOpt   []string                         `yaml:"security_opt"`
+	ReadOnly      bool                             `yaml:"read_only"`
+	Tmpfs         []string                         `yaml:"tmpfs"`
 }
 
 type composeServiceNetwork struct {
@@ -64,7 +68,7 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 	}
 	f := composeFile{Version: "2.4", Services: map[string]composeService{}, Networks: map[string]composeNetwork{}}
 	netLabels := func() map[string]string {
-		return map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelRole: RoleNetwork}
+		return objectLabels(t.Name, plan.RunID, RoleNetwork, "")
 	}
 	f.Networks[wanNetwork] = composeNetwork{Name: networkName(t.Name, wanNetwork), Labels: netLabels(),
 		IPAM: composeIPAM{Config: []composeIPAMConfig{{Subnet: wanNetworkPrefix(t).String(), Gateway: wanGateway(t).String()}}}}
@@ -79,8 +83,10 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 		s := composeService{
 			Image: imageRef, ContainerName: containerName(t.Name, n.Name), Hostname: n.Name, Init: true,
 			Command: nodeCommand(n),
-			Labels: map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelNode: n.Name,
-				LabelRole: string(n.Role)},
+			Labels:  objectLabels(t.Name, plan.RunID, string(n.Role), n.Name),
+			// As the docker runtime's containers (ContainerSpec.Hardened).
+			CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"}, ReadOnly: true,
+			Tmpfs:    []string{"/tmp:rw,noexec,nosuid,size=64m"},
 			Volumes:  []string{"./plan.json:/plan.json:ro", "./data/" + n.Name + ":/data"},
 			Networks: map[string]composeServiceNetwork{wanNetwork: {IPv4Address: n.IP.String(), Aliases: []string{n.Name}}},
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +39,9 @@ func TestExportCompose(t *testing.T) {
 		}
 		if s.Image != "drill-node:0123456789abcdef" || s.Labels[LabelNode] != n.Name || s.Labels[LabelTopology] != "default" {
 			t.Errorf("%s: image %q labels %v", n.Name, s.Image, s.Labels)
+		}
+		if !slices.Equal(s.CapDrop, []string{"ALL"}) || !slices.Equal(s.SecurityOpt, []string{"no-new-privileges"}) || !s.ReadOnly {
+			t.Errorf("%s not hardened: cap_drop %v security_opt %v read_only %v", n.Name, s.CapDrop, s.SecurityOpt, s.ReadOnly)
 		}
 		if got := s.Networks[wanNetwork].IPv4Address; got != n.IP.String() {
 			t.Errorf("%s on wan at %s, want %s", n.Name, got, n.IP)

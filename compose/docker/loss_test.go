@@ -178,10 +178,14 @@ func TestLossAtThePacketLevel(t *testing.T) {
 	if err := inj.Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
+	if err := inj.Close(); err != nil { // as if drill had died
+		t.Fatal(err)
+	}
 	rec, err := inject.New(c.plan, c.rt, inject.LedgerPath(c.plan.RunDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rec.Close()
 	if undone, err := rec.Recover(ctx); err != nil || len(undone) != 1 || undone[0].Params.Int(fault.ParamPercent) != 50 {
 		t.Fatalf("recover: %+v %v", undone, err)
 	}

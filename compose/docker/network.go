@@ -21,7 +21,7 @@ func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error
 		specs = append(specs, NetworkSpec{Name: networkName(t.Name, reg), Subnet: p, Gateway: netip.AddrFrom4(gw)})
 	}
 	for _, s := range specs {
-		s.Labels = map[string]string{LabelTopology: t.Name, LabelRun: plan.RunID, LabelRole: RoleNetwork}
+		s.Labels = objectLabels(t.Name, plan.RunID, RoleNetwork, "")
 		if err := r.ensureNetwork(ctx, s); err != nil {
 			return err
 		}
@@ -44,8 +44,8 @@ func (r *Runtime) ensureNetwork(ctx context.Context, s NetworkSpec) error {
 		var n Network
 		n, ierr = r.eng.NetworkInspect(ctx, s.Name)
 		if ierr == nil {
-			if n.Labels[LabelTopology] != s.Labels[LabelTopology] || n.Subnet != s.Subnet {
-				return fmt.Errorf("network %s exists and is not this topology's (labels %v, subnet %s)", s.Name, n.Labels, n.Subnet)
+			if n.Labels[LabelTopology] != s.Labels[LabelTopology] || n.Labels[LabelOwner] != s.Labels[LabelOwner] || n.Subnet != s.Subnet {
+				return fmt.Errorf("network %s exists and is not this topology's or not this owner's (labels %v, subnet %s)", s.Name, n.Labels, n.Subnet)
 			}
 			return nil
 		}

@@ -27,7 +27,7 @@ func TestEnsureNetworkIsRaceSafe(t *testing.T) {
 	}
 	defer eng.Close()
 	r := &Runtime{eng: eng}
-	labels := map[string]string{LabelTopology: "dtest-net", LabelRole: RoleNetwork}
+	labels := objectLabels("dtest-net", "run-1", RoleNetwork, "")
 	b := netalloc.Private(t).Addr().As4()
 	spec := NetworkSpec{Name: "drill-dtest-net-wan", Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], 128, 0}), 17),
 		Gateway: netip.AddrFrom4([4]byte{b[0], b[1], 255, 254}), Labels: labels}
@@ -68,5 +68,11 @@ func TestEnsureNetworkIsRaceSafe(t *testing.T) {
 	other.Labels = map[string]string{LabelTopology: "someone-else"}
 	if err := r.ensureNetwork(ctx, other); err == nil || !strings.Contains(err.Error(), "not this topology's") {
 		t.Fatalf("taking over another topology's network: %v", err)
+	}
+	// The same topology's network made by another owner is not taken over either.
+	other.Labels = objectLabels("dtest-net", "run-1", RoleNetwork, "")
+	other.Labels[LabelOwner] = "uid-4242@elsewhere"
+	if err := r.ensureNetwork(ctx, other); err == nil || !strings.Contains(err.Error(), "not this owner's") {
+		t.Fatalf("taking over another owner's network: %v", err)
 	}
 }

@@ -56,7 +56,7 @@ func (r *Runtime) ApplyPacketRules(ctx context.Context, id string, rules map[str
 		return err
 	}
 	t := plan.Topology
-	cs, err := r.nodeContainers(ctx, t.Name)
+	cs, err := r.nodeContainers(ctx, runLabels(t.Name, plan.RunID))
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (r *Runtime) RemovePacketRules(ctx context.Context, id string, nodes []stri
 	if err != nil {
 		return err
 	}
-	cs, err := r.nodeContainers(ctx, plan.Topology.Name)
+	cs, err := r.nodeContainers(ctx, runLabels(plan.Topology.Name, plan.RunID))
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (r *Runtime) FlushPacketRules(ctx context.Context) error {
 
 // runningNodes are the running node containers, in a stable order.
 func (r *Runtime) runningNodes(ctx context.Context, plan *topology.Plan) ([]Container, error) {
-	cs, err := r.nodeContainers(ctx, plan.Topology.Name)
+	cs, err := r.nodeContainers(ctx, runLabels(plan.Topology.Name, plan.RunID))
 	if err != nil {
 		return nil, err
 	}
@@ -271,13 +271,14 @@ func (r *Runtime) runHelper(ctx context.Context, plan *topology.Plan, target Con
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	spec := ContainerSpec{
-		Name:  fmt.Sprintf("drill-%s-nft-%s-%s", plan.Topology.Name, node, hex.EncodeToString(suffix)),
-		Image: target.Image,
-		Cmd:   append([]string{"nft"}, args...),
-		Labels: map[string]string{LabelTopology: plan.Topology.Name, LabelRun: plan.RunID, LabelNode: node,
-			LabelRole: RoleHelper},
+		Name:        fmt.Sprintf("drill-%s-nft-%s-%s", plan.Topology.Name, node, hex.EncodeToString(suffix)),
+		Image:       target.Image,
+		Cmd:         append([]string{"nft"}, args...),
+		Labels:      objectLabels(plan.Topology.Name, plan.RunID, RoleHelper, node),
 		NetworkMode: "container:" + target.ID,
-		CapAdd:      []string{"NET_ADMIN"},
+		// Only what nft needs to change the node's rules: every other capability is dropped.
+		Hardened: true,
+		CapAdd:   []string{"NET_ADMIN"},
 	}
 	id, err := r.eng.ContainerCreate(ctx, spec)
 	if id != "" {
