@@ -30,6 +30,7 @@ func fakeCluster(t *testing.T, opts ...fake.Option) (*Injector, *fake.Runtime) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = inj.Close() })
 	return inj, rt
 }
 
@@ -109,10 +110,15 @@ func TestNetworkFaultLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			rt.DisableLink("eu-west--witness")
+			// As if drill had died: the lock goes with the process.
+			if err := inj.Close(); err != nil {
+				t.Fatal(err)
+			}
 			again, err := New(inj.plan, rt, inj.LedgerFile(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer again.Close()
 			if a := again.Active(); len(a) != 1 || a[0].ID != f.ID || len(a[0].Resolved) != 4 {
 				t.Fatalf("the ledger holds %+v", a)
 			}

@@ -32,6 +32,7 @@ func TestEveryFaultKindOnTheFakeRuntime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer inj.Close()
 			runtimetest.FaultKinds(t, runtimetest.Cluster{Plan: p, Runtime: rt, Injector: inj, Observer: observe.New(p, rt)})
 		})
 	}

@@ -46,15 +46,18 @@ type Injector struct {
 	// nodeTimeout bounds one runtime operation on a node (kill, start and wait for it to answer).
 	nodeTimeout time.Duration
 
-	mu     sync.Mutex
-	active []fault.Fault // outstanding faults, in apply order
+	mu      sync.Mutex
+	active  []fault.Fault // outstanding faults, in apply order
+	skipped []SkippedLine // ledger lines the replay could not use
 }
 
 // LedgerPath is the default fault ledger of a run directory.
 func LedgerPath(runDir string) string { return filepath.Join(runDir, "faults.jsonl") }
 
-// New opens the fault ledger at ledgerPath (creating it if needed) and returns an injector whose
-// active set is what the ledger holds outstanding for this plan's run. log may be nil.
+// New opens and locks the fault ledger at ledgerPath (creating it if needed) and returns an
+// injector whose active set is what the ledger holds outstanding for this plan's run. A ledger
+// another process (or another open Injector) holds is ErrLedgerInUse. Close releases it. log may
+// be nil.
 func New(p *topology.Plan, rt runtime.Runtime, ledgerPath string, log *slog.Logger) (*Injector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -64,13 +67,16 @@ func New(p *topology.Plan, rt runtime.Runtime, ledgerPath string, log *slog.Logg
 		return nil, fmt.Errorf("fault injector: WAN API: %w", err)
 	}
 	const callTimeout = 3 * time.Second
-	l := &ledger{path: ledgerPath, runID: p.RunID}
-	active, err := l.outstanding(log)
+	l, err := openLedger(ledgerPath, p.RunID)
 	if err != nil {
 		return nil, err
 	}
+	active, skipped, err := l.outstanding(log)
+	if err != nil {
+		return nil, errors.Join(err, l.close())
+	}
 	return &Injector{
-		plan: p, rt: rt, log: log, ledger: l, active: active,
+		plan: p, rt: rt, log: log, ledger: l, active: active, skipped: skipped,
 		toxi:        &toxi.Client{BaseURL: "http://" + api, HTTP: peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeWAN), callTimeout, nil)},
 		http:        peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeControl), callTimeout, nil),
 		dbHTTP:      peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeDB), callTimeout, nil),
@@ -85,6 +91,18 @@ func (inj *Injector) Toxi() *toxi.Client { return inj.toxi }
 
 // LedgerFile is the path of the fault ledger.
 func (inj *Injector) LedgerFile() string { return inj.ledger.path }
+
+// LedgerSkipped are the ledger lines the replay at New could not use (reported by `drill
+// recover`).
+func (inj *Injector) LedgerSkipped() []SkippedLine { return slices.Clone(inj.skipped) }
+
+// Close releases the ledger's lock; the injector applies and undoes nothing after it. Faults
+// still outstanding stay in the ledger for the next Injector.
+func (inj *Injector) Close() error {
+	inj.mu.Lock()
+	defer inj.mu.Unlock()
+	return inj.ledger.close()
+}
 
 // Active lists the outstanding faults in the order they were applied.
 func (inj *Injector) Active() []fault.Fault {
@@ -233,9 +251,8 @@ func (inj *Injector) UndoAll(ctx context.Context) error {
 func (inj *Injector) Recover(ctx context.Context) (undone []fault.Fault, err error) {
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
-	// Re-read the ledger: another injector may have written to it since this one was opened.
-	if active, err := inj.ledger.outstanding(inj.log); err == nil {
-		inj.active = active
+	if inj.ledger.closed {
+		return nil, fmt.Errorf("recover: fault ledger %s: closed", inj.ledger.path)
 	}
 	outstanding := slices.Clone(inj.active)
 	procs, err := inj.nodes(ctx)

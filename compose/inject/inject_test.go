@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +55,7 @@ func TestLedgerReplay(t *testing.T) {
 	must(l.append(ledgerRecord{Op: opUndo, ID: "a"}))
 	ids := func() []string {
 		t.Helper()
-		fs, err := l.outstanding(log)
+		fs, _, err := l.outstanding(log)
 		must(err)
 		var out []string
 		for _, f := range fs {
@@ -78,7 +80,7 @@ func TestLedgerReplay(t *testing.T) {
 	if got := ids(); !slices.Equal(got, []string{"b", "d"}) {
 		t.Fatalf("outstanding after the torn record %v, want [b d]", got)
 	}
-	fs, _ := l.outstanding(log)
+	fs, _, _ := l.outstanding(log)
 	if got := fs[0].Params.Duration(fault.ParamLatency); got != time.Second {
 		t.Fatalf("latency read back as %s", got)
 	}
@@ -90,6 +92,67 @@ func TestLedgerReplay(t *testing.T) {
 	must(err)
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("ledger mode %v, want 0600", st.Mode().Perm())
+	}
+}
+
+// TestLedgerLockedAndTolerant: a second opener of a ledger in use is refused with the holder's
+// pid (two drills never interleave records); once the first closes, the second gets it. Lines it
+// cannot use (unreadable, unknown op, apply without a fault) are skipped and reported, and the
+// faults the other lines name are still outstanding.
+func TestLedgerLockedAndTolerant(t *testing.T) {
+	p := testInjector(t).plan
+	path := LedgerPath(p.RunDir)
+	first, err := New(p, stubRuntime{}, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := fault.Fault{ID: "a", Kind: fault.KindKill, Node: "us-east-web-1"}
+	if err := first.ledger.append(ledgerRecord{Op: opApply, ID: a.ID, Fault: &a}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(p, stubRuntime{}, path, nil)
+	if !errors.Is(err, ErrLedgerInUse) || !strings.Contains(err.Error(), strconv.Itoa(os.Getpid())) {
+		t.Fatalf("second open while the first holds it: %v, want ErrLedgerInUse naming pid %d", err, os.Getpid())
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Apply(context.Background(), fault.Fault{ID: "b", Kind: fault.KindKill, Node: "us-east-web-2"}); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("a closed injector's apply: %v, want refused as closed", err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"garbage that is not JSON",
+		`{"op":"rewind","run_id":"` + p.RunID + `","id":"a"}`,
+		`{"op":"apply","run_id":"` + p.RunID + `","id":"c"}`,
+	} {
+		if _, err := f.WriteString(line + "\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(p, stubRuntime{}, path, nil)
+	if err != nil {
+		t.Fatalf("open after the first closed, with bad lines: %v", err)
+	}
+	defer second.Close()
+	if got := second.Active(); len(got) != 1 || got[0].ID != "a" {
+		t.Fatalf("outstanding %+v, want fault a", got)
+	}
+	var lines []int
+	for _, s := range second.LedgerSkipped() {
+		lines = append(lines, s.Line)
+	}
+	if !slices.Equal(lines, []int{2, 3, 4}) {
+		t.Fatalf("skipped %v, want lines 2, 3, 4", second.LedgerSkipped())
+	}
+	if st, err := os.Stat(path + ".lock"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file: %v %v", st, err)
 	}
 }
 
@@ -231,6 +294,9 @@ func TestHungControlPlaneIsTimeBoxed(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("undo against a hung WAN API took %s", d)
+	}
+	if err := inj.Close(); err != nil {
+		t.Fatal(err)
 	}
 	reopened, err := New(p, stubRuntime{wanAddr: ln.Addr().String()}, ledgerPath, nil)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/drillworks/drill/compose/fault"
@@ -23,7 +25,13 @@ import (
 //
 // Outstanding faults are the applies of this plan's run without a later undo or recovered record.
 // Records of other runs (an earlier bring-up in the same run directory) are history only: the
-// cluster they acted on is gone.
+// cluster they acted on is gone. A line that cannot be used (torn by a crash, edited by hand, or
+// written by a newer drill) is skipped and reported, never fatal: recovery must still undo the
+// faults the other lines name.
+//
+// One process at a time uses a ledger: openLedger takes an exclusive lock (flock on
+// <ledger>.lock, holding the owner's pid) that the kernel releases when the process dies, so a
+// crashed drill never blocks `drill recover`, and two drills never interleave their records.
 
 // Ledger record operations.
 const (
@@ -41,14 +49,58 @@ type ledgerRecord struct {
 	Fault *fault.Fault `json:"fault,omitempty"`
 }
 
+// ErrLedgerInUse means another process (or another open Injector) holds the ledger.
+var ErrLedgerInUse = errors.New("fault ledger is in use")
+
 // ledger is one ledger file for one run.
 type ledger struct {
 	path  string
 	runID string
+	lock  *os.File // nil: not locked (tests of the format), or closed
+	// closed: released by close; appends are refused (another process may own it now).
+	closed bool
+}
+
+// openLedger locks the ledger at path for this process.
+func openLedger(path, runID string) (*ledger, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("fault ledger: %w", err)
+	}
+	lockPath := path + ".lock"
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("fault ledger: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(lockPath)
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s is held by process %s (another drill on this run?)", ErrLedgerInUse, path, bytes.TrimSpace(holder))
+		}
+		return nil, fmt.Errorf("fault ledger: lock %s: %w", lockPath, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &ledger{path: path, runID: runID, lock: f}, nil
+}
+
+// close releases the lock; the ledger takes no more records.
+func (l *ledger) close() error {
+	if l.lock == nil {
+		return nil
+	}
+	err := l.lock.Close()
+	l.lock = nil
+	l.closed = true
+	return err
 }
 
 // append writes one record and fsyncs it (and, when the file is new, its directory).
 func (l *ledger) append(r ledgerRecord) error {
+	if l.closed {
+		return fmt.Errorf("fault ledger %s: closed", l.path)
+	}
 	r.At = time.Now().UTC()
 	r.RunID = l.runID
 	b, err := json.Marshal(r)
@@ -56,7 +108,7 @@ func (l *ledger) append(r ledgerRecord) error {
 		return fmt.Errorf("fault ledger: encode: %w", err)
 	}
 	_, statErr := os.Stat(l.path)
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
 		return fmt.Errorf("fault ledger: %w", err)
 	}
 	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -83,16 +135,32 @@ func (l *ledger) append(r ledgerRecord) error {
 	return nil
 }
 
-// outstanding replays the ledger: the faults of this run applied and not undone, in apply order.
-func (l *ledger) outstanding(log *slog.Logger) ([]fault.Fault, error) {
+// SkippedLine is a ledger line outstanding could not use.
+type SkippedLine struct {
+	// Line is its 1-based line number.
+	Line int
+	// Why it was skipped.
+	Why string
+}
+
+func (s SkippedLine) String() string { return fmt.Sprintf("line %d: %s", s.Line, s.Why) }
+
+// outstanding replays the ledger: the faults of this run applied and not undone, in apply order,
+// and the lines it skipped.
+func (l *ledger) outstanding(log *slog.Logger) ([]fault.Fault, []SkippedLine, error) {
 	raw, err := os.ReadFile(l.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fault ledger: %w", err)
+		return nil, nil, fmt.Errorf("fault ledger: %w", err)
 	}
 	var active []fault.Fault
+	var skipped []SkippedLine
+	skip := func(line int, why string) {
+		skipped = append(skipped, SkippedLine{Line: line, Why: why})
+		log.Warn("fault ledger: skipping a record", "path", l.path, "line", line, "why", why)
+	}
 	for i, line := range bytes.Split(raw, []byte{'\n'}) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
@@ -102,7 +170,7 @@ func (l *ledger) outstanding(log *slog.Logger) ([]fault.Fault, error) {
 		if err := json.Unmarshal(line, &r); err != nil {
 			// A record torn by a crash mid-write: its fault was never applied (Apply acts only
 			// after the record is on disk), so skipping it is safe.
-			log.Warn("fault ledger: skipping an unreadable record", "path", l.path, "line", i+1, "err", err)
+			skip(i+1, "unreadable: "+err.Error())
 			continue
 		}
 		if r.RunID != l.runID {
@@ -111,7 +179,8 @@ func (l *ledger) outstanding(log *slog.Logger) ([]fault.Fault, error) {
 		switch r.Op {
 		case opApply:
 			if r.Fault == nil {
-				return nil, fmt.Errorf("fault ledger %s line %d: apply without a fault", l.path, i+1)
+				skip(i+1, "apply without a fault")
+				continue
 			}
 			active = slices.DeleteFunc(active, func(f fault.Fault) bool { return f.ID == r.ID })
 			active = append(active, *r.Fault)
@@ -120,10 +189,10 @@ func (l *ledger) outstanding(log *slog.Logger) ([]fault.Fault, error) {
 		case opRecovered:
 			active = nil
 		default:
-			return nil, fmt.Errorf("fault ledger %s line %d: unknown op %q", l.path, i+1, r.Op)
+			skip(i+1, fmt.Sprintf("unknown op %q", r.Op))
 		}
 	}
-	return active, nil
+	return active, skipped, nil
 }
 
 // endsWithNewline reports whether the file's last byte (at size-1) is a newline.

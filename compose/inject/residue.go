@@ -108,7 +108,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	}
 	set(2, withFlt, gerr)
 
-	out, err := inj.ledger.outstanding(inj.log)
+	out, _, err := inj.ledger.outstanding(inj.log)
 	var ids []string
 	for _, f := range out {
 		ids = append(ids, f.ID)

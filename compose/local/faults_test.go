@@ -227,6 +227,9 @@ func TestLedgerRecoversAfterCrash(t *testing.T) {
 	ledger := inject.LedgerPath(c.plan.RunDir)
 
 	// One drill process applies three faults, then dies without undoing anything (kill -9).
+	if err := c.inj.Close(); err != nil {
+		t.Fatal(err)
+	}
 	first, err := inject.New(c.plan, c.rt, ledger, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +254,14 @@ func TestLedgerRecoversAfterCrash(t *testing.T) {
 	if dirty < 4 {
 		t.Fatalf("only %d residue items dirty with a partition, a freeze and latency active, want toxics, gossip rules, frozen and ledger", dirty)
 	}
-	first = nil // abandoned: nothing of it is used again
+	// While it lives, nobody else may write the ledger.
+	if _, err := inject.New(c.plan, c.rt, ledger, nil); !errors.Is(err, inject.ErrLedgerInUse) {
+		t.Fatalf("a second injector while the first holds the ledger: %v, want ErrLedgerInUse", err)
+	}
+	// Its death releases the lock (the kernel drops a dead process's flock).
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	// A new drill process opens the same ledger and knows what is outstanding.
 	second, err := inject.New(c.plan, c.rt, ledger, nil)
@@ -283,10 +293,14 @@ func TestLedgerRecoversAfterCrash(t *testing.T) {
 	}
 	t.Logf("cluster converged %s after recover began", time.Since(start).Round(time.Millisecond))
 	// A third injector sees nothing outstanding.
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
 	third, err := inject.New(c.plan, c.rt, ledger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer third.Close()
 	if a := third.Active(); len(a) != 0 {
 		t.Fatalf("after recover the ledger still holds %+v", a)
 	}
@@ -355,11 +369,17 @@ func TestKillPrimaryResolvesAndRestarts(t *testing.T) {
 	if err := inj.Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	// The resolution is in the ledger, for whoever undoes it.
+	// The resolution is in the ledger, for whoever undoes it: the injector that applied it
+	// lets go, a new one takes over and undoes it.
+	if err := inj.Close(); err != nil {
+		t.Fatal(err)
+	}
 	reopened, err := inject.New(c.plan, c.rt, inject.LedgerPath(c.plan.RunDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer reopened.Close()
+	inj = reopened
 	act := reopened.Active()
 	if len(act) != 1 || !slices.Equal(act[0].Resolved, []string{"us-east-db-1"}) {
 		t.Fatalf("kill-primary resolved %+v, want us-east-db-1 (the bootstrap primary)", act)

@@ -43,6 +43,7 @@ func fakeSystem(t *testing.T) (*compose.Cluster, *fake.Runtime) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = c.Close() })
 	return c, rt
 }
 

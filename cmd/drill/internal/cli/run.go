@@ -182,6 +182,7 @@ func (g *globals) execDrill(ctx context.Context, j drillJob) (*report.Report, er
 	if err != nil {
 		return nil, harnessErr(err)
 	}
+	defer sys.Close() // before the Down above: the ledger's lock is released first
 	fmt.Fprintf(out, "drill: up in %s; running %d steps\n", time.Since(c.started).Round(time.Millisecond), len(d.Steps))
 	rep, err := runner.Run(ctx, runner.Options{Drill: d, System: sys, ReportDir: dir, Seed: j.seed, Progress: out, Logger: g.logger()})
 	if err != nil && rep == nil {
@@ -204,7 +205,7 @@ func copyLogs(runDir, reportDir string) {
 		return
 	}
 	dst := filepath.Join(reportDir, "logs")
-	if err := os.MkdirAll(dst, 0o755); err != nil {
+	if err := os.MkdirAll(dst, 0o700); err != nil { // as private as the originals
 		return
 	}
 	for _, e := range entries {
@@ -212,7 +213,7 @@ func copyLogs(runDir, reportDir string) {
 		if err != nil {
 			continue
 		}
-		if outF, err := os.Create(filepath.Join(dst, e.Name())); err == nil {
+		if outF, err := os.OpenFile(filepath.Join(dst, e.Name()), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err == nil {
 			_, _ = io.Copy(outF, in)
 			outF.Close()
 		}
@@ -279,6 +280,10 @@ func newRecoverCmd(g *globals) *cobra.Command {
 			sys, err := compose.NewCluster(plan, rt, g.logger())
 			if err != nil {
 				return harnessErr(err)
+			}
+			defer sys.Close()
+			for _, s := range sys.LedgerSkipped() {
+				fmt.Fprintf(g.env.Stdout, "ledger: skipped %s\n", s)
 			}
 			undone, err := sys.Recover(cmd.Context())
 			for _, f := range undone {
