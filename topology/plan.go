@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // Plan is one running instance of a topology: the topology plus what a runtime decided when it
@@ -196,20 +198,20 @@ func (p *Plan) WANAPI() string {
 	return n.Addr(PortWANAPI)
 }
 
-// Save writes the plan atomically (mode 0600: it holds secrets).
+// Save writes the plan atomically and durably (fsync before the rename), mode 0600 in a 0700
+// directory when it makes one: it holds the run's secret.
 func (p *Plan) Save(path string) error {
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode plan: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create plan dir: %w", err)
 	}
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := renameio.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("write plan: %w", err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // LoadPlan reads a plan written by Save.

@@ -52,7 +52,7 @@ type wal struct {
 // log is valid up to the first record that is incomplete, fails its CRC or breaks LSN continuity.
 func openWAL(dir string, logger *slog.Logger, onFsync func()) (*wal, []Entry, error) {
 	path := filepath.Join(dir, walFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open wal: %w", err)
 	}
@@ -178,7 +178,7 @@ func (w *wal) append(entries []Entry) error {
 // leaves either the old or the new log, never a mix.
 func (w *wal) rewrite(entries []Entry) error {
 	tmp := w.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create wal rewrite: %w", err)
 	}

@@ -32,6 +32,8 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 		return c.node(st, "eu-west-db-1").LSN == c.node(st, "us-east-db-1").LSN
 	})
 	t.Logf("replica caught up %s after the last write", lag)
+	// The dataset and the logs are private to their owner (the WAL holds every value).
+	requirePrivate(t, c.plan.RunDir)
 	if r := c.get("eu-west", "k199"); r.Code != http.StatusOK || r.Value != "v199" || r.DBNode != "eu-west-db-1" {
 		t.Fatalf("read through eu-west: %+v", r)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -125,6 +126,7 @@ func startCluster(t *testing.T, sets ...string) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = inj.Close() })
 	return &cluster{t: t, plan: plan, rt: rt, obs: obs, inj: inj, http: &http.Client{Timeout: 3 * time.Second}}
 }
 
@@ -211,4 +213,38 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(50 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// requirePrivate fails unless every directory under runDir/data and runDir/logs is 0700 and
+// every file in them 0600 (and there are files).
+func requirePrivate(t *testing.T, runDir string) {
+	t.Helper()
+	files := 0
+	for _, top := range []string{"data", "logs"} {
+		err := filepath.WalkDir(filepath.Join(runDir, top), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			want := os.FileMode(0o600)
+			if d.IsDir() {
+				want = 0o700
+			} else {
+				files++
+			}
+			if info.Mode().Perm() != want {
+				t.Errorf("%s: mode %v, want %v", path, info.Mode().Perm(), want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files == 0 {
+		t.Fatal("no data or log files to check")
+	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
+	"github.com/google/renameio/v2"
 )
 
 // Config configures the local runtime.
@@ -131,11 +132,11 @@ func (r *Runtime) loadState() (*state, error) {
 
 func (r *Runtime) saveState(s *state) error {
 	b, _ := json.MarshalIndent(s, "", "  ")
-	tmp := r.statePath() + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	// fsync before the rename: after a crash the state names the processes or is the old one.
+	if err := renameio.WriteFile(r.statePath(), b, 0o600); err != nil {
 		return fmt.Errorf("write runtime state: %w", err)
 	}
-	return os.Rename(tmp, r.statePath())
+	return nil
 }
 
 // Up starts every node: the WAN node first (every cross-site link needs it), then the rest.
@@ -150,7 +151,8 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 		if err := os.RemoveAll(filepath.Join(r.cfg.RunDir, d)); err != nil {
 			return fmt.Errorf("clean run dir: %w", err)
 		}
-		if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, d), 0o755); err != nil {
+		// Private: the nodes' data is the run's dataset, their logs name keys and addresses.
+		if err := os.MkdirAll(filepath.Join(r.cfg.RunDir, d), 0o700); err != nil {
 			return fmt.Errorf("create run dir: %w", err)
 		}
 	}
@@ -173,7 +175,7 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 
 // spawn starts one node process in its own process group, detached from drill's terminal.
 func (r *Runtime) spawn(node string) (int, error) {
-	logf, err := os.OpenFile(r.LogPath(node), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(r.LogPath(node), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("open log for %s: %w", node, err)
 	}
@@ -191,7 +193,8 @@ func (r *Runtime) spawn(node string) (int, error) {
 	return cmd.Process.Pid, nil
 }
 
-// agentPIDs finds this run directory's node processes by their command line: name → pid.
+// agentPIDs finds this run directory's node processes, this user's processes whose command line
+// names its plan: name → pid.
 func (r *Runtime) agentPIDs() map[string]int {
 	out := map[string]int{}
 	entries, err := os.ReadDir("/proc")
@@ -202,6 +205,11 @@ func (r *Runtime) agentPIDs() map[string]int {
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
+			continue
+		}
+		// Only this user's processes: another user's process with the same arguments is not
+		// ours to signal (and a root drill must not kill it).
+		if !ownedByMe(pid) {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
@@ -217,6 +225,16 @@ func (r *Runtime) agentPIDs() map[string]int {
 		out[string(name)] = pid
 	}
 	return out
+}
+
+// ownedByMe reports whether process pid runs as this process's real uid.
+func ownedByMe(pid int) bool {
+	st, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
+	if err != nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && int(sys.Uid) == os.Getuid()
 }
 
 // procState is the state letter in /proc/<pid>/stat (R, S, T for stopped, Z for zombie...).

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drillworks/drill/drills/report"
 	"github.com/drillworks/drill/drills/verdict"
 )
 
@@ -264,26 +265,7 @@ func (h *History) WriteIndex(rule RegressionRule) error {
 	})
 }
 
-// writeFileAtomic writes to a temporary name and renames, so a reader never sees half a file.
+// writeFileAtomic writes a shared page so a reader never sees half a file.
 func writeFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return report.WriteFileAtomic(path, 0o644, write)
 }

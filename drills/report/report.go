@@ -18,6 +18,7 @@ import (
 	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/history"
 	"github.com/drillworks/drill/drills/verdict"
+	"github.com/google/renameio/v2"
 )
 
 // Files in a drill's report directory.
@@ -345,27 +346,26 @@ func WriteAll(dir string, r *Report, ops []history.Op) error {
 	}
 	var errs []error
 	for _, wr := range writers {
-		if err := writeFile(filepath.Join(dir, wr.name), wr.write); err != nil {
+		if err := WriteFileAtomic(filepath.Join(dir, wr.name), 0o644, wr.write); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func writeFile(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+// WriteFileAtomic writes path through a temporary file in its directory, fsync'd before it is
+// renamed over path (and the directory fsync'd after), so a reader sees the old or the whole new
+// file, also after a crash.
+func WriteFileAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
+	t, err := renameio.NewPendingFile(path, renameio.WithPermissions(perm))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := write(tmp); err != nil {
-		tmp.Close()
+	defer t.Cleanup() // no-op after CloseAtomicallyReplace
+	if err := write(t); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := t.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

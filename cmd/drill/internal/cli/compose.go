@@ -49,7 +49,7 @@ control secret of this export.`,
 				return harnessErr(err)
 			}
 			for _, n := range plan.Topology.Nodes() {
-				if err := os.MkdirAll(filepath.Join(out, "data", n.Name), 0o755); err != nil {
+				if err := os.MkdirAll(filepath.Join(out, "data", n.Name), 0o700); err != nil {
 					return harnessErr(err)
 				}
 			}

@@ -41,7 +41,7 @@ func newDNSCmd(g *globals) *cobra.Command {
 			cfg := dnsgeo.Config{Topology: t, Listen: listen, Instance: n.Name, Region: n.Region,
 				Logger: g.logger(), Registry: prometheus.NewRegistry()}
 			if queryLog != "" {
-				f, err := os.OpenFile(queryLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				f, err := os.OpenFile(queryLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 				if err != nil {
 					return usageErr(fmt.Errorf("--query-log: %w", err))
 				}
