@@ -4,7 +4,6 @@ import (
 	"encoding"
 	"fmt"
 	"math"
-	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -34,9 +33,9 @@ const (
 
 // Load reads and parses the topology file at path.
 func Load(path string) (*Topology, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlpos.ReadFile(path, "topology", yamlpos.MaxInputBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read topology: %w", err)
+		return nil, ErrorList{err.(*yamlpos.Error)}
 	}
 	return Parse(path, data)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/drillworks/drill/topology/yamlpos"
 	"github.com/google/renameio/v2"
 )
 
@@ -214,11 +215,15 @@ func (p *Plan) Save(path string) error {
 	return nil
 }
 
+// maxPlanBytes bounds a plan file: a plan of the largest topology drill runs (100 nodes) is
+// about 100 KiB.
+const maxPlanBytes = 8 << 20
+
 // LoadPlan reads a plan written by Save.
 func LoadPlan(path string) (*Plan, error) {
-	b, err := os.ReadFile(path)
+	b, err := yamlpos.ReadFile(path, "plan", maxPlanBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read plan: %w", err)
+		return nil, err
 	}
 	var p Plan
 	if err := json.Unmarshal(b, &p); err != nil {

@@ -165,9 +165,9 @@ type LoadOptions struct {
 // Load reads a plan file, parses it and resolves it (Resolve). On failure the error is an
 // ErrorList of every problem found, sorted by position.
 func Load(path string, o LoadOptions) (*Plan, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlpos.ReadFile(path, "plan file", yamlpos.MaxInputBytes)
 	if err != nil {
-		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("read plan file: %v", err)}}
+		return nil, ErrorList{err.(*yamlpos.Error)}
 	}
 	p, errs := parse(path, data)
 	if p != nil {

@@ -210,7 +210,7 @@ schedule: {cron: "not a cron"}
 		plan + `:5:12: drills[1].drill: unknown drill "missing.yaml": no such drill file`,
 		plan + `:6:12: drills[2].drill: ` + filepath.Join(dir, "broken.yaml") + `:3:21: steps[0].inject.fault: unknown fault "meteor"`,
 		plan + `:7:12: drills[3].drill: does not fit topology default: ` + filepath.Join(dir, "elsewhere.yaml") + `:5:`,
-		plan + `:9:15: drills[4].topology: read topology`,
+		plan + `:9:15: drills[4].topology: ` + filepath.Join(dir, "nope.yaml") + `: read topology`,
 		plan + `:11:20: drills[5].set.fencing: must be lease or none`,
 		plan + `:12:18: schedule.cron: bad cron expression "not a cron"`,
 	}

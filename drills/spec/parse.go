@@ -1,9 +1,7 @@
 package spec
 
 import (
-	"fmt"
 	"math"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -24,9 +22,9 @@ const (
 
 // Load reads and parses the drill file at path.
 func Load(path string) (*Drill, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlpos.ReadFile(path, "drill file", yamlpos.MaxInputBytes)
 	if err != nil {
-		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("read drill file: %v", err)}}
+		return nil, ErrorList{err.(*yamlpos.Error)}
 	}
 	return Parse(path, data)
 }

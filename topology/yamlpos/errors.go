@@ -37,7 +37,13 @@ type Error struct {
 	Field string
 	// Msg says what is wrong.
 	Msg string
+	// Err is the underlying error, when there is one (a file that cannot be read: errors.Is
+	// finds os.ErrNotExist through it).
+	Err error
 }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf is a problem at position at of file, with a formatted message.
 func Errorf(file string, at Pos, field, format string, args ...any) *Error {

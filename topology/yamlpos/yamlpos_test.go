@@ -3,6 +3,7 @@ package yamlpos
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +202,24 @@ func TestNodePosAndDescribe(t *testing.T) {
 	}
 	if got := ItemField(ChildField("a", "b"), 2); got != "a.b[2]" {
 		t.Errorf("ItemField = %q", got)
+	}
+}
+
+func TestReadFileLimit(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/big.yaml"
+	if err := os.WriteFile(path, make([]byte, 1025), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadFile(path, "drill file", 1024)
+	var e *Error
+	if !errors.As(err, &e) || e.File != path || !strings.Contains(e.Msg, "drill file is over the 1024-byte limit") {
+		t.Fatalf("oversized file: %v, want an *Error naming the file and the limit", err)
+	}
+	if b, err := ReadFile(path, "drill file", 1025); err != nil || len(b) != 1025 {
+		t.Fatalf("file at the limit: %d bytes, %v", len(b), err)
+	}
+	if _, err := ReadFile(dir+"/missing.yaml", "drill file", 1024); !errors.As(err, &e) || e.File != dir+"/missing.yaml" || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
 	}
 }

@@ -40,6 +40,32 @@ func TestBadTopologyFilesExitTwoAndStartNothing(t *testing.T) {
 	}
 }
 
+// TestOversizedInputFilesExitTwo: a topology, drill or game-day plan file over the input limit
+// (a wrong path: a log, a generated dump) is refused with exit 2 naming the file, before it is
+// parsed and before anything starts.
+func TestOversizedInputFilesExitTwo(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "huge.yaml")
+	// Valid YAML all the way (a comment), so only the size can be what is refused.
+	if err := os.WriteFile(big, append([]byte("# "), bytes.Repeat([]byte("x"), 1<<20)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"up", "--topology", big},
+		{"run", big, "--runtime", "local"},
+		{"gameday", "run", big},
+	} {
+		state := t.TempDir()
+		code, _, stderr := run(t, append(args, "--state-dir", state)...)
+		if code != ExitUsage || !strings.Contains(stderr, big+": ") || !strings.Contains(stderr, "over the 1048576-byte limit") {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d naming the file and the limit", args, code, stderr, ExitUsage)
+		}
+		if entries, _ := os.ReadDir(state); len(entries) != 0 {
+			t.Errorf("%v left state behind: %v", args, entries)
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	state := t.TempDir()
 	cases := [][]string{

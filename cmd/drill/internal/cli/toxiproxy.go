@@ -4,9 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,6 +12,7 @@ import (
 	"github.com/drillworks/drill/agents/agent"
 	"github.com/drillworks/drill/agents/wan"
 	"github.com/drillworks/drill/topology"
+	"github.com/drillworks/drill/topology/yamlpos"
 )
 
 // newToxiproxyCmd runs the embedded toxiproxy server: a plan's WAN node (what the Docker
@@ -89,7 +88,7 @@ func readToken(path string) (string, error) {
 		}
 		return hex.EncodeToString(b), nil
 	}
-	b, err := readLimited(path, 4<<10)
+	b, err := yamlpos.ReadFile(path, "token file", 4<<10)
 	if err != nil {
 		return "", fmt.Errorf("--token-file: %w", err)
 	}
@@ -98,21 +97,4 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("--token-file %s: the token must have at least 16 characters", path)
 	}
 	return token, nil
-}
-
-// readLimited reads a whole file of at most limit bytes.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is over %d bytes", path, limit)
-	}
-	return b, nil
 }
