@@ -25,28 +25,29 @@ func (errDropped) Error() string   { return "dnsgeo: query from a dropped source
 func (errDropped) Timeout() bool   { return false }
 func (errDropped) Temporary() bool { return true }
 
-// dropReader discards queries from dropped sources and hands the rest to next.
+// dropReader discards queries from dropped sources (and, on UDP, over the response rate) and
+// hands the rest to next.
 type dropReader struct {
-	next dns.Reader
-	drop func(netip.Addr) bool
-	stop <-chan struct{} // closed on Shutdown: held TCP connections are let go
+	next             dns.Reader
+	dropUDP, dropTCP func(netip.Addr) bool // nil: none
+	stop             <-chan struct{}       // closed on Shutdown: held TCP connections are let go
 }
 
 // decorator returns the server's dns.DecorateReader: ECS rewriting, behind the drop check when
-// Config.Drop is set. stop ends held connections.
+// Config.Drop or a response rate is set. stop ends held connections.
 func (s *Server) decorator(stop <-chan struct{}) func(dns.Reader) dns.Reader {
-	if s.cfg.Drop == nil {
+	if s.dropUDP == nil && s.dropTCP == nil {
 		return decorateECS
 	}
 	return func(r dns.Reader) dns.Reader {
-		return dropReader{next: decorateECS(r), drop: s.cfg.Drop, stop: stop}
+		return dropReader{next: decorateECS(r), dropUDP: s.dropUDP, dropTCP: s.dropTCP, stop: stop}
 	}
 }
 
 // ReadUDP implements dns.Reader.
 func (r dropReader) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, *dns.SessionUDP, error) {
 	m, sess, err := r.next.ReadUDP(conn, timeout)
-	if err == nil && r.drop(remoteIP(sess.RemoteAddr())) {
+	if err == nil && r.dropUDP != nil && r.dropUDP(remoteIP(sess.RemoteAddr())) {
 		return nil, nil, errDropped{}
 	}
 	return m, sess, err
@@ -55,7 +56,7 @@ func (r dropReader) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, *
 // ReadPacketConn implements dns.PacketConnReader.
 func (r dropReader) ReadPacketConn(conn net.PacketConn, timeout time.Duration) ([]byte, net.Addr, error) {
 	m, addr, err := r.next.(dns.PacketConnReader).ReadPacketConn(conn, timeout)
-	if err == nil && r.drop(remoteIP(addr)) {
+	if err == nil && r.dropUDP != nil && r.dropUDP(remoteIP(addr)) {
 		return nil, nil, errDropped{}
 	}
 	return m, addr, err
@@ -64,7 +65,7 @@ func (r dropReader) ReadPacketConn(conn net.PacketConn, timeout time.Duration) (
 // ReadTCP implements dns.Reader. A dropped client's connection is read and discarded until it
 // closes, dropHold passes or the server stops; then the server closes it without having answered.
 func (r dropReader) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error) {
-	if !r.drop(remoteIP(conn.RemoteAddr())) {
+	if r.dropTCP == nil || !r.dropTCP(remoteIP(conn.RemoteAddr())) {
 		return r.next.ReadTCP(conn, timeout)
 	}
 	held := make(chan struct{})

@@ -90,11 +90,11 @@ func BenchmarkDropCheck(b *testing.B) {
 		netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("127.10.1.0/24"),
 		netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("127.10.2.0/24"),
 	}})
-	r := dropReader{drop: f.Blocks}
+	r := dropReader{dropUDP: f.Blocks}
 	addr := net.Addr(&net.UDPAddr{IP: net.ParseIP("127.10.3.7"), Port: 40000})
 	b.ReportAllocs()
 	for b.Loop() {
-		if r.drop(remoteIP(addr)) {
+		if r.dropUDP(remoteIP(addr)) {
 			b.Fatal("dropped")
 		}
 	}

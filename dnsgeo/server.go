@@ -37,6 +37,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/topology"
@@ -91,7 +92,21 @@ type Config struct {
 	// held silently). drill sets it from the node's gossip fault rules to black-hole a region.
 	// It must be fast and safe for concurrent use. Queries handed to Handler() are not checked.
 	Drop func(netip.Addr) bool
+	// ResponseRate limits UDP answers per second to each client network (IPv4 /24, IPv6 /56),
+	// with one second's worth of burst; a query over the rate gets no answer (ratelimit.go). It
+	// is what keeps a server on a public address from being used to amplify forged queries. 0
+	// means no limit (drill's cluster GeoDNS listens on loopback and private container networks,
+	// and all of a drill's clients share one source address there).
+	ResponseRate float64
+	// MaxTCPConns caps the TCP connections served at once; further connections wait in the
+	// listen backlog until one closes (idle connections close after miekg/dns's idle timeout).
+	// 0 means DefaultMaxTCPConns; negative means no cap.
+	MaxTCPConns int
 }
+
+// DefaultMaxTCPConns is the default TCP connection cap: far above what drill's clients open, far
+// below what exhausts the process's file descriptors.
+const DefaultMaxTCPConns = 256
 
 // DefaultStartupGrace bounds how long a starting instance answers a region from the topology
 // plan before gossip has shown it healthy: longer than a cluster takes to converge here (a few
@@ -129,6 +144,10 @@ type Server struct {
 
 	metrics *metrics
 	qlog    *queryLog
+
+	// dropUDP and dropTCP say whether a query from an address gets no answer: Config.Drop on
+	// both, and on UDP also the response-rate limit. Nil drops nothing.
+	dropUDP, dropTCP func(netip.Addr) bool
 
 	view atomic.Pointer[view]
 
@@ -206,6 +225,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if cfg.ResponseRate < 0 {
+		return nil, fmt.Errorf("dnsgeo: ResponseRate %v is negative", cfg.ResponseRate)
+	}
+	s.dropUDP, s.dropTCP = cfg.Drop, cfg.Drop
+	if cfg.ResponseRate > 0 {
+		// Wall time, not Clock: Clock drives health decisions in tests, rates are real.
+		rl := newRateLimiter(cfg.ResponseRate, time.Now)
+		if drop := cfg.Drop; drop != nil {
+			s.dropUDP = func(a netip.Addr) bool { return drop(a) || !rl.allow(a) }
+		} else {
+			s.dropUDP = func(a netip.Addr) bool { return !rl.allow(a) }
+		}
 	}
 	if t.DNS.DegradedTTL == 0 {
 		s.degraded = s.ttl
@@ -329,6 +361,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.udpAddr, s.tcpAddr = pc.LocalAddr(), ln.Addr()
+	if limit := s.cfg.MaxTCPConns; limit >= 0 {
+		if limit == 0 {
+			limit = DefaultMaxTCPConns
+		}
+		ln = netutil.LimitListener(ln, limit)
+	}
 
 	ready := make(chan *dns.Server, 2)
 	failed := make(chan error, 2)

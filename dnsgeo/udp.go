@@ -29,9 +29,10 @@ import (
 // a descriptor of their own rather than in Go's network poller; elsewhere there is no udpPort and
 // miekg/dns's UDP server is used.
 //
-// It does what miekg/dns's server does with a packet, in the same order: Config.Drop, the ECS
-// option rename, the header checks of dns.DefaultMsgAcceptFunc (FORMERR / NOTIMP / silence),
-// unpacking (FORMERR and the invalid-message hook on failure) and the handler.
+// It does what miekg/dns's server does with a packet, in the same order: the drop check
+// (Config.Drop and the response rate), the ECS option rename, the header checks of
+// dns.DefaultMsgAcceptFunc (FORMERR / NOTIMP / silence), unpacking (FORMERR and the
+// invalid-message hook on failure) and the handler.
 
 const (
 	// udpBatchSize is how many packets one recvmmsg/sendmmsg moves at most.
@@ -178,7 +179,7 @@ func (u *batchUDP) serve() {
 // serveOne handles one packet (from w's current peer) the way miekg/dns's server would.
 func (u *batchUDP) serveOne(w *batchWriter, m []byte) {
 	src := w.peer.Addr().Unmap()
-	if drop := u.s.cfg.Drop; drop != nil && drop(src) {
+	if drop := u.s.dropUDP; drop != nil && drop(src) {
 		return
 	}
 	const headerLen = 12

@@ -100,3 +100,20 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("exit %d, out %q", code, out)
 	}
 }
+
+// TestDNSServeRefusesAPublicAddress: `drill dns serve` binds a reachable address only when told
+// to with --public (it would answer anyone, _status included).
+func TestDNSServeRefusesAPublicAddress(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:5353", "[::]:5353", "192.0.2.1:5353"} {
+		code, _, stderr := run(t, "dns", "serve", "--listen", listen)
+		if code != ExitUsage || !strings.Contains(stderr, "--public") {
+			t.Errorf("--listen %s: exit %d, stderr %q; want exit %d asking for --public", listen, code, stderr, ExitUsage)
+		}
+	}
+	for listen, want := range map[string]bool{"127.0.0.1:53": true, "127.9.9.9:0": true, "[::1]:53": true, "localhost:53": true,
+		"0.0.0.0:53": false, "[::]:53": false, "10.1.2.3:53": false} {
+		if got, err := isLoopbackListen(listen); err != nil || got != want {
+			t.Errorf("isLoopbackListen(%s) = %v, %v; want %v", listen, got, err, want)
+		}
+	}
+}

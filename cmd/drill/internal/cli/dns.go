@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 func newDNSCmd(g *globals) *cobra.Command {
 	dnsCmd := &cobra.Command{Use: "dns", Short: "The GeoDNS"}
 	var listen, instance, httpListen, queryLog string
+	var public bool
+	var responseRate float64
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the topology's zone alone (static health: every region up), for trying answers with dig",
@@ -38,8 +41,21 @@ func newDNSCmd(g *globals) *cobra.Command {
 			if !ok || n.Role != topology.RoleDNS {
 				return usageErr(fmt.Errorf("--instance %q: not a dns node of topology %s", instance, t.Name))
 			}
+			loopback, err := isLoopbackListen(listen)
+			if err != nil {
+				return usageErr(fmt.Errorf("--listen: %w", err))
+			}
+			if !loopback && !public {
+				return usageErr(fmt.Errorf("--listen %s is not a loopback address: an authoritative server on a reachable address answers anyone (and _status shows the routing state); add --public to serve there", listen))
+			}
+			if responseRate < 0 { // auto: limit where forged sources can reach the server
+				responseRate = 0
+				if !loopback {
+					responseRate = publicResponseRate
+				}
+			}
 			cfg := dnsgeo.Config{Topology: t, Listen: listen, Instance: n.Name, Region: n.Region,
-				Logger: g.logger(), Registry: prometheus.NewRegistry()}
+				Logger: g.logger(), Registry: prometheus.NewRegistry(), ResponseRate: responseRate}
 			if queryLog != "" {
 				f, err := os.OpenFile(queryLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 				if err != nil {
@@ -64,12 +80,36 @@ func newDNSCmd(g *globals) *cobra.Command {
 			return srv.Shutdown(ctx)
 		},
 	}
-	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:5353", "UDP and TCP address")
+	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:5353", "UDP and TCP address (loopback unless --public)")
+	serve.Flags().BoolVar(&public, "public", false, "allow a --listen address other hosts can reach")
+	serve.Flags().Float64Var(&responseRate, "response-rate", -1,
+		fmt.Sprintf("UDP answers per second per client /24 (IPv6 /56), 0 = unlimited (default: unlimited on loopback, %d elsewhere)", publicResponseRate))
 	serve.Flags().StringVar(&instance, "instance", "", "which dns node of the topology to be (default: the first)")
 	serve.Flags().StringVar(&httpListen, "http", "", "serve /metrics and /status on this address (off by default)")
 	serve.Flags().StringVar(&queryLog, "query-log", "", "append a JSON line per query to this file")
 	dnsCmd.AddCommand(serve)
 	return dnsCmd
+}
+
+// publicResponseRate is the default UDP answer rate per client network on a reachable address:
+// a resolver of a whole network asks far less often than this for one zone (answers are cached
+// for the TTL), an amplification flood far more.
+const publicResponseRate = 100
+
+// isLoopbackListen reports whether a listen address binds loopback only.
+func isLoopbackListen(listen string) (bool, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false, err
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false, fmt.Errorf("%q is not an IP address", host)
+	}
+	return ip.Unmap().IsLoopback(), nil
 }
 
 // serveDNSHTTP serves a GeoDNS instance's metrics and _status lines over HTTP; "" = off.
