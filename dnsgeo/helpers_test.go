@@ -202,13 +202,13 @@ func startHarnessGrace(t *testing.T, ip string, topo *topology.Topology, c clust
 	h := &harness{members: newStaticMembers(c.members()...), clock: newFakeClock(),
 		reg: prometheus.NewRegistry(), qlog: &syncBuffer{}}
 	srv, err := New(Config{
-		Topology: topo,
-		Listen:   net.JoinHostPort(ip, "0"),
-		Instance: "us-east-dns-1",
-		Members:  h.members,
-		QueryLog: h.qlog,
-		Registry: h.reg,
-		Clock:    h.clock.Now,
+		Topology:     topo,
+		Listen:       net.JoinHostPort(ip, "0"),
+		Instance:     "us-east-dns-1",
+		Members:      h.members,
+		QueryLog:     h.qlog,
+		Registry:     h.reg,
+		Clock:        h.clock.Now,
 		StartupGrace: grace,
 	})
 	if err != nil {

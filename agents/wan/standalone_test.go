@@ -51,7 +51,9 @@ func TestServeStandalone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	const token = "standalone-test-token-0123456789"
-	go func() { done <- ServeStandalone(ctx, StandaloneConfig{APIListen: apiAddr, ConfigFile: cfg, Token: token}) }()
+	go func() {
+		done <- ServeStandalone(ctx, StandaloneConfig{APIListen: apiAddr, ConfigFile: cfg, Token: token})
+	}()
 	defer func() {
 		cancel()
 		select {
