@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/drillworks/drill/agents/serve"
 	"github.com/drillworks/drill/dnsgeo"
 	"github.com/drillworks/drill/topology"
 )
@@ -121,7 +121,7 @@ func serveDNSHTTP(addr string, srv *dnsgeo.Server, reg *prometheus.Registry) fun
 	if err != nil {
 		return func() {}
 	}
-	hs := &http.Server{Handler: srv.HTTPHandler(reg), ReadHeaderTimeout: 5 * time.Second}
+	hs := serve.Server("", srv.HTTPHandler(reg))
 	go func() { _ = hs.Serve(ln) }()
 	return func() { _ = hs.Close() }
 }
