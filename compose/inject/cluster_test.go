@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/runtime/fake"
@@ -284,5 +285,25 @@ func TestProcessFaults(t *testing.T) {
 	want := []string{"kill us-east-web-1", "kill us-east-web-2", "kill us-east-db-1", "kill us-east-dns-1"}
 	if ops := rt.Ops(); !slices.Equal(ops[:4], want) {
 		t.Errorf("first operations %v, want %v", ops[:4], want)
+	}
+}
+
+// TestNodeOfAnotherRunRefused: after a start, a node must answer as this run's node; one that
+// answers as another run's (another bring-up at the same address) is not taken for it, and the
+// fault stays outstanding for a later undo or recover.
+func TestNodeOfAnotherRunRefused(t *testing.T) {
+	inj, _ := fakeCluster(t, fake.WithForeignRun("us-east-web-1"))
+	inj.nodeTimeout = 500 * time.Millisecond
+	ctx := context.Background()
+	f := fault.Fault{ID: "kill:us-east-web-1", Kind: fault.KindKill, Node: "us-east-web-1"}
+	if err := inj.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	err := inj.Undo(ctx, f.ID)
+	if err == nil || !strings.Contains(err.Error(), `of run "another-run"`) {
+		t.Fatalf("undo with a node of another run answering: %v, want it refused", err)
+	}
+	if a := inj.Active(); len(a) != 1 || a[0].ID != f.ID {
+		t.Fatalf("active after the refused undo: %+v, want the kill outstanding", a)
 	}
 }

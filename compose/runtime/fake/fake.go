@@ -51,6 +51,8 @@ type Runtime struct {
 	// AutoFailover: when the primary is killed or frozen, the first running db node of another
 	// region becomes primary at the next epoch (checked on every status read).
 	autoFailover bool
+	// foreignRun: these nodes answer /v1/info as nodes of another run (WithForeignRun).
+	foreignRun map[string]bool
 
 	servers []*http.Server
 	dns     []*dnsgeo.Server
@@ -65,6 +67,17 @@ func WithPacketFaults() Option { return func(r *Runtime) { r.packets = true } }
 
 // WithAutoFailover promotes another region's db node when the primary dies.
 func WithAutoFailover() Option { return func(r *Runtime) { r.autoFailover = true } }
+
+// WithForeignRun makes the named nodes answer /v1/info with another run's id, as a process of
+// another bring-up at the node's address would.
+func WithForeignRun(nodes ...string) Option {
+	return func(r *Runtime) {
+		r.foreignRun = map[string]bool{}
+		for _, n := range nodes {
+			r.foreignRun[n] = true
+		}
+	}
+}
 
 var (
 	_ runtime.Runtime       = (*Runtime)(nil)
@@ -394,7 +407,11 @@ func (r *Runtime) nodeHandler(n topology.Node) http.Handler {
 		}
 	}
 	mux.HandleFunc("GET /v1/info", guard(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, map[string]string{"node": n.Name, "role": string(n.Role), "region": n.Region, "run_id": r.plan.RunID})
+		run := r.plan.RunID
+		if r.foreignRun[n.Name] {
+			run = "another-run"
+		}
+		writeJSON(w, map[string]string{"node": n.Name, "role": string(n.Role), "region": n.Region, "run_id": run})
 	}))
 	mux.HandleFunc("GET /v1/members", guard(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, r.members(n))
