@@ -4,7 +4,10 @@
 package serve
 
 import (
+	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -23,4 +26,21 @@ const (
 func Server(addr string, h http.Handler) *http.Server {
 	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
 		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
+}
+
+// IsLoopback reports whether a listen address ("host:port") binds loopback only ("localhost"
+// included), for the commands that refuse a reachable address unless told otherwise.
+func IsLoopback(listen string) (bool, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false, fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false, fmt.Errorf("listen address %q: %q is not an IP address", listen, host)
+	}
+	return ip.Unmap().IsLoopback(), nil
 }

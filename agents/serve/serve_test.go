@@ -50,3 +50,17 @@ func TestSlowClientIsCut(t *testing.T) {
 	}
 	t.Logf("slow client cut after %s (ReadHeaderTimeout %s)", time.Since(start).Round(time.Millisecond), ReadHeaderTimeout)
 }
+
+func TestIsLoopback(t *testing.T) {
+	for listen, want := range map[string]bool{"127.0.0.1:53": true, "127.9.9.9:0": true, "[::1]:53": true, "localhost:53": true,
+		"[::ffff:127.0.0.1]:53": true, "0.0.0.0:53": false, "[::]:53": false, "10.1.2.3:53": false} {
+		if got, err := IsLoopback(listen); err != nil || got != want {
+			t.Errorf("IsLoopback(%s) = %v, %v; want %v", listen, got, err, want)
+		}
+	}
+	for _, bad := range []string{"no-port", "example.com:53"} {
+		if _, err := IsLoopback(bad); err == nil {
+			t.Errorf("IsLoopback(%s) accepted", bad)
+		}
+	}
+}

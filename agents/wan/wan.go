@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -154,12 +153,11 @@ func ServeStandalone(ctx context.Context, cfg StandaloneConfig) error {
 
 // CheckLoopback refuses a listen address that is not on loopback, unless allowed.
 func CheckLoopback(listen string, allowPublic bool) error {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return fmt.Errorf("listen address %q: %w", listen, err)
+	loopback, err := serve.IsLoopback(listen)
+	if err != nil && !allowPublic {
+		return err
 	}
-	ip, err := netip.ParseAddr(host)
-	if allowPublic || (err == nil && ip.IsLoopback()) {
+	if allowPublic || loopback {
 		return nil
 	}
 	return fmt.Errorf("listen address %q is not a loopback address: pass --allow-public to serve beyond this host", listen)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"time"
 
@@ -41,9 +40,9 @@ func newDNSCmd(g *globals) *cobra.Command {
 			if !ok || n.Role != topology.RoleDNS {
 				return usageErr(fmt.Errorf("--instance %q: not a dns node of topology %s", instance, t.Name))
 			}
-			loopback, err := isLoopbackListen(listen)
+			loopback, err := serve.IsLoopback(listen)
 			if err != nil {
-				return usageErr(fmt.Errorf("--listen: %w", err))
+				return usageErr(err)
 			}
 			if !loopback && !public {
 				return usageErr(fmt.Errorf("--listen %s is not a loopback address: an authoritative server on a reachable address answers anyone (and _status shows the routing state); add --public to serve there", listen))
@@ -95,22 +94,6 @@ func newDNSCmd(g *globals) *cobra.Command {
 // a resolver of a whole network asks far less often than this for one zone (answers are cached
 // for the TTL), an amplification flood far more.
 const publicResponseRate = 100
-
-// isLoopbackListen reports whether a listen address binds loopback only.
-func isLoopbackListen(listen string) (bool, error) {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false, err
-	}
-	if host == "localhost" {
-		return true, nil
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return false, fmt.Errorf("%q is not an IP address", host)
-	}
-	return ip.Unmap().IsLoopback(), nil
-}
 
 // serveDNSHTTP serves a GeoDNS instance's metrics and _status lines over HTTP; "" = off.
 func serveDNSHTTP(addr string, srv *dnsgeo.Server, reg *prometheus.Registry) func() {
