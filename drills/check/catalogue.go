@@ -59,6 +59,29 @@ type registration struct {
 	c     Checker
 }
 
+// declared is a Checker made from its declaration: one metric, which is also its budget and
+// gives its unit.
+type declared struct {
+	name   string
+	metric Metric
+	check  func(ops []history.Op, cfg Config) Result
+}
+
+func (d declared) Name() string                              { return d.name }
+func (d declared) Budget() string                            { return d.metric.Name }
+func (d declared) Unit() string                              { return d.metric.Unit }
+func (d declared) Metrics() []Metric                         { return []Metric{d.metric} }
+func (d declared) Check(ops []history.Op, cfg Config) Result { return d.check(ops, cfg) }
+
+// registerJudge registers a checker whose judgement's measured value is its metric's value (every
+// checker but one): judge is the exported check function, its evidence is kept in the result.
+func registerJudge[E any](order int, name string, m Metric, judge func([]history.Op, Config) (Result, E)) {
+	register(order, declared{name: name, metric: m, check: func(ops []history.Op, cfg Config) Result {
+		r, _ := judge(ops, cfg)
+		return measured(r, m.Name)
+	}})
+}
+
 // register adds a checker at its place in reports; duplicates are programming errors.
 func register(order int, c Checker) {
 	for _, r := range registered {

@@ -15,20 +15,8 @@ const (
 	BudgetDNSFailover = "dns_failover_s"
 )
 
-func init() { register(10, dnsFailoverCheck{}) }
-
-type dnsFailoverCheck struct{}
-
-func (dnsFailoverCheck) Name() string   { return NameDNSFailover }
-func (dnsFailoverCheck) Budget() string { return BudgetDNSFailover }
-func (dnsFailoverCheck) Unit() string   { return "s" }
-func (dnsFailoverCheck) Metrics() []Metric {
-	return []Metric{{Name: BudgetDNSFailover, Title: "DNS failover time", Short: "dns", Unit: "s", Trend: true, NoiseFloor: 0.5}}
-}
-
-func (dnsFailoverCheck) Check(ops []history.Op, cfg Config) Result {
-	r, _ := DNSFailover(ops, cfg)
-	return measured(r, BudgetDNSFailover)
+func init() {
+	registerJudge(10, NameDNSFailover, Metric{Name: BudgetDNSFailover, Title: "DNS failover time", Short: "dns", Unit: "s", Trend: true, NoiseFloor: 0.5}, DNSFailover)
 }
 
 // Failover is how long the clients of one region kept being sent to a region that was out.

@@ -17,20 +17,8 @@ const (
 	BudgetDNSFailbackEarly = "dns_failback_early_s"
 )
 
-func init() { register(80, failbackCheck{}) }
-
-type failbackCheck struct{}
-
-func (failbackCheck) Name() string   { return NameDNSFailback }
-func (failbackCheck) Budget() string { return BudgetDNSFailbackEarly }
-func (failbackCheck) Unit() string   { return "s" }
-func (failbackCheck) Metrics() []Metric {
-	return []Metric{{Name: BudgetDNSFailbackEarly, Title: "how early DNS failed back before the region caught up", Short: "failback", Unit: "s"}}
-}
-
-func (failbackCheck) Check(ops []history.Op, cfg Config) Result {
-	r, _ := DNSFailback(ops, cfg)
-	return measured(r, BudgetDNSFailbackEarly)
+func init() {
+	registerJudge(80, NameDNSFailback, Metric{Name: BudgetDNSFailbackEarly, Title: "how early DNS failed back before the region caught up", Short: "failback", Unit: "s"}, DNSFailback)
 }
 
 // Failback is one healed region's return to DNS.

@@ -15,20 +15,8 @@ const (
 	BudgetReplicationLagP99 = "replication_lag_p99_ms"
 )
 
-func init() { register(70, lagCheck{}) }
-
-type lagCheck struct{}
-
-func (lagCheck) Name() string   { return NameReplicationLag }
-func (lagCheck) Budget() string { return BudgetReplicationLagP99 }
-func (lagCheck) Unit() string   { return "ms" }
-func (lagCheck) Metrics() []Metric {
-	return []Metric{{Name: BudgetReplicationLagP99, Title: "steady-state p99 replication lag", Short: "lag", Unit: "ms"}}
-}
-
-func (lagCheck) Check(ops []history.Op, cfg Config) Result {
-	r, _ := ReplicationLag(ops, cfg)
-	return measured(r, BudgetReplicationLagP99)
+func init() {
+	registerJudge(70, NameReplicationLag, Metric{Name: BudgetReplicationLagP99, Title: "steady-state p99 replication lag", Short: "lag", Unit: "ms"}, ReplicationLag)
 }
 
 // LagStats summarises replication-lag samples, in milliseconds.

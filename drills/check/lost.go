@@ -16,20 +16,8 @@ const (
 	BudgetLostAckedWrites = "lost_acked_writes"
 )
 
-func init() { register(30, lostCheck{}) }
-
-type lostCheck struct{}
-
-func (lostCheck) Name() string   { return NameLostWrites }
-func (lostCheck) Budget() string { return BudgetLostAckedWrites }
-func (lostCheck) Unit() string   { return "writes" }
-func (lostCheck) Metrics() []Metric {
-	return []Metric{{Name: BudgetLostAckedWrites, Title: "acknowledged writes lost", Short: "lost", Unit: "writes", Trend: true, NoiseFloor: 0.5}}
-}
-
-func (lostCheck) Check(ops []history.Op, cfg Config) Result {
-	r, _ := LostWrites(ops, cfg)
-	return measured(r, BudgetLostAckedWrites)
+func init() {
+	registerJudge(30, NameLostWrites, Metric{Name: BudgetLostAckedWrites, Title: "acknowledged writes lost", Short: "lost", Unit: "writes", Trend: true, NoiseFloor: 0.5}, LostWrites)
 }
 
 // WriteRef names one write and what the final read saw of its key.

@@ -14,20 +14,8 @@ const (
 	BudgetRPO = "rpo_s"
 )
 
-func init() { register(40, rpoCheck{}) }
-
-type rpoCheck struct{}
-
-func (rpoCheck) Name() string   { return NameRPO }
-func (rpoCheck) Budget() string { return BudgetRPO }
-func (rpoCheck) Unit() string   { return "s" }
-func (rpoCheck) Metrics() []Metric {
-	return []Metric{{Name: BudgetRPO, Title: "RPO (time span of lost acknowledged writes)", Short: "rpo", Unit: "s"}}
-}
-
-func (rpoCheck) Check(ops []history.Op, cfg Config) Result {
-	r, _ := RPO(ops, cfg)
-	return measured(r, BudgetRPO)
+func init() {
+	registerJudge(40, NameRPO, Metric{Name: BudgetRPO, Title: "RPO (time span of lost acknowledged writes)", Short: "rpo", Unit: "s"}, RPO)
 }
 
 // RPO is the recovery point actually achieved: the time span of the acknowledged writes that

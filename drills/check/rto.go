@@ -15,18 +15,13 @@ const (
 	BudgetRTO = "rto_s"
 )
 
-func init() { register(20, rtoCheck{}) }
-
-type rtoCheck struct{}
-
-func (rtoCheck) Name() string   { return NameWriteUnavailability }
-func (rtoCheck) Budget() string { return BudgetRTO }
-func (rtoCheck) Unit() string   { return "s" }
-func (rtoCheck) Metrics() []Metric {
-	return []Metric{{Name: BudgetRTO, Title: "RTO (longest write unavailability of any region)", Short: "rto", Unit: "s", PerRegion: true, Trend: true, NoiseFloor: 1}}
+func init() {
+	register(20, declared{name: NameWriteUnavailability, check: rtoPerRegion,
+		metric: Metric{Name: BudgetRTO, Title: "RTO (longest write unavailability of any region)", Short: "rto", Unit: "s", PerRegion: true, Trend: true, NoiseFloor: 1}})
 }
 
-func (rtoCheck) Check(ops []history.Op, cfg Config) Result {
+// rtoPerRegion measures one RTO per client region.
+func rtoPerRegion(ops []history.Op, cfg Config) Result {
 	r, ev := WriteUnavailability(ops, cfg)
 	if !r.NoData {
 		for region, v := range ev.RTOs() {

@@ -15,20 +15,8 @@ const (
 	BudgetSplitBrain = "split_brain_s"
 )
 
-func init() { register(50, splitBrainCheck{}) }
-
-type splitBrainCheck struct{}
-
-func (splitBrainCheck) Name() string   { return NameSplitBrain }
-func (splitBrainCheck) Budget() string { return BudgetSplitBrain }
-func (splitBrainCheck) Unit() string   { return "s" }
-func (splitBrainCheck) Metrics() []Metric {
-	return []Metric{{Name: BudgetSplitBrain, Title: "time two primaries both acknowledged writes", Short: "split", Unit: "s"}}
-}
-
-func (splitBrainCheck) Check(ops []history.Op, cfg Config) Result {
-	r, _ := SplitBrain(ops, cfg)
-	return measured(r, BudgetSplitBrain)
+func init() {
+	registerJudge(50, NameSplitBrain, Metric{Name: BudgetSplitBrain, Title: "time two primaries both acknowledged writes", Short: "split", Unit: "s"}, SplitBrain)
 }
 
 // PrimaryRun is a stretch of time during which one primary acknowledged writes: from the invoke

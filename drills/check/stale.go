@@ -14,20 +14,8 @@ const (
 	BudgetStaleReads = "stale_reads"
 )
 
-func init() { register(60, staleCheck{}) }
-
-type staleCheck struct{}
-
-func (staleCheck) Name() string   { return NameStaleReads }
-func (staleCheck) Budget() string { return BudgetStaleReads }
-func (staleCheck) Unit() string   { return "reads" }
-func (staleCheck) Metrics() []Metric {
-	return []Metric{{Name: BudgetStaleReads, Title: "stale reads (read-your-writes violations)", Short: "stale", Unit: "reads"}}
-}
-
-func (staleCheck) Check(ops []history.Op, cfg Config) Result {
-	r, _ := StaleReads(ops, cfg)
-	return measured(r, BudgetStaleReads)
+func init() {
+	registerJudge(60, NameStaleReads, Metric{Name: BudgetStaleReads, Title: "stale reads (read-your-writes violations)", Short: "stale", Unit: "reads"}, StaleReads)
 }
 
 // StaleRead is a read that missed the reading process's own acknowledged write.
