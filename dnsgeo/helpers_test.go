@@ -3,7 +3,6 @@ package dnsgeo
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -352,23 +351,12 @@ func (w *fakeWriter) Hijack()                     {}
 
 // testNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
 // testing in parallel never share an address.
-var testNet = mustNet()
+var testNet = netalloc.LoopbackNet16ForProcess()
 
 // benchNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
 // testing in parallel never share an address.
-var benchNet = mustNet()
+var benchNet = netalloc.LoopbackNet16ForProcess()
 
 // dropNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
 // testing in parallel never share an address.
-var dropNet = mustNet()
-
-// mustNet takes a loopback /16 for the life of the test process and returns its first two
-// octets.
-func mustNet() string {
-	p, err := netalloc.LoopbackForProcess()
-	if err != nil {
-		panic(err)
-	}
-	b := p.Addr().As4()
-	return fmt.Sprintf("%d.%d", b[0], b[1])
-}
+var dropNet = netalloc.LoopbackNet16ForProcess()

@@ -211,15 +211,4 @@ func views(nodes []*Node) string {
 
 // testNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
 // testing in parallel never share an address.
-var testNet = mustNet()
-
-// mustNet takes a loopback /16 for the life of the test process and returns its first two
-// octets.
-func mustNet() string {
-	p, err := netalloc.LoopbackForProcess()
-	if err != nil {
-		panic(err)
-	}
-	b := p.Addr().As4()
-	return fmt.Sprintf("%d.%d", b[0], b[1])
-}
+var testNet = netalloc.LoopbackNet16ForProcess()

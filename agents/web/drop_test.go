@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -85,15 +84,4 @@ func TestDropHoldsConnectionsSilently(t *testing.T) {
 
 // testNet is this test process's own loopback /16 ("127.N"), from netalloc, so that packages
 // testing in parallel never share an address.
-var testNet = mustNet()
-
-// mustNet takes a loopback /16 for the life of the test process and returns its first two
-// octets.
-func mustNet() string {
-	p, err := netalloc.LoopbackForProcess()
-	if err != nil {
-		panic(err)
-	}
-	b := p.Addr().As4()
-	return fmt.Sprintf("%d.%d", b[0], b[1])
-}
+var testNet = netalloc.LoopbackNet16ForProcess()

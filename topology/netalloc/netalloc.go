@@ -98,6 +98,18 @@ func LoopbackForProcess() (netip.Prefix, error) {
 	return netip.Prefix{}, fmt.Errorf("netalloc: all %d loopback ranges are held by other tests", n)
 }
 
+// LoopbackNet16ForProcess is LoopbackForProcess as its first two octets ("127.N"), for test
+// packages that write their addresses as testNet+".1.2"; it panics when no range is free (at
+// package initialisation there is no test to fail).
+func LoopbackNet16ForProcess() string {
+	p, err := LoopbackForProcess()
+	if err != nil {
+		panic(err)
+	}
+	b := p.Addr().As4()
+	return fmt.Sprintf("%d.%d", b[0], b[1])
+}
+
 // DefaultClusterSlots is how many clusters the tests of one machine run at once unless
 // DRILL_TEST_CLUSTERS says otherwise: drills spend most of their time in scripted waits, so a few
 // overlap well, while more would starve two cores and their timing budgets.
