@@ -80,7 +80,9 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 				// primary it follows, so a region returning from an outage gets users back only
 				// after its database has caught up.
 				healthy := s.Healthy && ((s.Primary && !s.LeaseLost) || (!s.Primary && s.InSync))
-				return func(m *gossip.Meta) { m.Primary, m.Epoch, m.LSN, m.Healthy = s.Primary, s.Epoch, s.LSN, healthy }
+				return func(m *gossip.Meta) {
+					m.Primary, m.Epoch, m.LSN, m.LastEpoch, m.Healthy, m.Unfit = s.Primary, s.Epoch, s.LSN, s.LastEpoch, healthy, !s.Healthy
+				}
 			})
 			return n.Serve(ctx)
 		}, nil
@@ -139,7 +141,7 @@ func (v dbView) DBPeers() []db.PeerState {
 			continue
 		}
 		out = append(out, db.PeerState{Name: m.Name, Region: m.Meta.Region, Alive: m.Alive(), Since: m.Since,
-			Primary: m.Meta.Primary, Epoch: m.Meta.Epoch, LSN: m.Meta.LSN})
+			Primary: m.Meta.Primary, Epoch: m.Meta.Epoch, LSN: m.Meta.LSN, LastEpoch: m.Meta.LastEpoch, Unfit: m.Meta.Unfit})
 	}
 	return out
 }

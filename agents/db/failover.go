@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -40,8 +42,16 @@ func (n *Node) failoverLoop(ctx context.Context) {
 func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 	peers := n.cfg.View.DBPeers()
 	n.mu.Lock()
-	role, epoch, lsn, lastPrimary := n.role, n.epoch, n.lastLSNLocked(), n.lastPrimary
+	role, epoch, lsn, lastEpoch, lastPrimary := n.role, n.epoch, n.lastLSNLocked(), n.lastEpochLocked(), n.lastPrimary
+	fencedAt, walErr := n.fencedAt, n.walErr
 	n.mu.Unlock()
+	if walErr != nil {
+		// A node that cannot write its log must not lead (finding 4).
+		if role == RolePrimary {
+			n.stepDown(epoch, "", "the write-ahead log failed: "+walErr.Error())
+		}
+		return
+	}
 
 	if role == RolePrimary {
 		gone.name, gone.since = "", time.Time{}
@@ -70,8 +80,13 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 	var since time.Time
 	switch {
 	case lastPrimary == n.cfg.Name:
-		// We were the primary and restarted as a replica: we have been "gone" since this start.
+		// We were the primary and restarted as a replica, or were fenced out without learning the
+		// winner: "gone" since the later of the two. The winner may die before anyone follows it
+		// (finding 2); without this, writes would stay down for good.
 		since = n.startedAt
+		if fencedAt.After(since) {
+			since = fencedAt
+		}
 	case last != nil && !last.Alive && !last.Since.IsZero():
 		since = last.Since
 	default: // alive but not primary any more, or not in the view
@@ -83,8 +98,13 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 	if now.Sub(since) < n.cfg.FailoverAfter {
 		return
 	}
+	// The most up-to-date log leads (Raft's election restriction): the epoch of the last entry
+	// first, then its LSN, then the name. A peer that cannot write its log is not waited for.
 	for _, p := range peers {
-		if p.Alive && (p.LSN > lsn || (p.LSN == lsn && p.Name < n.cfg.Name)) {
+		if !p.Alive || p.Unfit {
+			continue
+		}
+		if p.LastEpoch > lastEpoch || (p.LastEpoch == lastEpoch && (p.LSN > lsn || (p.LSN == lsn && p.Name < n.cfg.Name))) {
 			return // a better-placed replica will promote
 		}
 	}
@@ -118,11 +138,11 @@ func (n *Node) promote(peers []PeerState, lastPrimary string, goneFor time.Durat
 		n.mu.Unlock()
 		return
 	}
-	newEpoch := n.epoch
+	highest := n.epoch
 	for _, p := range peers {
-		newEpoch = max(newEpoch, p.Epoch)
+		highest = max(highest, p.Epoch)
 	}
-	newEpoch++
+	newEpoch := n.nextEpoch(highest)
 	prevEpoch, prevLastPrimary, prevFollowing := n.epoch, n.lastPrimary, n.following
 	n.role, n.epoch, n.lastPrimary, n.following = RolePrimary, newEpoch, n.cfg.Name, n.cfg.Name
 	if err := n.persistMetaLocked(); err != nil {
@@ -145,6 +165,21 @@ func (n *Node) promote(peers []PeerState, lastPrimary string, goneFor time.Durat
 	}
 }
 
+// nextEpoch is the epoch this node promotes to above highest: the next one of its own slot when
+// Config.Peers names the plan's db nodes (slot = this node's place among them, sorted by name),
+// so two replicas that cannot see each other never pick the same epoch and an epoch names one
+// primary, in every fencing mode; highest+1 without Peers (tests of one node).
+func (n *Node) nextEpoch(highest uint64) uint64 {
+	names := slices.Sorted(maps.Keys(n.cfg.Peers))
+	slot := slices.Index(names, n.cfg.Name)
+	if slot < 0 {
+		return highest + 1
+	}
+	slots := uint64(len(names))
+	next := highest + 1
+	return next + (uint64(slot)+slots-next%slots)%slots
+}
+
 // stepDown turns this primary into a replica following follow ("" = not known yet) at epoch >= newEpoch.
 func (n *Node) stepDown(newEpoch uint64, follow, reason string) {
 	n.mu.Lock()
@@ -154,9 +189,12 @@ func (n *Node) stepDown(newEpoch uint64, follow, reason string) {
 	}
 	n.role = RoleReplica
 	n.epoch = max(n.epoch, newEpoch)
-	// Without a known new primary, forget the last one: this node then never promotes itself
-	// before it has followed the primary that fenced it.
+	// Without a known new primary this node stays its own last primary, fenced now: it may
+	// promote again (at a higher epoch) only if no primary shows up within FailoverAfter.
 	n.lastPrimary, n.following = follow, follow
+	if follow == "" {
+		n.lastPrimary, n.fencedAt = n.cfg.Name, time.Now()
+	}
 	n.leaseUntil, n.leaseEpoch = time.Time{}, 0
 	n.replicas = map[string]*replicaProgress{}
 	n.caughtUp = false
@@ -247,8 +285,8 @@ func (n *Node) renewLease(ctx context.Context, epoch uint64, heldAtStart bool) {
 			if granted == majority {
 				n.takeLease(epoch, start)
 			}
-		} else if v.resp.Holder != n.cfg.Name && v.resp.HolderEpoch == epoch && v.resp.ExpiresInMS > 0 {
-			lostElection = true // a rival holds this voter's lease in our very epoch
+		} else if v.resp.Holder != n.cfg.Name && v.resp.HolderEpoch == epoch {
+			lostElection = true // a rival was granted our very epoch: it is never ours at this voter
 		}
 	}
 	if granted >= majority {

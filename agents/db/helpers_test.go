@@ -356,7 +356,7 @@ func (c *cluster) peers(observer string) []PeerState {
 		st := c.seen[key]
 		c.mu.Unlock()
 		out = append(out, PeerState{Name: p.name, Region: p.region, Alive: p.alive, Since: p.since,
-			Primary: st.Primary, Epoch: st.Epoch, LSN: st.LSN})
+			Primary: st.Primary, Epoch: st.Epoch, LSN: st.LSN, LastEpoch: st.LastEpoch, Unfit: !st.Healthy})
 	}
 	return out
 }

@@ -76,9 +76,19 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, http.StatusBadRequest, errorBody{Error: "key and value must be UTF-8 text"})
 		return
 	}
-	lsn, epoch, err := n.put(r.Context(), key, string(body))
+	lsn, epoch, ackBy, err := n.put(r.Context(), key, string(body))
 	if err == nil {
 		n.metrics.writes.WithLabelValues("ok").Inc()
+		if !ackBy.IsZero() {
+			// The acknowledgement is only true while the lease lasts: a pause (GC, SIGSTOP, a
+			// frozen container) between the check and the send must not deliver it later, when a
+			// new primary may have taken writes (finding 6). Past the deadline the connection
+			// fails instead and the client sees an unknown outcome.
+			_ = http.NewResponseController(w).SetWriteDeadline(ackBy)
+		}
+		if hook := n.beforeAck.Load(); hook != nil {
+			(*hook)()
+		}
 		writeJSON(w, http.StatusOK, WriteResult{Key: key, LSN: lsn, Epoch: epoch, Node: n.cfg.Name, Region: n.cfg.Region})
 		return
 	}

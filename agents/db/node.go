@@ -108,8 +108,11 @@ type PeerState struct {
 	Since time.Time
 	// Primary is true if the node claims to be the primary.
 	Primary bool
-	// Epoch and LSN are the node's last published epoch and applied LSN.
-	Epoch, LSN uint64
+	// Epoch and LSN are the node's last published epoch and applied LSN; LastEpoch is the epoch
+	// of its last log entry.
+	Epoch, LSN, LastEpoch uint64
+	// Unfit: the node cannot take writes (its log failed); it is never waited for in a failover.
+	Unfit bool
 }
 
 // State is the node's state for gossip metadata and status.
@@ -125,6 +128,9 @@ type State struct {
 	Epoch uint64 `json:"epoch"`
 	// LSN is the applied (durable) log sequence number.
 	LSN uint64 `json:"lsn"`
+	// LastEpoch is the epoch of the last log entry (0 on an empty log): with LSN, how up to date
+	// the log is when replicas compare themselves for a failover.
+	LastEpoch uint64 `json:"last_epoch"`
 	// LagMS is the replica's staleness bound: 0 on a primary and on a replica whose last pull (recent,
 	// within the long-poll window plus a second) showed it had everything the primary had; otherwise
 	// the milliseconds since the replica was last known to be caught up (since it started, if never).
@@ -193,7 +199,12 @@ type Node struct {
 	lastContact time.Time // last successful pull
 	caughtUpAt  time.Time // last time the replica was known caught up
 	syncedWith  string    // the primary this replica has caught up with since it began following it
-	walErr      error     // a failed WAL write: the node stops writing
+	walErr      error     // a failed WAL write: the node stops writing and never leads again
+	fencedAt    time.Time // when this node last stepped down without knowing the new primary
+
+	// beforeAck, when set (tests), runs between a write's last lease check and its
+	// acknowledgement, where a real process may be paused.
+	beforeAck atomic.Pointer[func()]
 
 	down    atomic.Bool // set when Close begins; State reads it without lifeMu
 	lifeMu  sync.Mutex
@@ -457,6 +468,7 @@ func (n *Node) State() State {
 		Primary:         n.role == RolePrimary,
 		Epoch:           n.epoch,
 		LSN:             uint64(len(n.entries)),
+		LastEpoch:       n.lastEpochLocked(),
 		LagMS:           n.lagLocked(now).Milliseconds(),
 		HasLease:        n.cfg.Fencing == FencingLease && n.leaseValidLocked(now),
 		PrimaryName:     n.following,
@@ -492,6 +504,14 @@ func (n *Node) leaseValidLocked(now time.Time) bool {
 }
 
 func (n *Node) lastLSNLocked() uint64 { return uint64(len(n.entries)) }
+
+// lastEpochLocked is the epoch of the last log entry (0 on an empty log).
+func (n *Node) lastEpochLocked() uint64 {
+	if len(n.entries) == 0 {
+		return 0
+	}
+	return n.entries[len(n.entries)-1].Epoch
+}
 
 // persistMetaLocked writes the metadata file (n.mu held; it is small and written rarely).
 func (n *Node) persistMetaLocked() error {

@@ -55,6 +55,11 @@ func (n *Node) handleWAL(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad last_epoch"})
 		return
 	}
+	replicaEpoch, err := parseOptionalUint(q.Get("epoch"))
+	if err != nil {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad epoch"})
+		return
+	}
 	wait, err := parseWait(q.Get("wait_ms"), pullWait)
 	if err != nil {
 		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad wait_ms"})
@@ -75,9 +80,10 @@ func (n *Node) handleWAL(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "not primary", Primary: following})
 		return
 	}
-	if lastEpoch > n.epoch {
-		// The replica holds entries of a newer epoch than ours: we are a stale primary and must not
-		// make it truncate them.
+	if lastEpoch > n.epoch || replicaEpoch > n.epoch {
+		// The replica holds entries of a newer epoch than ours, or has adopted one: we are a stale
+		// primary. We must not make it truncate, and its acknowledgement must not count towards
+		// semi-sync (finding 3).
 		n.mu.Unlock()
 		n.writeError(w, http.StatusConflict, errorBody{Error: "stale primary"})
 		return
@@ -232,7 +238,7 @@ func (n *Node) setFollowing(name string) {
 // pull does one long-poll against the primary; from is the LSN asked for.
 func (n *Node) pull(ctx context.Context, primary string) (uint64, walResponse, error) {
 	n.mu.Lock()
-	last := n.lastLSNLocked()
+	last, epoch := n.lastLSNLocked(), n.epoch
 	var lastEpoch uint64
 	if last > 0 {
 		lastEpoch = n.entries[last-1].Epoch
@@ -246,6 +252,7 @@ func (n *Node) pull(ctx context.Context, primary string) (uint64, walResponse, e
 	q := url.Values{}
 	q.Set("from", strconv.FormatUint(from, 10))
 	q.Set("last_epoch", strconv.FormatUint(lastEpoch, 10))
+	q.Set("epoch", strconv.FormatUint(epoch, 10))
 	q.Set("replica", n.cfg.Name)
 	q.Set("region", n.cfg.Region)
 	q.Set("wait_ms", strconv.FormatInt(pullWait.Milliseconds(), 10))
@@ -280,6 +287,13 @@ func (n *Node) applyPull(primary string, from uint64, resp walResponse) {
 	n.mu.Lock()
 	if n.walErr != nil || n.role != RoleReplica || n.following != primary || n.lastLSNLocked()+1 != from {
 		n.mu.Unlock()
+		return
+	}
+	if resp.Epoch < n.epoch {
+		// A primary of an older epoch than one this replica has adopted is stale (Raft's term
+		// rule): nothing of it is applied (finding 3).
+		n.mu.Unlock()
+		n.logger.Warn("db: ignoring a stale primary", "primary", primary, "its_epoch", resp.Epoch, "epoch", n.epoch)
 		return
 	}
 	metaDirty := false

@@ -100,7 +100,10 @@ func OpenVoter(dataDir string, candidates []string, logger *slog.Logger) (*Voter
 //   - the highest seen epoch is raised to the request's epoch, even when the lease is not granted,
 //     so an old primary cannot renew once a newer epoch has asked;
 //   - the lease is granted when there is no holder, the candidate already holds it, or the holder's
-//     lease has expired on this voter's clock; a grant runs for the requested duration from now.
+//     lease has expired on this voter's clock and the request's epoch is above the holder's; a
+//     grant runs for the requested duration from now. An epoch is granted to one candidate only,
+//     ever (Raft's one vote per term): two candidates that picked the same epoch cannot both
+//     collect a majority of it, even one after the other.
 //
 // The new state is persisted (fsync) before the answer is returned.
 func (v *Voter) Vote(req LeaseRequest) (LeaseResponse, error) {
@@ -122,7 +125,8 @@ func (v *Voter) Vote(req LeaseRequest) (LeaseResponse, error) {
 	granted := false
 	if req.Epoch >= next.MaxEpoch {
 		next.MaxEpoch = req.Epoch
-		if next.Holder == "" || next.Holder == req.Candidate || !now.Before(nextExpires) {
+		expired := !now.Before(nextExpires)
+		if next.Holder == "" || next.Holder == req.Candidate || (expired && req.Epoch > next.HolderEpoch) {
 			granted = true
 			next.Holder = req.Candidate
 			next.HolderEpoch = req.Epoch

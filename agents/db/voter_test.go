@@ -76,3 +76,36 @@ func TestVoterRules(t *testing.T) {
 		t.Fatalf("reopened voter, old epoch renewing: %+v, %v", r, err)
 	}
 }
+
+// TestVoterGrantsAnEpochOnce (finding 1): two candidates that picked the same epoch (two replicas
+// that could not see each other) cannot both hold it. Before the fix, the second was granted the
+// same epoch once the first's lease expired, and two primaries held one epoch.
+func TestVoterGrantsAnEpochOnce(t *testing.T) {
+	v, err := OpenVoter(t.TempDir(), nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Unix(1_000_000, 0)
+	v.now = func() time.Time { return clock }
+	vote := func(cand string, epoch uint64) LeaseResponse {
+		t.Helper()
+		r, err := v.Vote(LeaseRequest{Candidate: cand, Epoch: epoch, DurationMS: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := vote("a", 5); !r.Granted {
+		t.Fatalf("first candidate of epoch 5: %+v", r)
+	}
+	clock = clock.Add(10 * time.Second) // a's lease long expired
+	if r := vote("b", 5); r.Granted || r.Holder != "a" || r.HolderEpoch != 5 {
+		t.Fatalf("second candidate of the same epoch after expiry: %+v, want refused, naming a at epoch 5", r)
+	}
+	if r := vote("b", 6); !r.Granted || r.Holder != "b" {
+		t.Fatalf("the next epoch after expiry: %+v", r)
+	}
+	if r := vote("a", 6); r.Granted {
+		t.Fatalf("the first candidate at the second's epoch: %+v", r)
+	}
+}

@@ -48,8 +48,16 @@ type wal struct {
 	onFsync func() // counts fsyncs (metrics); never nil
 }
 
-// openWAL opens (or creates) the log in dir, replays it and truncates a torn or corrupt tail: the
-// log is valid up to the first record that is incomplete, fails its CRC or breaks LSN continuity.
+// ErrWALCorrupt means a record in the middle of the log is damaged: valid records follow it, so
+// they were written (and acknowledged) after it, and cutting the log there would silently drop
+// them.
+var ErrWALCorrupt = errors.New("wal corrupt before its end")
+
+// openWAL opens (or creates) the log in dir, replays it and truncates a torn tail: the log is
+// valid up to the first record that is incomplete, fails its CRC or breaks LSN continuity. A
+// crash mid-append can only damage the records of that last append, so when a valid record of a
+// later LSN follows the damage, it is not a torn tail but corruption in the middle (a flipped
+// bit, a lost sector): openWAL then refuses with ErrWALCorrupt and changes nothing (finding 5).
 func openWAL(dir string, logger *slog.Logger, onFsync func()) (*wal, []Entry, error) {
 	path := filepath.Join(dir, walFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -63,6 +71,12 @@ func openWAL(dir string, logger *slog.Logger, onFsync func()) (*wal, []Entry, er
 		return nil, nil, fmt.Errorf("stat wal: %w", err)
 	}
 	if info.Size() > validLen {
+		if at, lsn, ok := validRecordAfter(f, validLen, uint64(len(entries))); ok {
+			f.Close()
+			return nil, nil, fmt.Errorf("%w: %s: record at offset %d is damaged (%v) but a valid record of lsn %d follows at offset %d; "+
+				"refusing to drop acknowledged writes (move the data directory away to rebuild this node from a replica)",
+				ErrWALCorrupt, path, validLen, replayErr, lsn, at)
+		}
 		logger.Warn("wal: truncating torn or corrupt tail",
 			"path", path, "valid_bytes", validLen, "dropped_bytes", info.Size()-validLen,
 			"entries", len(entries), "reason", replayErr)
@@ -80,6 +94,32 @@ func openWAL(dir string, logger *slog.Logger, onFsync func()) (*wal, []Entry, er
 		return nil, nil, fmt.Errorf("seek wal end: %w", err)
 	}
 	return &wal{path: path, file: f, onFsync: onFsync}, entries, nil
+}
+
+// validRecordAfter looks for a record past the damage at offset from that decodes with a valid CRC
+// and an LSN above last: proof that the damage is not a torn tail.
+func validRecordAfter(f *os.File, from int64, last uint64) (at int64, lsn uint64, ok bool) {
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return 0, 0, false
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil {
+		return 0, 0, false
+	}
+	for i := 1; i+walHeaderSize+walFixedPayload <= len(rest); i++ {
+		length := int(binary.LittleEndian.Uint32(rest[i : i+4]))
+		if length < walFixedPayload || length > len(rest)-i-walHeaderSize {
+			continue
+		}
+		payload := rest[i+walHeaderSize : i+walHeaderSize+length]
+		if crc32.Checksum(payload, walCRCTable) != binary.LittleEndian.Uint32(rest[i+4:i+8]) {
+			continue
+		}
+		if e, err := decodeWALPayload(payload); err == nil && e.LSN > last {
+			return from + int64(i), e.LSN, true
+		}
+	}
+	return 0, 0, false
 }
 
 // replayWAL reads records from the start of f. It returns the valid entries, the byte length they

@@ -88,11 +88,14 @@ func (n *Node) commit(batch []*writeRequest) {
 	}
 	if err := n.wal.append(entries); err != nil {
 		// After a failed write or fsync the file's state is unknown; stop writing for good.
-		n.logger.Error("db: wal append failed; refusing further writes", "err", err)
+		n.logger.Error("db: wal append failed; refusing further writes and stepping down", "err", err)
 		n.mu.Lock()
 		n.walErr = err
+		epoch := n.epoch
 		n.mu.Unlock()
 		reply(err)
+		// Stop claiming primary and renewing the lease, so a replica takes over (finding 4).
+		n.stepDown(epoch, "", "the write-ahead log failed: "+err.Error())
 		return
 	}
 	n.mu.Lock()
@@ -110,28 +113,29 @@ func (n *Node) commit(batch []*writeRequest) {
 
 // put writes key=value and returns once the write may be acknowledged: durable locally, still
 // primary with a valid lease (fencing lease), and for semi-sync also held by a replica in another
-// region.
-func (n *Node) put(ctx context.Context, key, value string) (lsn, epoch uint64, err error) {
+// region. ackBy is when the lease that allows the acknowledgement runs out (zero without
+// fencing): an acknowledgement must not leave after it.
+func (n *Node) put(ctx context.Context, key, value string) (lsn, epoch uint64, ackBy time.Time, err error) {
 	req := &writeRequest{key: key, value: value, done: make(chan writeOutcome, 1)}
 	select {
 	case n.writes <- req:
 	case <-n.ctx.Done():
-		return 0, 0, errClosed
+		return 0, 0, time.Time{}, errClosed
 	case <-ctx.Done():
-		return 0, 0, fmt.Errorf("submit write: %w", ctx.Err())
+		return 0, 0, time.Time{}, fmt.Errorf("submit write: %w", ctx.Err())
 	}
 	var out writeOutcome
 	select {
 	case out = <-req.done:
 	case <-n.ctx.Done():
-		return 0, 0, unknownOutcomeError{errClosed}
+		return 0, 0, time.Time{}, unknownOutcomeError{errClosed}
 	}
 	if out.err != nil {
-		return 0, 0, out.err
+		return 0, 0, time.Time{}, out.err
 	}
 	if n.cfg.Replication == ReplicationSemiSync {
 		if err := n.waitRemoteAck(ctx, out.lsn); err != nil {
-			return out.lsn, out.epoch, err
+			return out.lsn, out.epoch, time.Time{}, err
 		}
 	}
 	// Check again just before acknowledging: the lease may have run out during the fsync or the
@@ -143,8 +147,11 @@ func (n *Node) put(ctx context.Context, key, value string) (lsn, epoch uint64, e
 	case !n.leaseValidLocked(time.Now()):
 		err = unknownOutcomeError{errNoLease}
 	}
+	if n.cfg.Fencing == FencingLease {
+		ackBy = n.leaseUntil
+	}
 	n.mu.Unlock()
-	return out.lsn, out.epoch, err
+	return out.lsn, out.epoch, ackBy, err
 }
 
 // waitRemoteAck waits until a replica in another region has acknowledged lsn.

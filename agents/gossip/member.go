@@ -23,6 +23,10 @@ type Meta struct {
 	Leaving bool `json:"l,omitempty"`
 	// LSN is the db node's applied log sequence number.
 	LSN uint64 `json:"n,omitempty"`
+	// LastEpoch is the epoch of the db node's last log entry.
+	LastEpoch uint64 `json:"le,omitempty"`
+	// Unfit marks a db node that cannot take writes (its log failed): never a failover candidate.
+	Unfit bool `json:"u,omitempty"`
 	// Service is the node's main service address (ip:port), e.g. the web or db HTTP listener.
 	Service string `json:"s,omitempty"`
 }

@@ -177,7 +177,7 @@ func (s *Server) Wrap(next http.Handler) http.Handler {
 			http.Error(w, "unauthorized: "+err.Error(), status)
 			return
 		}
-		rec := &recorder{header: http.Header{}, status: http.StatusOK}
+		rec := &recorder{header: http.Header{}, status: http.StatusOK, under: w}
 		next.ServeHTTP(rec, r)
 		for k, v := range rec.header {
 			w.Header()[k] = v
@@ -251,13 +251,18 @@ func (s *Server) fresh(nonce string, now time.Time) bool {
 	return true
 }
 
-// recorder buffers an answer so it can be signed.
+// recorder buffers an answer so it can be signed. Unwrap gives http.ResponseController the
+// connection's writer, so a handler's write deadline holds for the signed answer too.
 type recorder struct {
 	header http.Header
 	status int
 	wrote  bool
 	body   bytes.Buffer
+	under  http.ResponseWriter
 }
+
+// Unwrap returns the writer the signed answer goes to.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.under }
 
 func (r *recorder) Header() http.Header { return r.header }
 
