@@ -12,9 +12,11 @@ package history
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -226,8 +228,13 @@ func knownType(t string) bool {
 	return false
 }
 
-// Sorted returns a copy of ops sorted by Index (ties keep their order).
+// Sorted returns ops sorted by Index (ties keep their order): ops itself when it already is (a
+// recorded or read history always is, and copying a million entries per checker is what made
+// judging slow), else a sorted copy. Callers must not modify the result.
 func Sorted(ops []Op) []Op {
+	if slices.IsSortedFunc(ops, func(a, b Op) int { return cmp.Compare(a.Index, b.Index) }) {
+		return ops
+	}
 	out := make([]Op, len(ops))
 	copy(out, ops)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Index < out[j].Index })

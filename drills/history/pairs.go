@@ -65,8 +65,15 @@ func (p Pair) End() time.Time { return p.Done.Time }
 func Pairs(ops []Op) ([]Pair, error) {
 	pending := map[int]int{} // process -> index into out of its pending invoke
 	crashed := map[int]int64{}
-	var out []Pair
-	for _, op := range Sorted(ops) {
+	ops = Sorted(ops)
+	invokes := 0
+	for i := range ops {
+		if ops[i].Type == TypeInvoke {
+			invokes++
+		}
+	}
+	out := make([]Pair, 0, invokes)
+	for _, op := range ops {
 		if !op.IsClient() {
 			continue
 		}

@@ -111,3 +111,30 @@ func TestDNSServeRefusesAPublicAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRejudgesAHistory: `drill check` judges a saved history with the budgets given: an
+// acknowledged write missing from the final read fails a zero budget (exit 1) and passes a budget
+// of one (exit 0); a bad budget or a missing file is a usage error.
+func TestCheckRejudgesAHistory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	lines := []string{
+		`{"index":0,"type":"invoke","f":"write","process":1,"client_region":"us-east","key":"k1","value":"v1","time":"2026-12-04T10:00:00Z"}`,
+		`{"index":1,"type":"ok","f":"write","process":1,"client_region":"us-east","key":"k1","value":"v1","db_node":"us-east-db-1","epoch":1,"lsn":1,"time":"2026-12-04T10:00:00.1Z"}`,
+		`{"index":2,"type":"final","key":"k1","time":"2026-12-04T10:00:05Z"}`,
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := run(t, "check", path, "--budget", "lost_acked_writes=0"); code != ExitFailed || !strings.Contains(out, "1 of 1 acknowledged writes lost") {
+		t.Fatalf("zero budget: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, out, stderr := run(t, "check", path, "--budget", "lost_acked_writes=1"); code != 0 {
+		t.Fatalf("budget of one: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, _, _ := run(t, "check", path, "--budget", "nonsense=1"); code != ExitUsage {
+		t.Fatalf("bad budget: exit %d", code)
+	}
+	if code, _, _ := run(t, "check", path+".missing"); code != ExitUsage {
+		t.Fatalf("missing history: exit %d", code)
+	}
+}

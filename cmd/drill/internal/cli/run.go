@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/drills/builtin"
-	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/drills/report"
 	"github.com/drillworks/drill/drills/runner"
 	"github.com/drillworks/drill/drills/spec"
@@ -101,16 +99,8 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 		}
 		d.Settings[k] = v
 	}
-	for _, kv := range f.budgets {
-		k, v, ok := strings.Cut(kv, "=")
-		n, err := strconv.ParseFloat(v, 64)
-		if !ok || err != nil || !check.IsBudgetName(k) {
-			return usageErr(fmt.Errorf("--budget %q: want name=number with name one of %s", kv, strings.Join(check.BudgetNames(), ", ")))
-		}
-		if d.Budgets == nil {
-			d.Budgets = check.Budgets{}
-		}
-		d.Budgets[k] = n
+	if d.Budgets, err = applyBudgets(d.Budgets, f.budgets); err != nil {
+		return err
 	}
 	// Resolved last: a usage error must not wait on a Docker engine that does not answer.
 	if f.up.runtime, err = g.resolveRuntime(ctx, f.up.runtime); err != nil {
