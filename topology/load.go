@@ -126,6 +126,7 @@ func applyDefaults(t *Topology, present map[string]bool) map[string]bool {
 	set("design.replication", func() { t.Design.Replication = ReplicationAsync })
 	set("design.fencing", func() { t.Design.Fencing = FencingLease })
 	set("design.read_your_writes", func() { t.Design.ReadYourWrites = true })
+	set("design.read_from", func() { t.Design.ReadFrom = ReadFromLocal })
 	set("design.failover_after", func() { t.Design.FailoverAfter = Duration(defaultFailoverAfter) })
 	set("design.lease_duration", func() { t.Design.LeaseDuration = Duration(defaultLeaseDuration) })
 	return defaulted

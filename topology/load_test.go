@@ -309,7 +309,7 @@ func TestParseDefaults(t *testing.T) {
 			Gossip:        Gossip{Profile: ProfileFast, RejoinInterval: Duration(2 * time.Second)},
 			DNS: DNS{Zone: "drill.test.", TTL: Duration(5 * time.Second), DegradedTTL: Duration(time.Second),
 				HoldDown: Duration(3 * time.Second)},
-			Design: Design{Replication: ReplicationAsync, Fencing: FencingLease, ReadYourWrites: true,
+			Design: Design{Replication: ReplicationAsync, Fencing: FencingLease, ReadYourWrites: true, ReadFrom: ReadFromLocal,
 				FailoverAfter: Duration(2 * time.Second), LeaseDuration: Duration(3 * time.Second)},
 			Source: "mini.yaml",
 		}

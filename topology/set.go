@@ -32,6 +32,10 @@ func settings() []setting {
 			t.Design.ReadYourWrites, err = parseSwitch(v)
 			return err
 		}, checkDesign},
+		{"read_from", "design.read_from", func(t *Topology, v string) error {
+			t.Design.ReadFrom = v
+			return nil
+		}, checkDesign},
 		{"failover_after", "design.failover_after", func(t *Topology, v string) error {
 			return t.Design.FailoverAfter.UnmarshalText([]byte(v))
 		}, checkDesign},

@@ -57,7 +57,7 @@ func TestSetRejects(t *testing.T) {
 		{"wan_latency", "-1ms", "wan.latency", "must not be negative"},
 		{"wan_latency", "11s", "wan.latency", "must be at most 10s"},
 		{"gossip_profile", "slow", "gossip.profile", `must be fast, lan or wan, got "slow"`},
-		{"quorum", "2", "quorum", "unknown setting; valid settings: fencing, replication, read_your_writes, " +
+		{"quorum", "2", "quorum", "unknown setting; valid settings: fencing, replication, read_your_writes, read_from, " +
 			"failover_after, lease_duration, dns_ttl, wan_latency, gossip_profile"},
 	}
 	for _, tc := range tests {

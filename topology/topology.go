@@ -46,6 +46,8 @@ const (
 	ReplicationSemiSync = "semi-sync"
 	FencingLease        = "lease"
 	FencingNone         = "none"
+	ReadFromLocal       = "local"
+	ReadFromPrimary     = "primary"
 	ProfileFast         = "fast"
 	ProfileLAN          = "lan"
 	ProfileWAN          = "wan"
@@ -202,6 +204,10 @@ type Design struct {
 	Fencing string `yaml:"fencing" json:"fencing"`
 	// ReadYourWrites: a client passing the LSN of its last write is never served older data.
 	ReadYourWrites bool `yaml:"read_your_writes" json:"read_your_writes"`
+	// ReadFrom is local (reads from the region's own database: fast, possibly stale) or primary
+	// (reads from the primary while it holds the lease: linearizable per key, at a WAN round trip
+	// for other regions).
+	ReadFrom string `yaml:"read_from" json:"read_from"`
 	// FailoverAfter is how long the primary must be dead in gossip before a replica promotes.
 	FailoverAfter Duration `yaml:"failover_after" json:"failover_after"`
 	// LeaseDuration is how long a primary's lease lasts (fencing: lease).

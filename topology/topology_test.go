@@ -113,7 +113,7 @@ func TestThreeRegions(t *testing.T) {
 		Gossip: Gossip{Profile: ProfileWAN, RejoinInterval: Duration(5 * time.Second)},
 		DNS: DNS{Zone: "geo.drill.test.", TTL: Duration(10 * time.Second), DegradedTTL: Duration(2 * time.Second),
 			HoldDown: Duration(5 * time.Second)},
-		Design: Design{Replication: ReplicationSemiSync, Fencing: FencingLease, ReadYourWrites: false,
+		Design: Design{Replication: ReplicationSemiSync, Fencing: FencingLease, ReadYourWrites: false, ReadFrom: ReadFromLocal,
 			FailoverAfter: Duration(3 * time.Second), LeaseDuration: Duration(1500 * time.Millisecond)},
 		Source: "testdata/good/three-regions.yaml",
 	}

@@ -292,6 +292,7 @@ func checkZone(p *problems, field, zone string) {
 func checkDesign(p *problems, t *Topology) {
 	checkOneOf(p, "design.replication", t.Design.Replication, ReplicationAsync, ReplicationSemiSync)
 	checkOneOf(p, "design.fencing", t.Design.Fencing, FencingLease, FencingNone)
+	checkOneOf(p, "design.read_from", t.Design.ReadFrom, ReadFromLocal, ReadFromPrimary)
 	checkPositive(p, "design.failover_after", t.Design.FailoverAfter)
 	checkPositive(p, "design.lease_duration", t.Design.LeaseDuration)
 }

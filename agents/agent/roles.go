@@ -30,7 +30,8 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 	case topology.RoleWeb:
 		w, err := web.New(web.Config{
 			Name: node.Name, Region: node.Region, Listen: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortWeb)),
-			Members: g, DBAddr: dbAddr, ReadYourWrites: t.Design.ReadYourWrites, Logger: log,
+			Members: g, DBAddr: dbAddr, ReadYourWrites: t.Design.ReadYourWrites,
+			ReadFromPrimary: t.Design.ReadFrom == topology.ReadFromPrimary, Logger: log,
 			DBKey: peerauth.Derive(p.Secret, peerauth.PurposeDB),
 			// A client whose address the node's gossip fault rules drop is black-holed too.
 			Drop: g.Faults().Blocks,

@@ -154,6 +154,21 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, http.StatusConflict, errorBody{Error: "behind"})
 		return
 	}
+	if q.Get("consistent") != "" {
+		// A linearizable read: only the primary, and only while it holds the lease, so no newer
+		// primary can have acknowledged a write this node has not seen.
+		switch {
+		case n.role != RolePrimary:
+			following := n.following
+			n.mu.Unlock()
+			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "not primary", Primary: following})
+			return
+		case !n.leaseValidLocked(time.Now()):
+			n.mu.Unlock()
+			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "no lease"})
+			return
+		}
+	}
 	v, found := n.data[key]
 	res := ReadResult{Key: key, Value: v.value, Found: found, KeyLSN: v.lsn, LSN: n.lastLSNLocked(),
 		Epoch: n.epoch, Node: n.cfg.Name, Region: n.cfg.Region}

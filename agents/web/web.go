@@ -49,6 +49,9 @@ type Config struct {
 	DBAddr func(node string) (string, error)
 	// ReadYourWrites makes reads that carry min_lsn never return older data.
 	ReadYourWrites bool
+	// ReadFromPrimary sends every read to the primary, which answers only while it holds the
+	// lease: reads are then linearizable per key (topology read_from: primary).
+	ReadFromPrimary bool
 	// Timeout bounds one call to a db node; past it a write's outcome is unknown (504).
 	Timeout time.Duration
 	// Logger receives the node's logs.
@@ -280,16 +283,24 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		minLSN = 0 // the known-bad design: the client's last write is ignored
 	}
 	target := s.localDB()
-	if target == "" {
+	if target == "" || s.cfg.ReadFromPrimary {
 		target, _ = s.Primary()
 	}
 	if target == "" {
 		s.reply(w, "get", start, http.StatusServiceUnavailable, map[string]any{"error": "no database reachable"})
 		return
 	}
-	path := "/v1/kv/" + url.PathEscape(key)
+	q := url.Values{}
 	if minLSN > 0 {
-		path += "?min_lsn=" + strconv.FormatUint(minLSN, 10) + "&wait_ms=300"
+		q.Set("min_lsn", strconv.FormatUint(minLSN, 10))
+		q.Set("wait_ms", "300")
+	}
+	if s.cfg.ReadFromPrimary {
+		q.Set("consistent", "1")
+	}
+	path := "/v1/kv/" + url.PathEscape(key)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	code, out := s.call(r.Context(), http.MethodGet, target, path, nil)
 	if code == http.StatusConflict && minLSN > 0 {

@@ -162,3 +162,41 @@ func TestOversizedValueRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestReadFromPrimary: with read_from: primary every read goes to the primary and asks for a
+// consistent (lease-held) read, even when the region has its own replica.
+func TestReadFromPrimary(t *testing.T) {
+	var mu sync.Mutex
+	var hits []string
+	fakeDB := func(name string) *httptest.Server {
+		return httptest.NewServer(peerauth.Require(testDBKey, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			hits = append(hits, name+" "+r.Method+" "+r.URL.RequestURI())
+			mu.Unlock()
+			_ = json.NewEncoder(w).Encode(map[string]any{"node": name, "region": "x", "lsn": 7, "epoch": 1, "value": "v", "found": true})
+		})))
+	}
+	primary, replica := fakeDB("us-1"), fakeDB("eu-1")
+	defer primary.Close()
+	defer replica.Close()
+	addr := map[string]string{"us-1": primary.Listener.Addr().String(), "eu-1": replica.Listener.Addr().String()}
+	members := &view{ms: []gossip.Member{db("us-1", "us", true, true, true, 1), db("eu-1", "eu", true, false, true, 1)}}
+	s, err := New(Config{Name: "eu-web-1", Region: "eu", Members: members, ReadYourWrites: true, ReadFromPrimary: true,
+		DBAddr: func(n string) (string, error) { return addr[n], nil }, DBKey: testDBKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, path := range []string{"/kv/k", "/kv/k?min_lsn=7"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	want := []string{"us-1 GET /v1/kv/k?consistent=1", "us-1 GET /v1/kv/k?consistent=1&min_lsn=7&wait_ms=300"}
+	if strings.Join(hits, "|") != strings.Join(want, "|") {
+		t.Fatalf("calls %q, want %q", hits, want)
+	}
+}

@@ -220,7 +220,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown workload field", "name: x\nworkload:\n  users: 3\nsteps: [{wait: 1s}]\n",
 			`f.yaml:3:3: workload.users: unknown field "users" (valid: clients_per_region, write_rate, read_after_write, duration, until)`},
 		{"unknown setting", "name: x\nsettings:\n  fence: none\nsteps: [{wait: 1s}]\n",
-			`f.yaml:3:3: settings.fence: unknown setting; valid settings: fencing, replication, read_your_writes, failover_after, lease_duration, dns_ttl, wan_latency, gossip_profile (or their YAML paths, e.g. design.fencing, dns.ttl)`},
+			`f.yaml:3:3: settings.fence: unknown setting; valid settings: fencing, replication, read_your_writes, read_from, failover_after, lease_duration, dns_ttl, wan_latency, gossip_profile (or their YAML paths, e.g. design.fencing, dns.ttl)`},
 		{"bad setting value", "name: x\nsettings:\n  fencing: maybe\nsteps: [{wait: 1s}]\n",
 			`f.yaml:3:12: settings.fencing: must be lease or none, got "maybe"`},
 		{"setting out of range", "name: x\nsettings:\n  failover_after: 0s\nsteps: [{wait: 1s}]\n",
