@@ -234,7 +234,7 @@ func (r *run) startWorkload(ctx context.Context) error {
 	w := r.o.Drill.Workload
 	wl, err := workload.Start(context.WithoutCancel(ctx), workload.Config{
 		Topology: r.topo, Endpoint: r.sys.Endpoint, ClientsPerRegion: w.ClientsPerRegion, WriteRate: w.WriteRate,
-		ReadAfterWrite: w.ReadAfterWrite, Seed: uint64(r.o.Seed), Recorder: r.rec, Logger: r.o.Logger,
+		ReadAfterWrite: w.ReadAfterWrite, ReadOthers: w.ReadOthers, Seed: uint64(r.o.Seed), Recorder: r.rec, Logger: r.o.Logger,
 		UseECS: r.sys.Capabilities().ClientsNeedECS,
 	})
 	if err != nil {

@@ -169,7 +169,7 @@ func (d *decoder) workload(e entry, dr *Drill) {
 	w := Workload{ClientsPerRegion: DefaultClientsPerRegion, WriteRate: DefaultWriteRate, ReadAfterWrite: DefaultReadAfterWrite}
 	defer func() { dr.Workload = w }()
 	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field,
-		[]string{"clients_per_region", "write_rate", "read_after_write", "duration", "until"})
+		[]string{"clients_per_region", "write_rate", "read_after_write", "read_others", "duration", "until"})
 	if !ok {
 		return
 	}
@@ -190,6 +190,10 @@ func (d *decoder) workload(e entry, dr *Drill) {
 		case "read_after_write":
 			if v, ok := d.Bool(f); ok {
 				w.ReadAfterWrite = v
+			}
+		case "read_others":
+			if v, ok := d.Bool(f); ok {
+				w.ReadOthers = v
 			}
 		case "duration":
 			f := f

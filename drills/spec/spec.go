@@ -17,6 +17,7 @@
 //	  clients_per_region: 2      # simulated users near each region
 //	  write_rate: 5              # writes per second per client
 //	  read_after_write: true     # read every key back after writing it
+//	  read_others: false         # also read other regions' latest acknowledged key
 //	  until: stop                # or duration: 60s; or until: end
 //	steps:
 //	  - steady: {within: 10s, expect: [region_healthy us-east, region_healthy eu-west]}
@@ -106,6 +107,10 @@ type Workload struct {
 	WriteRate float64
 	// ReadAfterWrite: each client reads every key back after writing it (default true).
 	ReadAfterWrite bool
+	// ReadOthers: after each write, a client also reads the latest key acknowledged to a client of
+	// another region (default false). It is what makes linearizability observable: a client's
+	// own keys are read back with read-your-writes.
+	ReadOthers bool
 	// Duration, when set, stops the workload that long after it started (or earlier, at a
 	// `workload: stop` step); Until is then empty.
 	Duration time.Duration

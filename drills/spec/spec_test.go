@@ -218,7 +218,7 @@ func TestParseErrors(t *testing.T) {
 		{"zero write rate", "name: x\nworkload:\n  write_rate: 0\nsteps: [{wait: 1s}]\n",
 			`f.yaml:3:15: workload.write_rate: must be more than 0 and at most 1000 writes per second, not "0"`},
 		{"unknown workload field", "name: x\nworkload:\n  users: 3\nsteps: [{wait: 1s}]\n",
-			`f.yaml:3:3: workload.users: unknown field "users" (valid: clients_per_region, write_rate, read_after_write, duration, until)`},
+			`f.yaml:3:3: workload.users: unknown field "users" (valid: clients_per_region, write_rate, read_after_write, read_others, duration, until)`},
 		{"unknown setting", "name: x\nsettings:\n  fence: none\nsteps: [{wait: 1s}]\n",
 			`f.yaml:3:3: settings.fence: unknown setting; valid settings: fencing, replication, read_your_writes, read_from, failover_after, lease_duration, dns_ttl, wan_latency, gossip_profile (or their YAML paths, e.g. design.fencing, dns.ttl)`},
 		{"bad setting value", "name: x\nsettings:\n  fencing: maybe\nsteps: [{wait: 1s}]\n",

@@ -39,6 +39,9 @@ type Config struct {
 	WriteRate float64
 	// ReadAfterWrite makes each client read every key back after writing it.
 	ReadAfterWrite bool
+	// ReadOthers makes each client, after its write, read the latest key acknowledged to a client
+	// of another region (no min_lsn: what any user would see).
+	ReadOthers bool
 	// Seed makes the clients' choices (which answer address, pacing jitter) repeatable.
 	Seed uint64
 	// Recorder receives the history.
@@ -66,6 +69,7 @@ type Workload struct {
 	mu       sync.Mutex
 	nextProc int
 	ipRegion map[string]string // web node IP → region
+	latest   map[string]string // region → the latest key acknowledged to a client there
 }
 
 // Start starts every client; Stop ends them.
@@ -372,6 +376,12 @@ func (c *client) writeAndRead(ctx context.Context) {
 		c.expires = time.Time{} // a failing region: look the name up again next time
 		return
 	}
+	c.w.acked(c.region, key)
+	defer func() {
+		if c.w.cfg.ReadOthers && ctx.Err() == nil {
+			c.readOther(ctx, base, answer)
+		}
+	}()
 	if !c.w.cfg.ReadAfterWrite || ctx.Err() != nil {
 		return
 	}
@@ -381,6 +391,45 @@ func (c *client) writeAndRead(ctx context.Context) {
 	c.record(history.Op{Type: rtyp, F: history.FRead, Key: key, MinLSN: resp.LSN, Value: rresp.Value, Found: rresp.Found,
 		WebNode: rresp.Node, DBNode: rresp.DBNode, Epoch: rresp.Epoch, LSN: rresp.LSN, KeyLSN: rresp.KeyLSN,
 		DNSAnswer: answer, Error: errText(rerr, rresp)})
+}
+
+// acked remembers key as the latest acknowledged to a client of region.
+func (w *Workload) acked(region, key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.latest == nil {
+		w.latest = map[string]string{}
+	}
+	w.latest[region] = key
+}
+
+// otherKey is the latest key acknowledged to a client outside region ("" if none yet).
+func (w *Workload) otherKey(region string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.cfg.Topology.RegionNames() {
+		if r != region && w.latest[r] != "" {
+			return w.latest[r]
+		}
+	}
+	return ""
+}
+
+// readOther reads another region's latest acknowledged key, as any user might.
+func (c *client) readOther(ctx context.Context, base string, answer []string) {
+	key := c.w.otherKey(c.region)
+	if key == "" {
+		return
+	}
+	c.record(history.Op{Type: history.TypeInvoke, F: history.FRead, Key: key, DNSAnswer: answer})
+	typ, r, err := c.do(ctx, http.MethodGet, base+"/kv/"+key, "", false)
+	c.record(history.Op{Type: typ, F: history.FRead, Key: key, Value: r.Value, Found: r.Found,
+		WebNode: r.Node, DBNode: r.DBNode, Epoch: r.Epoch, LSN: r.LSN, KeyLSN: r.KeyLSN,
+		DNSAnswer: answer, Error: errText(err, r)})
+	if typ == history.TypeInfo {
+		c.process = c.w.proc()
+		c.expires = time.Time{}
+	}
 }
 
 func errText(err error, r response) string {
