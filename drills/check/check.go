@@ -42,6 +42,15 @@ type Config struct {
 	WorkloadEnd time.Time
 	// MaxExamples bounds the examples listed in details and evidence. Zero means DefaultMaxExamples.
 	MaxExamples int
+	// LinearizabilityTimeout bounds the linearizability search of one history. Zero means
+	// DefaultLinearizabilityTimeout.
+	LinearizabilityTimeout time.Duration
+}
+
+// Attachment is evidence that comes with a file for the report directory (a visualization).
+type Attachment interface {
+	// Attachment is the file's name and content; an empty name means none.
+	Attachment() (name string, content []byte)
 }
 
 func (c Config) runGap() time.Duration {

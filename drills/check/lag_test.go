@@ -76,7 +76,7 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 			t.Fatalf("%s evidence does not encode: %v", r.Name, err)
 		}
 	}
-	want := "dns_failover write_unavailability lost_acked_writes rpo split_brain stale_reads replication_lag dns_failback"
+	want := "dns_failover write_unavailability lost_acked_writes rpo split_brain stale_reads replication_lag dns_failback linearizable"
 	if strings.Join(names, " ") != want {
 		t.Fatalf("order %v", names)
 	}
@@ -87,7 +87,7 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 
 func TestBudgetNames(t *testing.T) {
 	got := strings.Join(BudgetNames(), " ")
-	want := "dns_failback_early_s dns_failover_s lost_acked_writes replication_lag_p99_ms rpo_s rto_s split_brain_s stale_reads"
+	want := "dns_failback_early_s dns_failover_s lost_acked_writes nonlinearizable_keys replication_lag_p99_ms rpo_s rto_s split_brain_s stale_reads"
 	if got != want {
 		t.Fatalf("BudgetNames = %s", got)
 	}

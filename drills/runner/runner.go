@@ -163,6 +163,18 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 	if err := report.WriteAll(o.ReportDir, rep, ops); err != nil {
 		return rep, fmt.Errorf("write report: %w", err)
 	}
+	for _, res := range results {
+		if a, ok := res.Evidence.(check.Attachment); ok {
+			if name, content := a.Attachment(); name != "" {
+				if err := report.WriteFileAtomic(filepath.Join(o.ReportDir, name), 0o644, func(w io.Writer) error {
+					_, err := w.Write(content)
+					return err
+				}); err != nil {
+					return rep, fmt.Errorf("write report: %w", err)
+				}
+			}
+		}
+	}
 	return rep, nil
 }
 
