@@ -19,6 +19,21 @@ func withPeers(peers map[string]string) func(*Config) {
 	return func(cfg *Config) { cfg.Peers = peers }
 }
 
+// primaryAndReplica starts p (primary, region a) and r (replica, region b) with the witness as the
+// third voter, writes one key and waits until r has it.
+func primaryAndReplica(t *testing.T, octet int) (c *cluster, p, r *Node) {
+	t.Helper()
+	c = newCluster(t, octet)
+	c.voters = []string{"p", "r", "witness"}
+	c.startWitness()
+	c.addNode("p", "a", 1, true, nil)
+	c.addNode("r", "b", 2, false, nil)
+	p, r = c.start("p"), c.start("r")
+	last := putRetry(t, c.client("p"), "k", "v", 5*time.Second)
+	waitFor(t, 5*time.Second, "replica caught up", func() bool { return r.State().LSN == last.LSN })
+	return c, p, r
+}
+
 // TestPartitionedReplicasPickDistinctEpochs (finding 1): two replicas that cannot see each other
 // both promote when the primary dies; they must not share an epoch, or a replica could append one
 // primary's entries after the other's at the same epoch and never see the divergence. Octet 30.
@@ -48,15 +63,7 @@ func TestPartitionedReplicasPickDistinctEpochs(t *testing.T) {
 // that it never saw as primary steps down; when that winner dies before anyone followed it, the
 // fenced node must still be able to take over, or writes stay down for good. Octet 31.
 func TestFencedPrimaryPromotesWhenTheWinnerDies(t *testing.T) {
-	c := newCluster(t, 31)
-	c.voters = []string{"p", "r", "witness"}
-	c.startWitness()
-	c.addNode("p", "a", 1, true, nil)
-	c.addNode("r", "b", 2, false, nil)
-	p := c.start("p")
-	r := c.start("r")
-	last := putRetry(t, c.client("p"), "k", "v", 5*time.Second)
-	waitFor(t, 5*time.Second, "replica caught up", func() bool { return r.State().LSN == last.LSN })
+	c, p, r := primaryAndReplica(t, 31)
 	// A gossip partition only: r thinks p is dead and promotes; the voters fence p out.
 	c.hide("p", "r", true)
 	waitFor(t, 10*time.Second, "r to promote and p to step down", func() bool { return r.State().Primary && !p.State().Primary })
@@ -114,15 +121,7 @@ func TestReplicaRefusesAStalePrimary(t *testing.T) {
 // TestWALFailureHandsOverThePrimary (finding 4): a primary whose log cannot be written (disk full)
 // stops claiming primary and renewing its lease, so a replica takes over. Octet 33.
 func TestWALFailureHandsOverThePrimary(t *testing.T) {
-	c := newCluster(t, 33)
-	c.voters = []string{"p", "r", "witness"}
-	c.startWitness()
-	c.addNode("p", "a", 1, true, nil)
-	c.addNode("r", "b", 2, false, nil)
-	p := c.start("p")
-	r := c.start("r")
-	last := putRetry(t, c.client("p"), "k", "v", 5*time.Second)
-	waitFor(t, 5*time.Second, "replica caught up", func() bool { return r.State().LSN == last.LSN })
+	c, p, r := primaryAndReplica(t, 33)
 	// Every later write to the log fails, as on a full disk.
 	p.walMu.Lock()
 	_ = p.wal.file.Close()

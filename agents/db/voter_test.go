@@ -5,15 +5,16 @@ import (
 	"time"
 )
 
-func TestVoterRules(t *testing.T) {
-	dir := t.TempDir()
+// testVoter is a voter in dir on a clock the test moves, and a vote of 1 s leases.
+func testVoter(t *testing.T, dir string) (v *Voter, clock *time.Time, vote func(cand string, epoch uint64) LeaseResponse) {
+	t.Helper()
 	v, err := OpenVoter(dir, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := time.Unix(1_000_000, 0)
-	v.now = func() time.Time { return clock }
-	vote := func(cand string, epoch uint64) LeaseResponse {
+	now := time.Unix(1_000_000, 0)
+	v.now = func() time.Time { return now }
+	return v, &now, func(cand string, epoch uint64) LeaseResponse {
 		t.Helper()
 		r, err := v.Vote(LeaseRequest{Candidate: cand, Epoch: epoch, DurationMS: 1000})
 		if err != nil {
@@ -21,6 +22,13 @@ func TestVoterRules(t *testing.T) {
 		}
 		return r
 	}
+}
+
+func TestVoterRules(t *testing.T) {
+	dir := t.TempDir()
+	v, clockp, vote := testVoter(t, dir)
+	clock := *clockp
+	v.now = func() time.Time { return clock }
 
 	if r := vote("a", 1); !r.Granted || r.Holder != "a" || r.Epoch != 1 || r.ExpiresInMS != 1000 {
 		t.Fatalf("free lease: %+v", r)
@@ -81,24 +89,11 @@ func TestVoterRules(t *testing.T) {
 // that could not see each other) cannot both hold it. Before the fix, the second was granted the
 // same epoch once the first's lease expired, and two primaries held one epoch.
 func TestVoterGrantsAnEpochOnce(t *testing.T) {
-	v, err := OpenVoter(t.TempDir(), nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := time.Unix(1_000_000, 0)
-	v.now = func() time.Time { return clock }
-	vote := func(cand string, epoch uint64) LeaseResponse {
-		t.Helper()
-		r, err := v.Vote(LeaseRequest{Candidate: cand, Epoch: epoch, DurationMS: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	_, clock, vote := testVoter(t, t.TempDir())
 	if r := vote("a", 5); !r.Granted {
 		t.Fatalf("first candidate of epoch 5: %+v", r)
 	}
-	clock = clock.Add(10 * time.Second) // a's lease long expired
+	*clock = clock.Add(10 * time.Second) // a's lease long expired
 	if r := vote("b", 5); r.Granted || r.Holder != "a" || r.HolderEpoch != 5 {
 		t.Fatalf("second candidate of the same epoch after expiry: %+v, want refused, naming a at epoch 5", r)
 	}
