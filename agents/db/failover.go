@@ -98,6 +98,7 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 	if now.Sub(since) < n.cfg.FailoverAfter {
 		return
 	}
+	fenced := lastPrimary == n.cfg.Name && !fencedAt.IsZero() && fencedAt.After(n.startedAt)
 	// The most up-to-date log leads (Raft's election restriction): the epoch of the last entry
 	// first, then its LSN, then the name. A peer that cannot write its log is not waited for.
 	for _, p := range peers {
@@ -108,7 +109,42 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 			return // a better-placed replica will promote
 		}
 	}
+	if fenced && n.cfg.Fencing == FencingLease {
+		// Fenced out by a primary this node never saw: promote again only if a majority of
+		// voters would grant, that is, only if that primary no longer holds the lease (it died, or
+		// lost its majority). Otherwise this node would disrupt a healthy primary it merely cannot
+		// see, and lose its writes.
+		highest := epoch
+		for _, p := range peers {
+			highest = max(highest, p.Epoch)
+		}
+		if !n.preVote(n.nextEpoch(highest)) {
+			return
+		}
+	}
 	n.promote(peers, lastPrimary, now.Sub(since))
+}
+
+// preVote asks every voter whether it would grant this node the lease at epoch, changing nothing,
+// and reports whether a majority would.
+func (n *Node) preVote(epoch uint64) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.LeaseDuration/2)
+	defer cancel()
+	req := LeaseRequest{Candidate: n.cfg.Name, Epoch: epoch, DurationMS: n.cfg.LeaseDuration.Milliseconds(), DryRun: true}
+	yes := make(chan bool, len(n.cfg.Voters))
+	for _, voter := range n.cfg.Voters {
+		go func() {
+			resp, err := n.askVoter(ctx, voter, req)
+			yes <- err == nil && resp.Granted
+		}()
+	}
+	granted := 0
+	for range n.cfg.Voters {
+		if <-yes {
+			granted++
+		}
+	}
+	return granted > len(n.cfg.Voters)/2
 }
 
 // maybeStepDown steps a primary down when an alive peer claims primary with a higher epoch. With

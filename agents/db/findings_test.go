@@ -61,12 +61,18 @@ func TestPartitionedReplicasPickDistinctEpochs(t *testing.T) {
 
 // TestFencedPrimaryPromotesWhenTheWinnerDies (finding 2): a primary fenced out by a newer epoch
 // that it never saw as primary steps down; when that winner dies before anyone followed it, the
-// fenced node must still be able to take over, or writes stay down for good. Octet 31.
+// fenced node must still be able to take over, or writes stay down for good, but never while the
+// winner still holds the lease. Octet 31.
 func TestFencedPrimaryPromotesWhenTheWinnerDies(t *testing.T) {
 	c, p, r := primaryAndReplica(t, 31)
 	// A gossip partition only: r thinks p is dead and promotes; the voters fence p out.
 	c.hide("p", "r", true)
 	waitFor(t, 10*time.Second, "r to promote and p to step down", func() bool { return r.State().Primary && !p.State().Primary })
+	// While the winner lives and holds the lease, the fenced node must not take over again just
+	// because it cannot see it (pre-vote): that would depose a healthy primary and lose its writes.
+	holdsFor(t, 3*p.cfg.FailoverAfter+p.cfg.LeaseDuration, "the live winner keeping the primary", func() bool {
+		return r.State().Primary && !p.State().Primary
+	})
 	c.kill("r") // the winner dies before p ever followed it
 	waitFor(t, 15*time.Second, "the fenced node to take over again", func() bool { return p.State().Primary })
 	w := putRetry(t, c.client("p"), "after", "v", 10*time.Second)

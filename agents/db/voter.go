@@ -27,6 +27,10 @@ type LeaseRequest struct {
 	Epoch uint64 `json:"epoch"`
 	// DurationMS is how long the lease should last on the voter's clock.
 	DurationMS int64 `json:"duration_ms"`
+	// DryRun asks whether the voter would grant, changing nothing (Raft's pre-vote): a node that
+	// was fenced out asks before it promotes again, so that it never disrupts a primary that
+	// still holds a majority lease.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // LeaseResponse is a voter's answer.
@@ -51,6 +55,10 @@ type voterState struct {
 	HolderEpoch uint64 `json:"holder_epoch"`
 	// ExpiresUnixNano is the holder's expiry on the voter's wall clock.
 	ExpiresUnixNano int64 `json:"expires_unix_nano"`
+	// RaisedBy and RaisedUnixNano say who last raised MaxEpoch and when: a campaign in progress,
+	// which a pre-vote of another candidate must not overtake.
+	RaisedBy       string `json:"raised_by,omitempty"`
+	RaisedUnixNano int64  `json:"raised_unix_nano,omitempty"`
 }
 
 // Voter is one lease voter: the witness runs one alone, and every db node runs one inside. It grants
@@ -120,10 +128,23 @@ func (v *Voter) Vote(req LeaseRequest) (LeaseResponse, error) {
 			req.Epoch, MaxEpochLead, v.state.MaxEpoch)
 	}
 	now := v.now()
+	if req.DryRun {
+		st := v.state
+		expired := !now.Before(v.expires)
+		// Another candidate that raised the epoch within a lease's time is still campaigning.
+		campaign := st.RaisedBy != "" && st.RaisedBy != req.Candidate &&
+			now.Before(time.Unix(0, st.RaisedUnixNano).Add(time.Duration(req.DurationMS)*time.Millisecond))
+		would := req.Epoch >= st.MaxEpoch && !campaign && (st.Holder == "" || st.Holder == req.Candidate ||
+			(expired && req.Epoch > st.HolderEpoch))
+		return LeaseResponse{Granted: would, Epoch: v.state.MaxEpoch, Holder: v.state.Holder, HolderEpoch: v.state.HolderEpoch}, nil
+	}
 	next := v.state
 	nextExpires := v.expires
 	granted := false
 	if req.Epoch >= next.MaxEpoch {
+		if req.Epoch > next.MaxEpoch {
+			next.RaisedBy, next.RaisedUnixNano = req.Candidate, now.UnixNano()
+		}
 		next.MaxEpoch = req.Epoch
 		expired := !now.Before(nextExpires)
 		if next.Holder == "" || next.Holder == req.Candidate || (expired && req.Epoch > next.HolderEpoch) {

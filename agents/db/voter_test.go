@@ -104,3 +104,79 @@ func TestVoterGrantsAnEpochOnce(t *testing.T) {
 		t.Fatalf("the first candidate at the second's epoch: %+v", r)
 	}
 }
+
+// TestVoterPreVote: a dry run changes nothing; it says no while another candidate's lease runs or
+// while another candidate's campaign for a newer epoch is younger than a lease, and yes after.
+func TestVoterPreVote(t *testing.T) {
+	v, clock, vote := testVoter(t, t.TempDir())
+	dry := func(cand string, epoch uint64) bool {
+		t.Helper()
+		r, err := v.Vote(LeaseRequest{Candidate: cand, Epoch: epoch, DurationMS: 1000, DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Granted
+	}
+	if !dry("a", 1) {
+		t.Fatal("pre-vote on a free voter refused")
+	}
+	if r := vote("a", 1); !r.Granted || r.Epoch != 1 {
+		t.Fatalf("the dry run changed the voter, or the real vote failed: %+v", r)
+	}
+	if dry("b", 2) {
+		t.Fatal("pre-vote granted while a's lease runs")
+	}
+	*clock = clock.Add(2 * time.Second) // a's lease expired
+	if r := vote("b", 2); !r.Granted {
+		t.Fatalf("b after a's lease: %+v", r)
+	}
+	*clock = clock.Add(2 * time.Second) // b's lease expired too, its campaign long over
+	if !dry("a", 3) {
+		t.Fatal("pre-vote refused once every lease expired")
+	}
+	if r := vote("a", 3); !r.Granted {
+		t.Fatalf("a at 3: %+v", r)
+	}
+	// b campaigns for 4 while a's lease runs: refused, but the epoch is raised.
+	if r := vote("b", 4); r.Granted || r.Epoch != 4 {
+		t.Fatalf("b's campaign: %+v", r)
+	}
+	*clock = clock.Add(1100 * time.Millisecond) // a's lease expired; b's campaign is 1.1 s old
+	if !dry("c", 6) {
+		t.Fatal("pre-vote refused once the campaign is older than a lease")
+	}
+	if r := vote("b", 5); !r.Granted { // b campaigns again, and wins
+		t.Fatalf("b at 5: %+v", r)
+	}
+	*clock = clock.Add(1100 * time.Millisecond) // b's lease expired; its campaign (raise to 5) too
+	if r := vote("d", 7); !r.Granted {
+		t.Fatalf("d at 7: %+v", r)
+	}
+	*clock = clock.Add(1100 * time.Millisecond)
+	if r := vote("b", 9); !r.Granted { // raises to 9 and wins at once (d's lease expired)
+		t.Fatalf("b at 9: %+v", r)
+	}
+	if dry("c", 10) {
+		t.Fatal("pre-vote granted while b's lease runs")
+	}
+	*clock = clock.Add(1100 * time.Millisecond)
+	if r := vote("a", 11); !r.Granted {
+		t.Fatalf("a at 11 after b's lease: %+v", r)
+	}
+	*clock = clock.Add(1100 * time.Millisecond) // a's lease expired
+	if r := vote("e", 12); !r.Granted {
+		t.Fatalf("e at 12: %+v", r)
+	}
+	// A campaign without a grant: f raises to 14 half-way through e's lease.
+	*clock = clock.Add(500 * time.Millisecond)
+	if r := vote("f", 14); r.Granted {
+		t.Fatalf("f at 14 while e holds: %+v", r)
+	}
+	*clock = clock.Add(600 * time.Millisecond) // e's lease expired; f's campaign is 0.6 s old
+	if dry("c", 15) {
+		t.Fatal("pre-vote granted during another candidate's young campaign")
+	}
+	if !dry("f", 15) {
+		t.Fatal("the campaigning candidate's own pre-vote refused")
+	}
+}
