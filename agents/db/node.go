@@ -3,9 +3,10 @@
 // with epochs when gossip says the primary is dead, fencing with a majority lease (db nodes plus a
 // witness voter), and truncation of a returning old primary's divergent suffix.
 //
-// Storage: one append-only WAL file of CRC-checked records (a torn tail is cut on open) plus a small
-// JSON metadata file written atomically. The whole map and the whole log are kept in memory; there
-// is no compaction or snapshotting, which is fine for drill-sized data sets.
+// Storage: one append-only WAL file of CRC-checked records (a torn tail is cut on open; damage
+// before the end is refused, never cut) plus a small JSON metadata file written atomically. The
+// whole map and the whole log are kept in memory; there is no compaction or snapshotting, which is
+// fine for drill-sized data sets.
 package db
 
 import (
