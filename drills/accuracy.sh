@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Verdict accuracy: every built-in drill RUNS times on the correct design (a FAIL is a false
+# alarm) and every known-bad variant RUNS times (a PASS is a miss), each run with its own seed, on
+# each runtime in RUNTIMES; then a table of false fails and catches per drill and runtime. The
+# variants are the README's known-bad settings. Bounded: RUNS x 8 runs per runtime, each tearing
+# its cluster down (about 25 s each locally, 60 s on Docker).
+#
+#   drills/accuracy.sh                          # RUNS=20 RUNTIMES="local docker"
+#   RUNS=3 RUNTIMES=local drills/accuracy.sh    # a quick sample
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-20}
+RUNTIMES=${RUNTIMES:-"local docker"}
+work=$(mktemp -d /tmp/drill-accuracy.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/drill" ./cmd/drill
+
+# name | drill and arguments | the check that must fail in the known-bad variant ("" for a good run)
+cases=(
+	"region-outage|region-outage|"
+	"primary-kill|primary-kill|"
+	"wan-latency|wan-latency|"
+	"region-partition|region-partition|"
+	"region-outage bad|region-outage --budget lost_acked_writes=0|lost_acked_writes"
+	"primary-kill bad|primary-kill --budget lost_acked_writes=0|lost_acked_writes"
+	"wan-latency bad|wan-latency --set read_your_writes=off|stale_reads"
+	"region-partition bad|region-partition --set fencing=none|split_brain"
+)
+
+printf '%-22s %-7s %5s %9s %s\n' case runtime runs wrong "(false fails for good runs, misses for bad)"
+for rt in $RUNTIMES; do
+	for c in "${cases[@]}"; do
+		IFS='|' read -r name args check <<<"$c"
+		wrong=0
+		for ((i = 1; i <= RUNS; i++)); do
+			dir="$work/$rt-${name// /-}-$i"
+			# shellcheck disable=SC2086 # args is a word list on purpose
+			code=0
+			"$work/drill" run $args --runtime "$rt" --seed "$((1000 + i))" --state-dir "$work/state" \
+				--report-dir "$dir" >"$dir.log" 2>&1 || code=$?
+			if [ -z "$check" ]; then
+				[ "$code" -eq 0 ] || wrong=$((wrong + 1))
+			else
+				verdict=$(tr -d ' \n' <"$dir/report.json" 2>/dev/null | grep -o "\"name\":\"$check\",\"verdict\":\"[a-z]*\"" | grep -o '[a-z]*"$' | tr -d '"' || true)
+				{ [ "$code" -eq 1 ] && [ "$verdict" = fail ]; } || wrong=$((wrong + 1))
+			fi
+		done
+		printf '%-22s %-7s %5d %9d\n' "$name" "$rt" "$RUNS" "$wrong"
+	done
+done
