@@ -36,11 +36,11 @@ type dropReader struct {
 // decorator returns the server's dns.DecorateReader: ECS rewriting, behind the drop check when
 // Config.Drop or a response rate is set. stop ends held connections.
 func (s *Server) decorator(stop <-chan struct{}) func(dns.Reader) dns.Reader {
-	if s.dropUDP == nil && s.dropTCP == nil {
+	if s.dropUDP == nil && s.cfg.Drop == nil {
 		return decorateECS
 	}
 	return func(r dns.Reader) dns.Reader {
-		return dropReader{next: decorateECS(r), dropUDP: s.dropUDP, dropTCP: s.dropTCP, stop: stop}
+		return dropReader{next: decorateECS(r), dropUDP: s.dropUDP, dropTCP: s.cfg.Drop, stop: stop}
 	}
 }
 

@@ -145,9 +145,9 @@ type Server struct {
 	metrics *metrics
 	qlog    *queryLog
 
-	// dropUDP and dropTCP say whether a query from an address gets no answer: Config.Drop on
-	// both, and on UDP also the response-rate limit. Nil drops nothing.
-	dropUDP, dropTCP func(netip.Addr) bool
+	// dropUDP says whether a UDP query from an address gets no answer: Config.Drop and the
+	// response-rate limit (TCP queries are checked against Config.Drop alone). Nil drops nothing.
+	dropUDP func(netip.Addr) bool
 
 	view atomic.Pointer[view]
 
@@ -229,7 +229,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ResponseRate < 0 {
 		return nil, fmt.Errorf("dnsgeo: ResponseRate %v is negative", cfg.ResponseRate)
 	}
-	s.dropUDP, s.dropTCP = cfg.Drop, cfg.Drop
+	s.dropUDP = cfg.Drop
 	if cfg.ResponseRate > 0 {
 		// Wall time, not Clock: Clock drives health decisions in tests, rates are real.
 		rl := newRateLimiter(cfg.ResponseRate, time.Now)

@@ -33,9 +33,9 @@ const (
 
 // Load reads and parses the topology file at path.
 func Load(path string) (*Topology, error) {
-	data, err := yamlpos.ReadFile(path, "topology", yamlpos.MaxInputBytes)
-	if err != nil {
-		return nil, ErrorList{err.(*yamlpos.Error)}
+	data, rerr := yamlpos.ReadFile(path, "topology", yamlpos.MaxInputBytes)
+	if rerr != nil {
+		return nil, ErrorList{rerr}
 	}
 	return Parse(path, data)
 }

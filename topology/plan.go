@@ -215,15 +215,15 @@ func (p *Plan) Save(path string) error {
 	return nil
 }
 
-// maxPlanBytes bounds a plan file: a plan of the largest topology drill runs (100 nodes) is
-// about 100 KiB.
+// maxPlanBytes bounds a plan file: a plan holds a few hundred bytes per node, so this is far
+// above any topology drill runs.
 const maxPlanBytes = 8 << 20
 
 // LoadPlan reads a plan written by Save.
 func LoadPlan(path string) (*Plan, error) {
-	b, err := yamlpos.ReadFile(path, "plan", maxPlanBytes)
-	if err != nil {
-		return nil, err
+	b, rerr := yamlpos.ReadFile(path, "plan", maxPlanBytes)
+	if rerr != nil {
+		return nil, rerr
 	}
 	var p Plan
 	if err := json.Unmarshal(b, &p); err != nil {

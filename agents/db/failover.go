@@ -46,10 +46,7 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 	fencedAt, walErr := n.fencedAt, n.walErr
 	n.mu.Unlock()
 	if walErr != nil {
-		// A node that cannot write its log must not lead (finding 4).
-		if role == RolePrimary {
-			n.stepDown(epoch, "", "the write-ahead log failed: "+walErr.Error())
-		}
+		// A node that cannot write its log never leads again (finding 4; commit stepped it down).
 		return
 	}
 
@@ -98,7 +95,7 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 	if now.Sub(since) < n.cfg.FailoverAfter {
 		return
 	}
-	fenced := lastPrimary == n.cfg.Name && !fencedAt.IsZero() && fencedAt.After(n.startedAt)
+	fenced := lastPrimary == n.cfg.Name && !fencedAt.IsZero()
 	// The most up-to-date log leads (Raft's election restriction): the epoch of the last entry
 	// first, then its LSN, then the name. A peer that cannot write its log is not waited for.
 	for _, p := range peers {
@@ -114,11 +111,7 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 		// voters would grant, that is, only if that primary no longer holds the lease (it died, or
 		// lost its majority). Otherwise this node would disrupt a healthy primary it merely cannot
 		// see, and lose its writes.
-		highest := epoch
-		for _, p := range peers {
-			highest = max(highest, p.Epoch)
-		}
-		if !n.preVote(n.nextEpoch(highest)) {
+		if !n.preVote(n.nextEpoch(highestEpoch(epoch, peers))) {
 			return
 		}
 	}
@@ -174,11 +167,7 @@ func (n *Node) promote(peers []PeerState, lastPrimary string, goneFor time.Durat
 		n.mu.Unlock()
 		return
 	}
-	highest := n.epoch
-	for _, p := range peers {
-		highest = max(highest, p.Epoch)
-	}
-	newEpoch := n.nextEpoch(highest)
+	newEpoch := n.nextEpoch(highestEpoch(n.epoch, peers))
 	prevEpoch, prevLastPrimary, prevFollowing := n.epoch, n.lastPrimary, n.following
 	n.role, n.epoch, n.lastPrimary, n.following = RolePrimary, newEpoch, n.cfg.Name, n.cfg.Name
 	if err := n.persistMetaLocked(); err != nil {
@@ -199,6 +188,14 @@ func (n *Node) promote(peers []PeerState, lastPrimary string, goneFor time.Durat
 	case n.leaseKick <- struct{}{}:
 	default:
 	}
+}
+
+// highestEpoch is the highest of own and the peers' epochs.
+func highestEpoch(own uint64, peers []PeerState) uint64 {
+	for _, p := range peers {
+		own = max(own, p.Epoch)
+	}
+	return own
 }
 
 // nextEpoch is the epoch this node promotes to above highest: the next one of its own slot when

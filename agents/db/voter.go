@@ -130,13 +130,11 @@ func (v *Voter) Vote(req LeaseRequest) (LeaseResponse, error) {
 	now := v.now()
 	if req.DryRun {
 		st := v.state
-		expired := !now.Before(v.expires)
 		// Another candidate that raised the epoch within a lease's time is still campaigning.
 		campaign := st.RaisedBy != "" && st.RaisedBy != req.Candidate &&
 			now.Before(time.Unix(0, st.RaisedUnixNano).Add(time.Duration(req.DurationMS)*time.Millisecond))
-		would := req.Epoch >= st.MaxEpoch && !campaign && (st.Holder == "" || st.Holder == req.Candidate ||
-			(expired && req.Epoch > st.HolderEpoch))
-		return LeaseResponse{Granted: would, Epoch: v.state.MaxEpoch, Holder: v.state.Holder, HolderEpoch: v.state.HolderEpoch}, nil
+		would := req.Epoch >= st.MaxEpoch && !campaign && grantable(st, v.expires, now, req)
+		return LeaseResponse{Granted: would, Epoch: st.MaxEpoch, Holder: st.Holder, HolderEpoch: st.HolderEpoch}, nil
 	}
 	next := v.state
 	nextExpires := v.expires
@@ -146,8 +144,7 @@ func (v *Voter) Vote(req LeaseRequest) (LeaseResponse, error) {
 			next.RaisedBy, next.RaisedUnixNano = req.Candidate, now.UnixNano()
 		}
 		next.MaxEpoch = req.Epoch
-		expired := !now.Before(nextExpires)
-		if next.Holder == "" || next.Holder == req.Candidate || (expired && req.Epoch > next.HolderEpoch) {
+		if grantable(next, nextExpires, now, req) {
 			granted = true
 			next.Holder = req.Candidate
 			next.HolderEpoch = req.Epoch
@@ -177,6 +174,12 @@ func (v *Voter) Vote(req LeaseRequest) (LeaseResponse, error) {
 		HolderEpoch: v.state.HolderEpoch,
 		ExpiresInMS: remaining.Milliseconds(),
 	}, nil
+}
+
+// grantable: the lease is free, already the candidate's, or expired and asked for at an epoch
+// above its holder's (an epoch is granted to one candidate only).
+func grantable(st voterState, expires, now time.Time, req LeaseRequest) bool {
+	return st.Holder == "" || st.Holder == req.Candidate || (!now.Before(expires) && req.Epoch > st.HolderEpoch)
 }
 
 // Handler serves POST /v1/lease (a vote) and GET /v1/lease (the voter's state, for inspection).

@@ -26,14 +26,12 @@ func testVoter(t *testing.T, dir string) (v *Voter, clock *time.Time, vote func(
 
 func TestVoterRules(t *testing.T) {
 	dir := t.TempDir()
-	v, clockp, vote := testVoter(t, dir)
-	clock := *clockp
-	v.now = func() time.Time { return clock }
+	v, clock, vote := testVoter(t, dir)
 
 	if r := vote("a", 1); !r.Granted || r.Holder != "a" || r.Epoch != 1 || r.ExpiresInMS != 1000 {
 		t.Fatalf("free lease: %+v", r)
 	}
-	clock = clock.Add(400 * time.Millisecond)
+	*clock = clock.Add(400 * time.Millisecond)
 	if r := vote("a", 1); !r.Granted || r.ExpiresInMS != 1000 {
 		t.Fatalf("renewal by the holder: %+v", r)
 	}
@@ -49,16 +47,16 @@ func TestVoterRules(t *testing.T) {
 		t.Fatalf("old holder renewing after a newer epoch asked: %+v", r)
 	}
 	// Once the old lease has expired on the voter's clock, the newer epoch gets it.
-	clock = clock.Add(999 * time.Millisecond)
+	*clock = clock.Add(999 * time.Millisecond)
 	if r := vote("b", 2); r.Granted {
 		t.Fatalf("granted 1 ms before expiry: %+v", r)
 	}
-	clock = clock.Add(time.Millisecond)
+	*clock = clock.Add(time.Millisecond)
 	if r := vote("b", 2); !r.Granted || r.Holder != "b" || r.HolderEpoch != 2 {
 		t.Fatalf("after expiry: %+v", r)
 	}
 	// Lower epochs are rejected even when the lease is free.
-	clock = clock.Add(5 * time.Second)
+	*clock = clock.Add(5 * time.Second)
 	if r := vote("c", 1); r.Granted || r.Epoch != 2 {
 		t.Fatalf("lower epoch on a free lease: %+v", r)
 	}

@@ -134,6 +134,15 @@ type ContainerSpec struct {
 	Hardened bool
 }
 
+// What Hardened sets, shared with the compose export.
+var (
+	hardenedCapDrop     = []string{"ALL"}
+	hardenedSecurityOpt = []string{"no-new-privileges"}
+)
+
+// hardenedTmpfs is the private /tmp of a hardened container (path, mount options).
+const hardenedTmpfs, hardenedTmpfsOpts = "/tmp", "rw,noexec,nosuid,size=64m"
+
 // Container is a container as the engine describes it.
 type Container struct {
 	ID, Name string
@@ -296,10 +305,10 @@ func (e *apiEngine) ContainerCreate(ctx context.Context, s ContainerSpec) (strin
 		hc.Init = &init
 	}
 	if s.Hardened {
-		hc.CapDrop = []string{"ALL"}
-		hc.SecurityOpt = []string{"no-new-privileges"}
+		hc.CapDrop = hardenedCapDrop
+		hc.SecurityOpt = hardenedSecurityOpt
 		hc.ReadonlyRootfs = true
-		hc.Tmpfs = map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"}
+		hc.Tmpfs = map[string]string{hardenedTmpfs: hardenedTmpfsOpts}
 	}
 	for _, p := range s.Ports {
 		port := nat.Port(fmt.Sprintf("%d/%s", p.Port, p.Proto))

@@ -85,8 +85,8 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 			Command: nodeCommand(n),
 			Labels:  objectLabels(t.Name, plan.RunID, string(n.Role), n.Name),
 			// As the docker runtime's containers (ContainerSpec.Hardened).
-			CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"}, ReadOnly: true,
-			Tmpfs:    []string{"/tmp:rw,noexec,nosuid,size=64m"},
+			CapDrop: hardenedCapDrop, SecurityOpt: hardenedSecurityOpt, ReadOnly: true,
+			Tmpfs:    []string{hardenedTmpfs + ":" + hardenedTmpfsOpts},
 			Volumes:  []string{"./plan.json:/plan.json:ro", "./data/" + n.Name + ":/data"},
 			Networks: map[string]composeServiceNetwork{wanNetwork: {IPv4Address: n.IP.String(), Aliases: []string{n.Name}}},
 		}

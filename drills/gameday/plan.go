@@ -165,9 +165,9 @@ type LoadOptions struct {
 // Load reads a plan file, parses it and resolves it (Resolve). On failure the error is an
 // ErrorList of every problem found, sorted by position.
 func Load(path string, o LoadOptions) (*Plan, error) {
-	data, err := yamlpos.ReadFile(path, "plan file", yamlpos.MaxInputBytes)
-	if err != nil {
-		return nil, ErrorList{err.(*yamlpos.Error)}
+	data, rerr := yamlpos.ReadFile(path, "plan file", yamlpos.MaxInputBytes)
+	if rerr != nil {
+		return nil, ErrorList{rerr}
 	}
 	p, errs := parse(path, data)
 	if p != nil {

@@ -22,9 +22,9 @@ const (
 
 // Load reads and parses the drill file at path.
 func Load(path string) (*Drill, error) {
-	data, err := yamlpos.ReadFile(path, "drill file", yamlpos.MaxInputBytes)
-	if err != nil {
-		return nil, ErrorList{err.(*yamlpos.Error)}
+	data, rerr := yamlpos.ReadFile(path, "drill file", yamlpos.MaxInputBytes)
+	if rerr != nil {
+		return nil, ErrorList{rerr}
 	}
 	return Parse(path, data)
 }

@@ -377,20 +377,29 @@ func (c *client) writeAndRead(ctx context.Context) {
 		return
 	}
 	c.w.acked(c.region, key)
-	defer func() {
-		if c.w.cfg.ReadOthers && ctx.Err() == nil {
-			c.readOther(ctx, base, answer)
-		}
-	}()
-	if !c.w.cfg.ReadAfterWrite || ctx.Err() != nil {
-		return
+	if c.w.cfg.ReadAfterWrite && ctx.Err() == nil {
+		c.read(ctx, base, key, resp.LSN, answer)
 	}
-	url := fmt.Sprintf("%s/kv/%s?min_lsn=%d", base, key, resp.LSN)
-	c.record(history.Op{Type: history.TypeInvoke, F: history.FRead, Key: key, MinLSN: resp.LSN, DNSAnswer: answer})
-	rtyp, rresp, rerr := c.do(ctx, http.MethodGet, url, "", false)
-	c.record(history.Op{Type: rtyp, F: history.FRead, Key: key, MinLSN: resp.LSN, Value: rresp.Value, Found: rresp.Found,
-		WebNode: rresp.Node, DBNode: rresp.DBNode, Epoch: rresp.Epoch, LSN: rresp.LSN, KeyLSN: rresp.KeyLSN,
-		DNSAnswer: answer, Error: errText(rerr, rresp)})
+	if c.w.cfg.ReadOthers && ctx.Err() == nil {
+		// Another region's latest acknowledged key, as any user might read it (no min_lsn).
+		if other := c.w.otherKey(c.region); other != "" {
+			c.read(ctx, base, other, 0, answer)
+		}
+	}
+}
+
+// read reads key through base and records it; minLSN > 0 asks for read-your-writes. A read
+// never ends info: one that failed changed nothing.
+func (c *client) read(ctx context.Context, base, key string, minLSN uint64, answer []string) {
+	url := base + "/kv/" + key
+	if minLSN > 0 {
+		url += fmt.Sprintf("?min_lsn=%d", minLSN)
+	}
+	c.record(history.Op{Type: history.TypeInvoke, F: history.FRead, Key: key, MinLSN: minLSN, DNSAnswer: answer})
+	typ, r, err := c.do(ctx, http.MethodGet, url, "", false)
+	c.record(history.Op{Type: typ, F: history.FRead, Key: key, MinLSN: minLSN, Value: r.Value, Found: r.Found,
+		WebNode: r.Node, DBNode: r.DBNode, Epoch: r.Epoch, LSN: r.LSN, KeyLSN: r.KeyLSN,
+		DNSAnswer: answer, Error: errText(err, r)})
 }
 
 // acked remembers key as the latest acknowledged to a client of region.
@@ -413,23 +422,6 @@ func (w *Workload) otherKey(region string) string {
 		}
 	}
 	return ""
-}
-
-// readOther reads another region's latest acknowledged key, as any user might.
-func (c *client) readOther(ctx context.Context, base string, answer []string) {
-	key := c.w.otherKey(c.region)
-	if key == "" {
-		return
-	}
-	c.record(history.Op{Type: history.TypeInvoke, F: history.FRead, Key: key, DNSAnswer: answer})
-	typ, r, err := c.do(ctx, http.MethodGet, base+"/kv/"+key, "", false)
-	c.record(history.Op{Type: typ, F: history.FRead, Key: key, Value: r.Value, Found: r.Found,
-		WebNode: r.Node, DBNode: r.DBNode, Epoch: r.Epoch, LSN: r.LSN, KeyLSN: r.KeyLSN,
-		DNSAnswer: answer, Error: errText(err, r)})
-	if typ == history.TypeInfo {
-		c.process = c.w.proc()
-		c.expires = time.Time{}
-	}
 }
 
 func errText(err error, r response) string {

@@ -13,8 +13,9 @@ const MaxInputBytes = 1 << 20
 
 // ReadFile reads a whole input file (what it is: "topology", "drill file"...) of at most limit
 // bytes. A larger file is an *Error naming the file, so the CLI refuses it with exit 2 before
-// anything starts.
-func ReadFile(path, what string, limit int64) ([]byte, error) {
+// anything starts. (The result is *Error, not error, so callers put it in an ErrorList as is;
+// compare it with nil before returning it as an error.)
+func ReadFile(path, what string, limit int64) ([]byte, *Error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("read %s: %v", what, err), Err: err}

@@ -88,9 +88,9 @@ func readToken(path string) (string, error) {
 		}
 		return hex.EncodeToString(b), nil
 	}
-	b, err := yamlpos.ReadFile(path, "token file", 4<<10)
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
+	b, rerr := yamlpos.ReadFile(path, "token file", 4<<10)
+	if rerr != nil {
+		return "", fmt.Errorf("--token-file: %w", rerr)
 	}
 	token := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 	if len(token) < 16 {
