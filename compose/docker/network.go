@@ -33,14 +33,16 @@ func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error
 // topology's with the same subnet (a concurrent or earlier create), and an error otherwise: drill
 // never takes over a network it did not make. A concurrent create may fail with a conflict on the
 // name or, when the engine allocated the other caller's address pool first, with a pool overlap:
-// either way the name is looked up (a few times, while the other create finishes).
+// either way the name is looked up until the other create finishes.
 func (r *Runtime) ensureNetwork(ctx context.Context, s NetworkSpec) error {
 	_, err := r.eng.NetworkCreate(ctx, s)
 	if err == nil {
 		return nil
 	}
+	// A loaded engine can take seconds to finish the other caller's create, so the name is
+	// polled until a deadline rather than a fixed number of times.
 	var ierr error
-	for attempt := 0; attempt < 20; attempt++ {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		var n Network
 		n, ierr = r.eng.NetworkInspect(ctx, s.Name)
 		if ierr == nil {
