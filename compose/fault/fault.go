@@ -60,6 +60,11 @@ func (f Fault) Clone() Fault {
 	return f
 }
 
+// TargetPrimary, as a fault's node, means whichever db node is the primary when the fault is
+// applied (a failover moves the primary, so a drill cannot name it in advance). Kinds that take a
+// node resolve it through Env.Primary.
+const TargetPrimary = "primary"
+
 // Target is what the fault is aimed at, in words: the node, the region, the sites joined by "|",
 // or "wan" for a fault on every link.
 func (f Fault) Target() string {
@@ -403,6 +408,9 @@ func checkTargets(f *Fault, t *topology.Topology, tg Targets) error {
 			return fmt.Errorf("unknown site %q (sites: %s)", s, strings.Join(t.Sites(), ", "))
 		}
 	}
+	if f.Node == TargetPrimary {
+		return nil
+	}
 	if f.Node != "" {
 		n, ok := t.Node(f.Node)
 		if !ok {
@@ -419,7 +427,7 @@ func checkTargets(f *Fault, t *topology.Topology, tg Targets) error {
 func targetWords(tg Targets) string {
 	var w []string
 	if tg.Node {
-		w = append(w, "a node (target)")
+		w = append(w, "a node (target, or target: primary)")
 	}
 	if tg.Region {
 		w = append(w, "a region")

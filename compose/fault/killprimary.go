@@ -25,6 +25,11 @@ func (killPrimary) Targets() Targets { return Targets{} }
 
 // Resolve asks the cluster for the current primary.
 func (killPrimary) Resolve(ctx context.Context, _ Fault, env Env) ([]string, error) {
+	return currentPrimary(ctx, env)
+}
+
+// currentPrimary asks the cluster which db node is the primary now.
+func currentPrimary(ctx context.Context, env Env) ([]string, error) {
 	if env.Primary == nil {
 		return nil, errors.New("the current primary cannot be asked here")
 	}

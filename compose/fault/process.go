@@ -25,14 +25,17 @@ func (p processKind) Instant() bool   { return p.action == ActionRestart }
 
 func (p processKind) Targets() Targets {
 	return Targets{Node: true, Region: true,
-		Help: fmt.Sprintf("the node to %s (target) or the region whose nodes to %s", p.kind, p.kind)}
+		Help: fmt.Sprintf("the node to %s (target; target: primary for whichever db node is the primary then) or the region whose nodes to %s", p.kind, p.kind)}
 }
 
 // TakesRegionOut: killing or freezing every node of a region takes it out; a restart is over at
 // once.
 func (p processKind) TakesRegionOut(f Fault) bool { return f.Region != "" && p.action != ActionRestart }
 
-func (p processKind) Resolve(_ context.Context, f Fault, env Env) ([]string, error) {
+func (p processKind) Resolve(ctx context.Context, f Fault, env Env) ([]string, error) {
+	if f.Node == TargetPrimary {
+		return currentPrimary(ctx, env)
+	}
 	if f.Node != "" {
 		return []string{f.Node}, nil
 	}

@@ -53,3 +53,23 @@ func TestKillPrimaryAsksTheCluster(t *testing.T) {
 		t.Fatal("kill-primary resolved without a primary")
 	}
 }
+
+// target: primary is whichever db node is the primary when the fault is applied, for every kind
+// that takes a node; it passes validation without naming a node of the topology.
+func TestProcessFaultOnThePrimary(t *testing.T) {
+	env := testEnv(t, false)
+	env.Primary = func(context.Context) (string, error) { return "eu-west-db-1", nil }
+	for _, k := range []Kind{KindKill, KindFreeze, KindRestart} {
+		f := Fault{ID: "p", Kind: k, Node: TargetPrimary}
+		if err := Validate(&f, env.Plan.Topology); err != nil {
+			t.Fatalf("%s on the primary: %v", k, err)
+		}
+		if e := effectsOf(t, env, f); !slices.Equal(e.Process.Nodes, []string{"eu-west-db-1"}) {
+			t.Errorf("%s on the primary acts on %v", k, e.Process.Nodes)
+		}
+	}
+	f := Fault{ID: "p", Kind: KindBlackhole, Node: TargetPrimary}
+	if err := Validate(&f, env.Plan.Topology); err == nil {
+		t.Error("a region-only kind took target: primary")
+	}
+}

@@ -94,12 +94,51 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 			}
 		}
 		return found, fmt.Sprintf("replicas of %s caught up with %s (epoch %d, lag 0)", c.Region, p.Name, p.Epoch)
+	case spec.CondConverged:
+		return r.converged(ctx, st)
 	case spec.CondNoFailover:
 		p := st.Primary(r.topo, false)
 		same := p.Name == base.primary && p.Epoch == base.epoch
 		return same, fmt.Sprintf("primary %s epoch %d (was %s epoch %d)", p.Name, p.Epoch, base.primary, base.epoch)
 	}
 	return false, "unknown condition " + c.Kind
+}
+
+// converged is CondConverged on a status: cheap checks first, DNS probes last.
+func (r *run) converged(ctx context.Context, st *observe.Status) (bool, string) {
+	for _, n := range st.Nodes {
+		if n.State != observe.StateAlive {
+			return false, fmt.Sprintf("%s is %s", n.Name, n.State)
+		}
+	}
+	for _, reg := range st.Regions {
+		if !reg.Healthy {
+			return false, fmt.Sprintf("region %s is not healthy", reg.Name)
+		}
+	}
+	p := st.Primary(r.topo, true)
+	if p.Name == "" {
+		return false, "no primary"
+	}
+	for _, n := range st.Nodes {
+		if n.Role != topology.RoleDB || n.Name == p.Name {
+			continue
+		}
+		if n.Primary || n.Epoch != p.Epoch || n.LagMS != 0 {
+			return false, fmt.Sprintf("%s: primary=%v epoch=%d lag=%dms; primary %s epoch=%d",
+				n.Name, n.Primary, n.Epoch, n.LagMS, p.Name, p.Epoch)
+		}
+	}
+	for _, region := range r.topo.RegionNames() {
+		got, _, err := r.prober.Probe(ctx, region)
+		if err != nil {
+			return false, fmt.Sprintf("users near %s cannot resolve: %v", region, err)
+		}
+		if got != region {
+			return false, fmt.Sprintf("users near %s are sent to %s", region, got)
+		}
+	}
+	return true, fmt.Sprintf("converged: primary %s (epoch %d), every replica caught up, every region's users at home", p.Name, p.Epoch)
 }
 
 // unhealthyFromOutside judges a region down from the gossip views of the nodes outside it: its

@@ -60,6 +60,8 @@ type Options struct {
 	ReportDir string
 	// Seed makes the workload repeatable.
 	Seed int64
+	// KeyPrefix starts every key the workload writes (see workload.Config.KeyPrefix).
+	KeyPrefix string
 	// Progress receives live progress lines (nil: none).
 	Progress io.Writer
 	// Logger receives logs.
@@ -246,7 +248,7 @@ func (r *run) startWorkload(ctx context.Context) error {
 	w := r.o.Drill.Workload
 	wl, err := workload.Start(context.WithoutCancel(ctx), workload.Config{
 		Topology: r.topo, Endpoint: r.sys.Endpoint, ClientsPerRegion: w.ClientsPerRegion, WriteRate: w.WriteRate,
-		ReadAfterWrite: w.ReadAfterWrite, ReadOthers: w.ReadOthers, Seed: uint64(r.o.Seed), Recorder: r.rec, Logger: r.o.Logger,
+		ReadAfterWrite: w.ReadAfterWrite, ReadOthers: w.ReadOthers, Seed: uint64(r.o.Seed), KeyPrefix: r.o.KeyPrefix, Recorder: r.rec, Logger: r.o.Logger,
 		UseECS: r.sys.Capabilities().ClientsNeedECS,
 	})
 	if err != nil {

@@ -23,6 +23,11 @@ const (
 	CondReplicaCaughtUp = "replica_caught_up"
 	// CondNoFailover: the primary and epoch are what they were when the step began.
 	CondNoFailover = "no_failover"
+	// CondConverged: the whole cluster is back to a steady state, wherever its primary is now:
+	// every node alive, every region healthy, one primary, every other database a caught-up
+	// replica of its epoch, and every region's users sent to their own region. Drills that
+	// must work on any topology, and exploration between schedules, wait for it.
+	CondConverged = "converged"
 )
 
 // conditionArgs is how many arguments (a region) each condition takes.
@@ -35,6 +40,7 @@ func conditionArgs() map[string]int {
 		CondRegionUnhealthy:   1,
 		CondReplicaCaughtUp:   1,
 		CondNoFailover:        0,
+		CondConverged:         0,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/topology"
 	"github.com/drillworks/drill/topology/yamlpos"
 )
@@ -32,7 +33,7 @@ func (dr *Drill) Resolve(t *topology.Topology) (*topology.Topology, error) {
 	}
 	for _, r := range dr.refs {
 		if r.node {
-			if _, ok := t.Node(r.name); !ok {
+			if _, ok := t.Node(r.name); !ok && r.name != fault.TargetPrimary {
 				errs = append(errs, yamlpos.Errorf(dr.Source, r.pos, r.field,
 					"topology %s has no node %q (nodes: %s)", t.Name, r.name, strings.Join(topology.SortedNodeNames(t.Nodes()), ", ")))
 			}

@@ -44,6 +44,9 @@ type Config struct {
 	ReadOthers bool
 	// Seed makes the clients' choices (which answer address, pacing jitter) repeatable.
 	Seed uint64
+	// KeyPrefix starts every key written (e.g. "s7-"), so that runs on one cluster (exploration
+	// reuses it) never write, read or judge each other's keys.
+	KeyPrefix string
 	// Recorder receives the history.
 	Recorder *history.Recorder
 	// RequestTimeout bounds one HTTP request; past it a write's outcome is unknown (info).
@@ -173,6 +176,11 @@ type client struct {
 	answer  []string
 	expires time.Time
 	seq     int
+}
+
+// key is the client's current key: its region, process and sequence number after the run's prefix.
+func (c *client) key() string {
+	return fmt.Sprintf("%s%s-p%d-%d", c.w.cfg.KeyPrefix, c.region, c.process, c.seq)
 }
 
 func (c *client) newHTTP() *http.Client {
@@ -352,14 +360,14 @@ func (c *client) writeAndRead(ctx context.Context) {
 	if len(answer) == 0 {
 		// No address at all: the user cannot even try; nothing reaches the system.
 		c.seq++
-		key := fmt.Sprintf("%s-p%d-%d", c.region, c.process, c.seq)
+		key := c.key()
 		c.record(history.Op{Type: history.TypeInvoke, F: history.FWrite, Key: key, Value: "v"})
 		c.record(history.Op{Type: history.TypeFail, F: history.FWrite, Key: key, Value: "v", Error: "no address for app"})
 		return
 	}
 	ip := answer[c.rng.IntN(len(answer))]
 	c.seq++
-	key := fmt.Sprintf("%s-p%d-%d", c.region, c.process, c.seq)
+	key := c.key()
 	value := fmt.Sprintf("v%d", c.seq)
 	base := "http://" + net.JoinHostPort(ip, fmt.Sprint(topology.PortWeb))
 	c.record(history.Op{Type: history.TypeInvoke, F: history.FWrite, Key: key, Value: value, DNSAnswer: answer})
