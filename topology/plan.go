@@ -76,8 +76,11 @@ func (t *Topology) SitePrefix(site string) netip.Prefix {
 	return t.RegionPrefix(site)
 }
 
-// Sites lists the regions then "witness".
-func (t *Topology) Sites() []string { return append(t.RegionNames(), "witness") }
+// WitnessSite is the site of the witness, a third place outside every region.
+const WitnessSite = "witness"
+
+// Sites lists the regions then WitnessSite.
+func (t *Topology) Sites() []string { return append(t.RegionNames(), WitnessSite) }
 
 // SiteLatency is the one-way latency and jitter between two sites. The witness is a third site at
 // the default WAN latency from every region.

@@ -133,6 +133,10 @@ type Param struct {
 	Choices []string
 	// Help says what the field means, with an example, for errors and documentation.
 	Help string
+	// Typical is the range [low, high] exploration draws a duration or int from, narrower than
+	// what a drill file may set (a minute of latency is valid but tells exploration little).
+	// Zero: a required parameter is drawn from Min..Max, an optional one is left out.
+	Typical [2]int64
 }
 
 // Check parses text as this parameter's value and returns its canonical form.

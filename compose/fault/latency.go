@@ -37,10 +37,15 @@ func (latency) Targets() Targets {
 
 func (latency) Params() []Param {
 	return []Param{
+		// Exploration draws up to half a second: beyond the failover timers' scale, more latency
+		// only slows the run down.
 		{Name: ParamLatency, Type: TypeDuration, Required: true, Max: int64(time.Minute),
-			Help: "the one-way latency to add, e.g. latency: 200ms"},
-		{Name: ParamJitter, Type: TypeDuration, Max: int64(time.Minute), Help: "random deviation either way, e.g. jitter: 20ms"},
-		{Name: ParamBandwidth, Type: TypeInt, Min: 1, Max: 1 << 30, Help: "a cap on each stream of every link, in KB/s"},
+			Help: "the one-way latency to add, e.g. latency: 200ms", Typical: [2]int64{int64(20 * time.Millisecond), int64(500 * time.Millisecond)}},
+		{Name: ParamJitter, Type: TypeDuration, Max: int64(time.Minute), Help: "random deviation either way, e.g. jitter: 20ms",
+			Typical: [2]int64{int64(5 * time.Millisecond), int64(50 * time.Millisecond)}},
+		// The workload writes a few KB/s; a cap of 0.5–8 MB/s still lets replication keep up.
+		{Name: ParamBandwidth, Type: TypeInt, Min: 1, Max: 1 << 30, Help: "a cap on each stream of every link, in KB/s",
+			Typical: [2]int64{512, 8192}},
 	}
 }
 

@@ -46,7 +46,8 @@ func (loss) Targets() Targets {
 
 func (loss) Params() []Param {
 	return []Param{{Name: ParamPercent, Type: TypeInt, Required: true, Min: MinLossPercent, Max: MaxLossPercent,
-		Help: fmt.Sprintf("the share of packets to drop, %d to %d, e.g. percent: 30", MinLossPercent, MaxLossPercent)}}
+		Help:    fmt.Sprintf("the share of packets to drop, %d to %d, e.g. percent: 30", MinLossPercent, MaxLossPercent),
+		Typical: [2]int64{5, 60}}} // near 99% it is a black hole, which has a kind of its own
 }
 
 func (loss) Describe(f Fault) string { return itoa(f.Params.Int(ParamPercent)) + "% loss" }

@@ -653,7 +653,7 @@ func (d *decoder) regionList(e entry, dr *Drill) ([]string, bool) {
 			continue
 		}
 		seen[name] = item.ValuePos()
-		dr.refs = append(dr.refs, ref{name: name, field: item.Field, pos: item.ValuePos()})
+		dr.refs = append(dr.refs, ref{site: true, name: name, field: item.Field, pos: item.ValuePos()}) // a region or the witness
 		out = append(out, name)
 	}
 	if good && len(out) < 2 {

@@ -296,7 +296,7 @@ func TestParseLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = dr.Resolve(topology.Default())
-	if want := `f.yaml:3:46: steps[0].inject.regions[1]: topology default has no region "mars" (regions: us-east, eu-west)`; err == nil || err.Error() != want {
+	if want := `f.yaml:3:46: steps[0].inject.regions[1]: topology default has no site "mars" (sites: us-east, eu-west, witness)`; err == nil || err.Error() != want {
 		t.Fatalf("resolve: %v\nwant %s", err, want)
 	}
 }

@@ -97,7 +97,7 @@ func newRoot(env Env) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKVCmd(g), newVersionCmd(g), newAgentCmd(g), newToxiproxyCmd(g), newDNSCmd(g),
 		newComposeCmd(g), newRunCmd(g), newListCmd(g), newReportCmd(g), newCheckCmd(g), newRecoverCmd(g), newNftCmd(g), newImageCmd(g),
-		newGamedayCmd(g), newHistoryCmd(g))
+		newGamedayCmd(g), newHistoryCmd(g), newExploreCmd(g))
 	return root
 }
 
