@@ -90,9 +90,18 @@ func (c *Client) Get(ctx context.Context, key string, minLSN uint64) (ReadResult
 
 // GetWait is Get with an explicit wait for minLSN (0 = the node's default, at most 5 s).
 func (c *Client) GetWait(ctx context.Context, key string, minLSN uint64, wait time.Duration) (ReadResult, error) {
+	return c.GetAfter(ctx, key, minLSN, 0, wait)
+}
+
+// GetAfter is GetWait for a write acknowledged at minLSN in epoch minEpoch: the node serves the
+// read only once its log provably holds that write (see Node.holdsLocked).
+func (c *Client) GetAfter(ctx context.Context, key string, minLSN, minEpoch uint64, wait time.Duration) (ReadResult, error) {
 	q := url.Values{}
 	if minLSN > 0 {
 		q.Set("min_lsn", formatUint(minLSN))
+	}
+	if minEpoch > 0 {
+		q.Set("min_epoch", formatUint(minEpoch))
 	}
 	if wait > 0 {
 		q.Set("wait_ms", formatUint(uint64(wait.Milliseconds())))

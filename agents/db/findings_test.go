@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"net/http"
 	"net/url"
@@ -202,3 +203,54 @@ func TestNoAcknowledgementAfterTheLease(t *testing.T) {
 		t.Fatalf("a write without a pause: %v", err)
 	}
 }
+
+// TestDivergentSuffixIsNotReadYourWrites (found by the flapping-partition drill): a node that was
+// primary of an older epoch holds a longer log than the new primary's, its suffix divergent until
+// its next pull truncates it. Its length passes min_lsn, yet it lacks the write the client made at
+// the new epoch: a read carrying the write's epoch must wait until a primary of that epoch has
+// confirmed the log. The node is opened without its loops, so nothing pulls behind the test's back.
+func TestDivergentSuffixIsNotReadYourWrites(t *testing.T) {
+	c := newCluster(t, 36)
+	c.voters = []string{"r"}
+	c.addNode("r", "b", 1, false, nil)
+	r, err := Open(c.cfgs["r"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+
+	// r led epoch 2 up to LSN 5 and has adopted epoch 3; the new primary acknowledged the
+	// client's write at LSN 3 in epoch 3, which r does not hold.
+	r.walMu.Lock()
+	r.mu.Lock()
+	for lsn := uint64(1); lsn <= 5; lsn++ {
+		e := Entry{LSN: lsn, Epoch: 2, Key: fmt.Sprintf("old-%d", lsn), Value: "v"}
+		r.entries = append(r.entries, e)
+		r.data[e.Key] = kvValue{value: e.Value, lsn: e.LSN}
+	}
+	r.epoch, r.matchedEpoch, r.following = 3, 2, "p3"
+	r.mu.Unlock()
+	r.walMu.Unlock()
+	holds := func(lsn, epoch uint64) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.holdsLocked(lsn, epoch)
+	}
+	if holds(3, 3) {
+		t.Fatal("a log only epoch 2 confirmed passes for a write of epoch 3 at a lower LSN")
+	}
+	if !holds(3, 2) || !holds(3, 0) {
+		t.Fatal("a write of epoch 2 (or of a client that gives no epoch) is not found in the epoch-2 log")
+	}
+	// The epoch-3 primary truncates the suffix (not yet enough), then sends its own entries.
+	r.applyPull("p3", 6, walResponse{Node: "p3", Epoch: 3, PrimaryLSN: 3, TruncateTo: ptr(uint64(2))})
+	if holds(3, 3) {
+		t.Fatal("passes after the truncation alone")
+	}
+	r.applyPull("p3", 3, walResponse{Node: "p3", Epoch: 3, LSN: 3, PrimaryLSN: 3, Entries: []Entry{{LSN: 3, Epoch: 3, Key: "mine", Value: "v"}}})
+	if !holds(3, 3) {
+		t.Fatal("does not pass once the epoch-3 primary's entries are applied")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -126,6 +126,11 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad min_lsn"})
 		return
 	}
+	minEpoch, err := parseOptionalUint(q.Get("min_epoch"))
+	if err != nil {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad min_epoch"})
+		return
+	}
 	wait, err := parseWait(q.Get("wait_ms"), defaultReadWait)
 	if err != nil {
 		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad wait_ms"})
@@ -134,7 +139,7 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	n.mu.Lock()
-	for timedOut := false; n.lastLSNLocked() < minLSN && !timedOut; {
+	for timedOut := false; !n.holdsLocked(minLSN, minEpoch) && !timedOut; {
 		wake := n.applied
 		n.mu.Unlock()
 		select {
@@ -149,7 +154,7 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		}
 		n.mu.Lock()
 	}
-	if n.lastLSNLocked() < minLSN {
+	if !n.holdsLocked(minLSN, minEpoch) {
 		n.mu.Unlock()
 		n.writeError(w, http.StatusConflict, errorBody{Error: "behind"})
 		return
@@ -178,6 +183,23 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusNotFound
 	}
 	writeJSON(w, status, res)
+}
+
+// holdsLocked reports whether this node's log provably holds a write acknowledged at minLSN in
+// epoch minEpoch, for read-your-writes. Its length alone does not tell: a node that was primary
+// of an older epoch may hold a longer divergent suffix it has not yet truncated, its LSNs past
+// minLSN yet without the write (found by the flapping-partition drill). So the log must also match
+// a primary of minEpoch or later: it is that primary's (n.epoch), or a pull from such a primary was
+// applied without truncation, which confirms the prefix (matchedEpoch). minEpoch 0 (clients before
+// min_epoch) checks the length alone.
+func (n *Node) holdsLocked(minLSN, minEpoch uint64) bool {
+	if n.lastLSNLocked() < minLSN {
+		return false
+	}
+	if n.role == RolePrimary {
+		return n.epoch >= minEpoch
+	}
+	return n.matchedEpoch >= minEpoch
 }
 
 // formatUint is strconv.FormatUint in base 10.

@@ -200,6 +200,9 @@ type Node struct {
 	lastContact time.Time // last successful pull
 	caughtUpAt  time.Time // last time the replica was known caught up
 	syncedWith  string    // the primary this replica has caught up with since it began following it
+	// matchedEpoch is the highest epoch whose primary confirmed this replica's log as a prefix of
+	// its own (a pull applied without truncation); see holdsLocked.
+	matchedEpoch uint64
 	walErr      error     // a failed WAL write: the node stops writing and never leads again
 	fencedAt    time.Time // when this node last stepped down without knowing the new primary
 

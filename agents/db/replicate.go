@@ -341,6 +341,9 @@ func (n *Node) applyPull(primary string, from uint64, resp walResponse) {
 		}
 		n.signalAppliedLocked()
 	}
+	// The primary answered with entries (or none) rather than a truncation: it found this log's
+	// last entry in its own, so the log is a prefix of the epoch's log.
+	n.matchedEpoch = max(n.matchedEpoch, resp.Epoch)
 	n.lastContact = now
 	n.caughtUp = n.lastLSNLocked() >= resp.PrimaryLSN
 	if n.caughtUp {

@@ -279,8 +279,17 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		}
 		minLSN = n
 	}
+	var minEpoch uint64
+	if v := r.URL.Query().Get("min_epoch"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			s.reply(w, "get", start, http.StatusBadRequest, map[string]any{"error": "min_epoch: " + err.Error()})
+			return
+		}
+		minEpoch = n
+	}
 	if !s.cfg.ReadYourWrites {
-		minLSN = 0 // the known-bad design: the client's last write is ignored
+		minLSN, minEpoch = 0, 0 // the known-bad design: the client's last write is ignored
 	}
 	target := s.localDB()
 	if target == "" || s.cfg.ReadFromPrimary {
@@ -294,6 +303,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if minLSN > 0 {
 		q.Set("min_lsn", strconv.FormatUint(minLSN, 10))
 		q.Set("wait_ms", "300")
+		if minEpoch > 0 {
+			q.Set("min_epoch", strconv.FormatUint(minEpoch, 10))
+		}
 	}
 	if s.cfg.ReadFromPrimary {
 		q.Set("consistent", "1")

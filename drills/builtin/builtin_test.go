@@ -8,7 +8,8 @@ import (
 
 func TestBuiltinsParseAndResolve(t *testing.T) {
 	names := Names()
-	want := map[string]bool{"region-outage": true, "primary-kill": true, "wan-latency": true, "region-partition": true}
+	want := map[string]bool{"region-outage": true, "primary-kill": true, "wan-latency": true, "region-partition": true,
+		"primary-pause": true, "flapping-partition": true, "failover-second-failure": true}
 	for _, n := range names {
 		delete(want, n)
 		d, err := Load(n)

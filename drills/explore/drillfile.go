@@ -102,17 +102,16 @@ func (s Schedule) DrillFile(name string, t *topology.Topology, budgets check.Bud
 	b.WriteString("steps:\n")
 	fmt.Fprintf(&b, "  - steady: {within: %s, expect: [%s]}\n", resetWithin, spec.CondConverged)
 	b.WriteString("  - workload: start\n")
-	fmt.Fprintf(&b, "  - wait: %s\n", warmUp)
 	type event struct {
 		at   time.Duration
 		heal bool
 		e    Episode
 	}
-	var events []event
+	var events []event // times from the workload's start
 	for _, e := range s.Episodes {
-		events = append(events, event{at: e.At, e: e})
+		events = append(events, event{at: warmUp + e.At, e: e})
 		if e.For > 0 {
-			events = append(events, event{at: e.End(), heal: true, e: e})
+			events = append(events, event{at: warmUp + e.End(), heal: true, e: e})
 		}
 	}
 	// In time order; at one instant heals go first, so a target is never faulted twice at once.

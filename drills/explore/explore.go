@@ -128,15 +128,6 @@ func Explore(ctx context.Context, o Options) (*Report, error) {
 		case Invalid:
 			rep.Invalid++
 			fmt.Fprintf(o.Progress, "explore: schedule %d invalid: %s\n", seed, strings.Join(res.Details, "; "))
-			if o.Rebuild == nil {
-				runErr = fmt.Errorf("explore: schedule %d could not be judged and the cluster cannot be rebuilt: %s", seed, strings.Join(res.Details, "; "))
-				break
-			}
-			if err := o.Rebuild(ctx); err != nil {
-				runErr = fmt.Errorf("explore: rebuild after schedule %d: %w", seed, err)
-				break
-			}
-			rep.Rebuilds++
 		case Failed:
 			fmt.Fprintf(o.Progress, "explore: schedule %d FAILED %s (%s); shrinking\n", seed, strings.Join(res.Failed, ", "), episodesText(s))
 			f, err := x.shrinkAndReproduce(ctx, s, res)
@@ -158,7 +149,7 @@ func Explore(ctx context.Context, o Options) (*Report, error) {
 	if h := rep.Ended.Sub(rep.Started).Hours(); h > 0 {
 		rep.SchedulesPerHour = float64(rep.Schedules) / h
 	}
-	rep.ShrinkRuns = x.shrinkRuns
+	rep.ShrinkRuns, rep.Rebuilds = x.shrinkRuns, x.rebuilds
 	if err := rep.write(o.Dir); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -170,6 +161,7 @@ type explorer struct {
 	o          Options
 	budgets    check.Budgets
 	shrinkRuns int
+	rebuilds   int
 }
 
 // run renders a schedule as a drill file in dir/name, parses it back (what is run is exactly
@@ -195,11 +187,15 @@ func (x *explorer) run(ctx context.Context, s Schedule, name string) (RunResult,
 	if err != nil {
 		return res, err
 	}
-	if res.Outcome == Invalid && x.o.Rebuild != nil {
-		// Shrinking and replays need a steady cluster too.
-		if err := x.o.Rebuild(ctx); err != nil {
-			return res, fmt.Errorf("explore: rebuild: %w", err)
+	if res.Outcome == Invalid {
+		// The next run, shrinking and replays included, needs a steady cluster.
+		if x.o.Rebuild == nil {
+			return res, fmt.Errorf("explore: schedule %d could not be judged and the cluster cannot be rebuilt: %s", s.Seed, strings.Join(res.Details, "; "))
 		}
+		if err := x.o.Rebuild(ctx); err != nil {
+			return res, fmt.Errorf("explore: rebuild after schedule %d: %w", s.Seed, err)
+		}
+		x.rebuilds++
 	}
 	return res, nil
 }

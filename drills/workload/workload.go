@@ -386,22 +386,22 @@ func (c *client) writeAndRead(ctx context.Context) {
 	}
 	c.w.acked(c.region, key)
 	if c.w.cfg.ReadAfterWrite && ctx.Err() == nil {
-		c.read(ctx, base, key, resp.LSN, answer)
+		c.read(ctx, base, key, resp.LSN, resp.Epoch, answer)
 	}
 	if c.w.cfg.ReadOthers && ctx.Err() == nil {
 		// Another region's latest acknowledged key, as any user might read it (no min_lsn).
 		if other := c.w.otherKey(c.region); other != "" {
-			c.read(ctx, base, other, 0, answer)
+			c.read(ctx, base, other, 0, 0, answer)
 		}
 	}
 }
 
-// read reads key through base and records it; minLSN > 0 asks for read-your-writes. A read
-// never ends info: one that failed changed nothing.
-func (c *client) read(ctx context.Context, base, key string, minLSN uint64, answer []string) {
+// read reads key through base and records it; minLSN > 0 asks for read-your-writes of the write
+// acknowledged at minLSN in epoch minEpoch. A read never ends info: one that failed changed nothing.
+func (c *client) read(ctx context.Context, base, key string, minLSN, minEpoch uint64, answer []string) {
 	url := base + "/kv/" + key
 	if minLSN > 0 {
-		url += fmt.Sprintf("?min_lsn=%d", minLSN)
+		url += fmt.Sprintf("?min_lsn=%d&min_epoch=%d", minLSN, minEpoch)
 	}
 	c.record(history.Op{Type: history.TypeInvoke, F: history.FRead, Key: key, MinLSN: minLSN, DNSAnswer: answer})
 	typ, r, err := c.do(ctx, http.MethodGet, url, "", false)
