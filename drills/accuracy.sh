@@ -21,10 +21,16 @@ cases=(
 	"primary-kill|primary-kill|"
 	"wan-latency|wan-latency|"
 	"region-partition|region-partition|"
+	"primary-pause|primary-pause|"
+	"flapping-partition|flapping-partition|"
+	"failover-second-failure|failover-second-failure|"
 	"region-outage bad|region-outage --budget lost_acked_writes=0|lost_acked_writes"
 	"primary-kill bad|primary-kill --budget lost_acked_writes=0|lost_acked_writes"
 	"wan-latency bad|wan-latency --set read_your_writes=off|stale_reads"
 	"region-partition bad|region-partition --set fencing=none|split_brain"
+	"primary-pause bad|primary-pause --set failover_after=30s|write_unavailability"
+	"flapping-partition bad|flapping-partition --set fencing=none|split_brain"
+	"failover-second-failure bad|failover-second-failure --set replication=async|lost_acked_writes"
 )
 
 printf '%-22s %-7s %5s %9s %s\n' case runtime runs wrong "(false fails for good runs, misses for bad)"

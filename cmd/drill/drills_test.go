@@ -239,6 +239,9 @@ func TestKnownBadDesignsFail(t *testing.T) {
 		{"primary-kill loses writes under async", []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
 		{"region-partition splits brain without fencing", []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
 		{"wan-latency reads stale without read-your-writes", []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
+		{"primary-pause keeps writes down with a failover timer longer than the pause", []string{"primary-pause", "--set", "failover_after=30s"}, "write_unavailability"},
+		{"flapping-partition splits brain without fencing", []string{"flapping-partition", "--set", "fencing=none"}, "split_brain"},
+		{"failover-second-failure loses writes under async", []string{"failover-second-failure", "--set", "replication=async"}, "lost_acked_writes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallelDrill(t)
@@ -280,6 +283,23 @@ func TestWANLatencyPasses(t *testing.T) {
 	code, out := e.run("wan-latency")
 	if r := e.reportJSON(); code != 0 || r.Verdict != "pass" {
 		t.Fatalf("exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
+	}
+}
+
+// The drills of failure classes exploration reaches (a paused primary that wakes, a flapping
+// partition, a second failure during a failover) pass at the correct design.
+func TestFailureClassDrillsPass(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	for _, name := range []string{"primary-pause", "flapping-partition", "failover-second-failure"} {
+		t.Run(name, func(t *testing.T) {
+			parallelDrill(t)
+			e := newEnv(t, name)
+			code, out := e.run(name)
+			if r := e.reportJSON(); code != 0 || r.Verdict != "pass" {
+				t.Fatalf("exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
+			}
+		})
 	}
 }
 

@@ -27,61 +27,72 @@ func init() {
 
 // RPOBeyondLagEvidence is what RPOBeyondLag found.
 type RPOBeyondLagEvidence struct {
-	// Fault is the fault behind the loss (LostWritesEvidence.RPOFault).
+	// Worst is the lost write least explained by the design's promise; Fault the fault that
+	// explains it best.
+	Worst string `json:"worst,omitempty"`
 	Fault string `json:"fault,omitempty"`
-	// LagBefore is the largest replication lag sampled in the lookback before the fault (or the
-	// last sample before it), in seconds: acknowledged writes that recent may be lost to any
-	// failure under asynchronous replication.
+	// LagBefore is the largest replication lag sampled in the lookback before Fault (or the last
+	// sample before it), in seconds: acknowledged writes that recent may be lost to any failure
+	// under asynchronous replication.
 	LagBefore float64 `json:"lag_before_s"`
-	// Before is how far the first lost acknowledgement lies before the fault beyond LagBefore;
-	// After how far the last lies after the fault's start (a primary cut off that kept
-	// acknowledging), both in seconds.
+	// Before is how far Worst's acknowledgement lies before Fault beyond LagBefore; After how far
+	// it lies after Fault's start (a primary cut off that kept acknowledging), both in seconds.
 	Before float64 `json:"before_s"`
 	After  float64 `json:"after_s"`
 }
 
 // RPOBeyondLag judges the loss of an asynchronous design by what the design promises rather than
 // a fixed window: an acknowledged write may be lost if it was acknowledged within the replication
-// lag before the fault behind the loss, or after the fault started while the cut-off primary still
-// held its lease. Measured is the span of lost acknowledgements not so explained, Before + After,
-// judged against BudgetRPOBeyondLag. Zero when nothing was lost; unknown when LostWrites could not
-// be measured.
+// lag before a fault, or after a fault started while the cut-off primary still held its lease.
+// Each lost write is explained by the fault that explains it best (a schedule of several faults
+// loses writes to each); Measured is the time by which the worst explained write falls outside
+// its fault's lag window (before it) or after the fault's start, judged against
+// BudgetRPOBeyondLag. Zero when nothing was lost; the whole span of the losses when no fault can
+// explain them; unknown when LostWrites could not be measured.
 func RPOBeyondLag(ops []history.Op, cfg Config) (Result, *RPOBeyondLagEvidence) {
 	const unit = "s"
 	lost, err := analyseLost(ops)
 	if err != "" {
 		return cfg.unknown(NameRPOBeyondLag, unit, BudgetRPOBeyondLag, err, nil), nil
 	}
-	ev := &RPOBeyondLagEvidence{Fault: lost.RPOFault}
+	ev := &RPOBeyondLagEvidence{}
 	r := Result{Name: NameRPOBeyondLag, Unit: unit, Evidence: ev}
+	windows := history.FaultWindows(ops)
+	lags := make([]time.Duration, len(windows))
+	for i, fw := range windows {
+		lags[i] = lagBefore(ops, fw.Start)
+	}
 	switch {
 	case len(lost.Lost) == 0:
 		r.Detail = "no acknowledged write lost"
-	case lost.RPOFault == "":
-		// Nothing to measure from: the whole span of the losses is unexplained.
-		ev.After = seconds(lost.LastLostAck.Sub(lost.FirstLostAck))
-		r.Measured = ev.After
-		r.Detail = fmt.Sprintf("%d acknowledged writes lost with no fault before them", len(lost.Lost))
+	case len(windows) == 0:
+		r.Measured = seconds(lost.LastLostAck.Sub(lost.FirstLostAck))
+		r.Detail = fmt.Sprintf("%d acknowledged writes lost with no fault to explain them", len(lost.Lost))
 	default:
-		var start time.Time
-		for _, fw := range history.FaultWindows(ops) {
-			if fw.ID == lost.RPOFault {
-				start = fw.Start
+		worst := -1.0
+		for _, w := range lost.Lost {
+			best, bi, before, after := -1.0, 0, time.Duration(0), time.Duration(0)
+			for i, fw := range windows {
+				b := max(0, fw.Start.Sub(w.Completed)-lags[i])
+				a := max(0, w.Completed.Sub(fw.Start))
+				if cost := (b + a).Seconds(); best < 0 || cost < best {
+					best, bi, before, after = cost, i, b, a
+				}
+			}
+			if best > worst {
+				worst = best
+				ev.Worst, ev.Fault = w.Key, windows[bi].ID
+				ev.LagBefore, ev.Before, ev.After = seconds(lags[bi]), seconds(before), seconds(after)
 			}
 		}
-		lag := lagBefore(ops, start)
-		ev.LagBefore = seconds(lag)
-		ev.Before = seconds(max(0, start.Sub(lost.FirstLostAck)-lag))
-		ev.After = seconds(max(0, lost.LastLostAck.Sub(start)))
-		r.Measured = seconds(time.Duration((ev.Before + ev.After) * float64(time.Second)))
+		r.Measured = seconds(time.Duration(worst * float64(time.Second)))
 		clk := newClock(ops)
-		r.Detail = fmt.Sprintf("%d acknowledged writes lost, acked %s..%s; fault %s at %s after %.3fs of lag: %.3fs before it beyond the lag, %.3fs after it",
-			len(lost.Lost), clk.at(lost.FirstLostAck), clk.at(lost.LastLostAck), lost.RPOFault, clk.at(start), ev.LagBefore, ev.Before, ev.After)
+		r.Detail = fmt.Sprintf("%d acknowledged writes lost, acked %s..%s; the least explained, %s, is %.3fs before fault %s beyond its %.3fs of lag and %.3fs after its start",
+			len(lost.Lost), clk.at(lost.FirstLostAck), clk.at(lost.LastLostAck), ev.Worst, ev.Before, ev.Fault, ev.LagBefore, ev.After)
 	}
 	cfg.judge(&r, BudgetRPOBeyondLag)
 	return r, ev
 }
-
 // lagBefore is the largest replication lag sampled in the lookback before t, or the last sample
 // before t when none falls in it (zero without samples).
 func lagBefore(ops []history.Op, t time.Time) time.Duration {

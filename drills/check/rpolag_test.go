@@ -21,7 +21,7 @@ func TestRPOBeyondLag(t *testing.T) {
 	h.final("c", "", false, 30)
 	r, ev := RPOBeyondLag(h.build(), budgets(BudgetRPOBeyondLag, 1))
 	expectVerdict(t, r, verdict.Pass, 0.2)
-	if ev.LagBefore != 0.5 || ev.Before != 0 || ev.After != 0.2 || ev.Fault != "kill-primary" {
+	if ev.LagBefore != 0.5 || ev.Before != 0 || ev.After != 0.2 || ev.Fault != "kill-primary" || ev.Worst != "c" {
 		t.Fatalf("evidence %+v", ev)
 	}
 
@@ -41,6 +41,24 @@ func TestRPOBeyondLag(t *testing.T) {
 	h.final("x", "", false, 40)
 	r, _ = RPOBeyondLag(h.build(), budgets(BudgetRPOBeyondLag, 3))
 	expectVerdict(t, r, verdict.Fail, 5)
+
+	// Two kills, each losing the writes just before it, and a fault on a DNS node between them:
+	// each loss is explained by its own kill, not lumped with the other.
+	h = &hist{}
+	h.lag("eu-west", 4, 300)
+	h.lag("eu-west", 19, 300)
+	h.fault("k1", fault.KindKillPrimary, "", "", 5, 8)
+	h.fault("dns", fault.KindKill, "", "us-east-dns-1", 9, 16)
+	h.fault("k2", fault.KindKillPrimary, "", "", 20, 24)
+	h.write(1, "us-east", "x", 4.8, ok, 4.9, "us-east-db-1", 2)
+	h.write(1, "us-east", "y", 19.8, ok, 19.9, "eu-west-db-1", 9)
+	h.final("x", "", false, 30)
+	h.final("y", "", false, 30)
+	r, ev = RPOBeyondLag(h.build(), budgets(BudgetRPOBeyondLag, 1))
+	expectVerdict(t, r, verdict.Pass, 0)
+	if ev.LagBefore != 0.3 {
+		t.Fatalf("evidence %+v", ev)
+	}
 
 	// Nothing lost: zero, and not judged without a budget.
 	h = &hist{}

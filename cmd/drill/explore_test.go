@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/drills/explore"
+	"github.com/drillworks/drill/topology"
+)
+
+// exploreRun runs `drill explore` on the local runtime and returns its exit code, output and
+// report.
+func (e *env) exploreRun(args ...string) (int, string, *explore.Report) {
+	e.t.Helper()
+	dir := filepath.Join(filepath.Dir(e.topo), "explore")
+	out, err := e.cmd(append([]string{"explore", "--runtime", "local", "--report-dir", dir}, args...)...).CombinedOutput()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	rep, err := explore.Load(dir)
+	if err != nil {
+		e.t.Fatalf("%v\n%s", err, out)
+	}
+	return code, string(out), rep
+}
+
+// At the default design, schedules from the whole fault registry break no promise.
+func TestExploreDefaultDesign(t *testing.T) {
+	parallelDrill(t)
+	e := newEnv(t, "explore-default")
+	code, out, rep := e.exploreRun("--schedules", "3", "--seed", "101")
+	if code != 0 || rep.Schedules != 3 || rep.Passed != 3 {
+		t.Fatalf("exit %d, %d schedules, %d passed, %d failed, %d invalid\n%s", code, rep.Schedules, rep.Passed, len(rep.Failures), rep.Invalid, out)
+	}
+	if rep.KindsExercised == 0 || len(rep.Coverage) == 0 || rep.SchedulesPerHour <= 0 {
+		t.Fatalf("report without coverage or throughput: %+v", rep)
+	}
+	t.Logf("%.0f schedules/hour", rep.SchedulesPerHour)
+}
+
+// Without fencing, a long partition between the regions makes two primaries: exploration finds
+// the split brain, shrinks it to a minimal drill, and that drill fails again under `drill run`.
+// The seed is the first whose single partition cuts the regions apart for at least 5 s, found
+// with the same generator the command uses.
+func TestExploreFindsSplitBrainWithoutFencing(t *testing.T) {
+	parallelDrill(t)
+	topo := topology.Default()
+	gen := explore.GenConfig{Kinds: []fault.Kind{fault.KindPartition}, MaxFaults: 1}
+	var seed int64
+	for s := int64(1); s < 1000 && seed == 0; s++ {
+		sc, err := explore.Generate(topo, s, gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := sc.Episodes[0].Fault
+		apart := f.Region != "" || slices.Equal(f.Regions, []string{"eu-west", "us-east"})
+		if apart && sc.Episodes[0].For >= 5*time.Second {
+			seed = s
+		}
+	}
+	if seed == 0 {
+		t.Fatal("no seed below 1000 draws a long partition between the regions")
+	}
+	e := newEnv(t, "explore-nofence")
+	code, out, rep := e.exploreRun("--set", "fencing=none", "--kinds", "partition", "--max-faults", "1",
+		"--schedules", "1", "--reproduce", "1", "--seed", strconv.FormatInt(seed, 10))
+	if code != 1 || len(rep.Failures) != 1 || !slices.Contains(rep.Failures[0].Failed, check.NameSplitBrain) {
+		t.Fatalf("exit %d, failures %+v\n%s", code, rep.Failures, out)
+	}
+	f := rep.Failures[0]
+	t.Logf("schedule %d: %v; minimal %d fault(s) after %d shrink runs, failed again in %d of %d replays",
+		f.Seed, f.Failed, len(f.Minimal.Episodes), f.ShrinkRuns, f.Reproduced, f.Replays)
+	code, runOut := e.run(f.DrillFile, "--seed", strconv.FormatInt(f.Seed, 10))
+	v, measured, detail := e.reportJSON().check(t, check.NameSplitBrain)
+	if code != 1 || v != "fail" || measured <= 0 {
+		t.Fatalf("the minimal drill under drill run: exit %d, split_brain %s %v (%s)\n%s", code, v, measured, detail, runOut)
+	}
+	if !strings.Contains(out, "replay: drill run ") {
+		t.Fatalf("the summary does not say how to replay:\n%s", out)
+	}
+}
