@@ -203,8 +203,8 @@ type Node struct {
 	// matchedEpoch is the highest epoch whose primary confirmed this replica's log as a prefix of
 	// its own (a pull applied without truncation); see holdsLocked.
 	matchedEpoch uint64
-	walErr      error     // a failed WAL write: the node stops writing and never leads again
-	fencedAt    time.Time // when this node last stepped down without knowing the new primary
+	walErr       error     // a failed WAL write: the node stops writing and never leads again
+	fencedAt     time.Time // when this node last stepped down without knowing the new primary
 
 	// beforeAck, when set (tests), runs between a write's last lease check and its
 	// acknowledgement, where a real process may be paused.

@@ -93,6 +93,7 @@ func RPOBeyondLag(ops []history.Op, cfg Config) (Result, *RPOBeyondLagEvidence) 
 	cfg.judge(&r, BudgetRPOBeyondLag)
 	return r, ev
 }
+
 // lagBefore is the largest replication lag sampled in the lookback before t, or the last sample
 // before t when none falls in it (zero without samples).
 func lagBefore(ops []history.Op, t time.Time) time.Duration {
