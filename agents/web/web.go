@@ -270,23 +270,15 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	key := r.PathValue("key")
-	var minLSN uint64
-	if v := r.URL.Query().Get("min_lsn"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			s.reply(w, "get", start, http.StatusBadRequest, map[string]any{"error": "min_lsn: " + err.Error()})
-			return
-		}
-		minLSN = n
+	minLSN, err := queryUint(r, "min_lsn")
+	if err != nil {
+		s.reply(w, "get", start, http.StatusBadRequest, map[string]any{"error": err.Error()})
+		return
 	}
-	var minEpoch uint64
-	if v := r.URL.Query().Get("min_epoch"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			s.reply(w, "get", start, http.StatusBadRequest, map[string]any{"error": "min_epoch: " + err.Error()})
-			return
-		}
-		minEpoch = n
+	minEpoch, err := queryUint(r, "min_epoch")
+	if err != nil {
+		s.reply(w, "get", start, http.StatusBadRequest, map[string]any{"error": err.Error()})
+		return
 	}
 	if !s.cfg.ReadYourWrites {
 		minLSN, minEpoch = 0, 0 // the known-bad design: the client's last write is ignored
@@ -323,6 +315,19 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.reply(w, "get", start, code, out)
+}
+
+// queryUint is an optional whole-number query parameter (0 when absent).
+func queryUint(r *http.Request, name string) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return n, nil
 }
 
 // call sends one request to a db node and returns its status and JSON body (or an error body).

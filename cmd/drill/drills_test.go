@@ -106,14 +106,19 @@ func (e *env) run(args ...string) (int, string) {
 		args = append(args, "--runtime", "local") // the default, auto, would pick Docker where it runs
 	}
 	out, err := e.cmd(append([]string{"run", "--report-dir", e.report, "--seed", "42"}, args...)...).CombinedOutput()
-	code := 0
+	return e.exitCode(err), string(out)
+}
+
+// exitCode is a finished command's exit code; an error other than a non-zero exit fails the test.
+func (e *env) exitCode(err error) int {
+	e.t.Helper()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		code = ee.ExitCode()
+		return ee.ExitCode()
 	} else if err != nil {
 		e.t.Fatal(err)
 	}
-	return code, string(out)
+	return 0
 }
 
 type reportJSON struct {

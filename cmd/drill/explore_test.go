@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,13 +20,7 @@ func (e *env) exploreRun(args ...string) (int, string, *explore.Report) {
 	e.t.Helper()
 	dir := filepath.Join(filepath.Dir(e.topo), "explore")
 	out, err := e.cmd(append([]string{"explore", "--runtime", "local", "--report-dir", dir}, args...)...).CombinedOutput()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatal(err)
-	}
+	code := e.exitCode(err)
 	rep, err := explore.Load(dir)
 	if err != nil {
 		e.t.Fatalf("%v\n%s", err, out)

@@ -53,10 +53,7 @@ Exit codes: 0 no failure found, 1 failures found, 2 bad usage, 3 harness error.`
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return g.explore(cmd.Context(), f) },
 	}
-	cmd.Flags().StringArrayVar(&f.up.sets, "set", nil, "override a topology design setting, key=value")
-	cmd.Flags().StringVar(&f.up.runtime, "runtime", "auto", runtimeHelp())
-	cmd.Flags().StringVar(&f.up.binary, "agent-binary", "", agentBinaryHelp)
-	cmd.Flags().DurationVar(&f.up.timeout, "timeout", 60*time.Second, "how long to wait for the cluster to converge at up")
+	f.up.register(cmd, "override a topology design setting, key=value")
 	cmd.Flags().IntVar(&f.schedules, "schedules", 0, "how many schedules to run (default: 10 unless --time is given)")
 	cmd.Flags().DurationVar(&f.duration, "time", 0, "run schedules for this long (e.g. 30m); with --schedules, whichever ends first")
 	cmd.Flags().Int64Var(&f.seed, "seed", 0, "the first schedule's seed (default: from the clock; printed in the report)")

@@ -47,11 +47,8 @@ aborted run.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return g.runDrill(cmd.Context(), args[0], f) },
 	}
-	cmd.Flags().StringArrayVar(&f.up.sets, "set", nil, "override a topology design setting, key=value (wins over the drill's settings)")
+	f.up.register(cmd, "override a topology design setting, key=value (wins over the drill's settings)")
 	cmd.Flags().StringArrayVar(&f.budgets, "budget", nil, "override a budget, name=value (e.g. lost_acked_writes=0)")
-	cmd.Flags().StringVar(&f.up.runtime, "runtime", "auto", runtimeHelp())
-	cmd.Flags().StringVar(&f.up.binary, "agent-binary", "", agentBinaryHelp)
-	cmd.Flags().DurationVar(&f.up.timeout, "timeout", 60*time.Second, "how long to wait for the cluster to converge")
 	cmd.Flags().StringVar(&f.reportDir, "report-dir", "", "where the report goes (default ./drill-reports/<time>-<drill>)")
 	cmd.Flags().Int64Var(&f.seed, "seed", 0, "random seed of the workload (default: from the clock; printed in the report)")
 	return cmd

@@ -57,11 +57,17 @@ func newUpCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a design setting, key=value (fencing, replication, read_your_writes, failover_after, dns_ttl, ...)")
+	f.register(cmd, "override a design setting, key=value (fencing, replication, read_your_writes, failover_after, dns_ttl, ...)")
+	return cmd
+}
+
+// register adds the flags of every command that brings a cluster up: --set (with its help),
+// --runtime, --agent-binary and --timeout.
+func (f *upFlags) register(cmd *cobra.Command, setHelp string) {
+	cmd.Flags().StringArrayVar(&f.sets, "set", nil, setHelp)
 	cmd.Flags().StringVar(&f.runtime, "runtime", "auto", runtimeHelp())
 	cmd.Flags().StringVar(&f.binary, "agent-binary", "", agentBinaryHelp)
-	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for convergence")
-	return cmd
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for the cluster to converge")
 }
 
 // cluster is a running cluster as a command sees it.
