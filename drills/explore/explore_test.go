@@ -44,6 +44,7 @@ func TestGenerate(t *testing.T) {
 			t.Fatalf("seed %d: drill file does not fit: %v\n%s", seed, err, data)
 		}
 		var processEnd time.Duration = -1
+		settle := topo.Design.FailoverAfter.D() + topo.Design.LeaseDuration.D()
 		for i, e := range s.Episodes {
 			kinds[e.Fault.Kind], targets[e.Target] = true, true
 			if s.Overlapping(i) {
@@ -53,6 +54,9 @@ func TestGenerate(t *testing.T) {
 			if actsOnProcesses(dsc) {
 				if e.At < processEnd {
 					t.Fatalf("seed %d: %s starts before the previous process fault ends", seed, e)
+				}
+				if e.Target == TargetPrimary && processEnd >= 0 && e.At < processEnd+settle {
+					t.Fatalf("seed %d: %s aims at the primary before a failover can have found one", seed, e)
 				}
 				processEnd = e.End()
 			}

@@ -135,25 +135,17 @@ func Generate(t *topology.Topology, seed int64, cfg GenConfig) (Schedule, error)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	s := Schedule{Seed: seed}
 	n := 1 + rng.IntN(maxFaults)
-	var processFree time.Duration // when the last fault on processes is healed
+	var processFree time.Duration // when the last fault on processes is healed, plus processGap
+	var primaryFree time.Duration // when a primary is again sure to exist after it
+	// failover_after, a lease and a margin for gossip's detection and the election.
+	settle := t.Design.FailoverAfter.D() + t.Design.LeaseDuration.D() + 2*time.Second
 	for range n {
 		kind := kinds[rng.IntN(len(kinds))]
 		d, ok := fault.Lookup(kind)
 		if !ok {
 			return Schedule{}, fmt.Errorf("explore: unknown fault kind %q (valid: %s)", kind, strings.Join(fault.KindNames(), ", "))
 		}
-		e := Episode{At: round(time.Duration(rng.Int64N(int64(latestStart))))}
-		if !d.Instant() {
-			if rng.IntN(2) == 0 {
-				e.For = round(between(rng, shortMin, shortMax))
-			} else {
-				e.For = round(between(rng, longMin, longMax))
-			}
-		}
-		if actsOnProcesses(d) {
-			e.At = max(e.At, processFree)
-			processFree = e.End() + processGap
-		}
+		var e Episode
 		var err error
 		for range 20 { // a draw the kind refuses (e.g. a one-way partition to itself) is redrawn
 			e.Fault, e.Target = draw(rng, t, d)
@@ -164,6 +156,24 @@ func Generate(t *topology.Topology, seed int64, cfg GenConfig) (Schedule, error)
 		}
 		if err != nil {
 			return Schedule{}, fmt.Errorf("explore: no valid %s fault for topology %s: %w", kind, t.Name, err)
+		}
+		e.At = round(time.Duration(rng.Int64N(int64(latestStart))))
+		if !d.Instant() {
+			if rng.IntN(2) == 0 {
+				e.For = round(between(rng, shortMin, shortMax))
+			} else {
+				e.For = round(between(rng, longMin, longMax))
+			}
+		}
+		if actsOnProcesses(d) {
+			e.At = max(e.At, processFree)
+			if e.Target == TargetPrimary {
+				// The primary must exist again: a fault aimed at it right after another fault on
+				// processes would find none, and the run could not judge anything.
+				e.At = max(e.At, primaryFree)
+			}
+			processFree = e.End() + processGap
+			primaryFree = e.End() + settle
 		}
 		s.Episodes = append(s.Episodes, e)
 	}
@@ -176,6 +186,7 @@ func Generate(t *topology.Topology, seed int64, cfg GenConfig) (Schedule, error)
 }
 
 // actsOnProcesses: kinds that take a node, or no target at all (kill-primary), act on processes.
+// (kill and freeze of a region are process faults too; they take a node as well.)
 func actsOnProcesses(d fault.Descriptor) bool {
 	tg := d.Targets()
 	return tg.Node || !(tg.Region || tg.Regions || tg.Optional)
@@ -198,10 +209,11 @@ func draw(rng *rand.Rand, t *topology.Topology, d fault.Descriptor) (fault.Fault
 	if tg.Optional {
 		classes = append(classes, TargetWAN)
 	}
-	class := TargetWAN
-	if len(classes) > 0 {
-		class = classes[rng.IntN(len(classes))]
+	if len(classes) == 0 {
+		// The one kind without a target field, kill-primary, finds its target itself: the primary.
+		return drawParams(rng, t, d, f), TargetPrimary
 	}
+	class := classes[rng.IntN(len(classes))]
 	regions := t.RegionNames()
 	switch class {
 	case TargetNode:
@@ -232,6 +244,11 @@ func draw(rng *rand.Rand, t *topology.Topology, d fault.Descriptor) (fault.Fault
 			class = TargetWitness
 		}
 	}
+	return drawParams(rng, t, d, f), class
+}
+
+// drawParams draws the kind's parameters for a fault whose target is set.
+func drawParams(rng *rand.Rand, t *topology.Topology, d fault.Descriptor, f fault.Fault) fault.Fault {
 	for _, p := range d.Params() {
 		if v, ok := drawParam(rng, t, p, f); ok {
 			f.Params[p.Name] = v
@@ -240,7 +257,7 @@ func draw(rng *rand.Rand, t *topology.Topology, d fault.Descriptor) (fault.Fault
 	if len(f.Params) == 0 {
 		f.Params = nil
 	}
-	return f, class
+	return f
 }
 
 // drawParam draws a parameter's value: a required one always, an optional one when it has a
