@@ -222,3 +222,24 @@ steps:
 		t.Fatalf("the drill went past its gate: %v", ops)
 	}
 }
+
+// target: primary is resolved when the fault is applied: the node frozen is the primary of that
+// moment, and the history records what it acted on.
+func TestRunFaultOnThePrimary(t *testing.T) {
+	sys, rt := fakeSystem(t)
+	d := parseDrill(t, `name: fake-pause
+steps:
+  - inject: {fault: freeze, id: pause, target: primary}
+  - heal: pause
+`)
+	rep, err := Run(context.Background(), Options{Drill: d, System: sys, ReportDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ops := rt.Ops(); len(ops) < 1 || ops[0] != "freeze us-east-db-1" {
+		t.Fatalf("runtime operations %v, want the primary us-east-db-1 frozen", ops)
+	}
+	if len(rep.Faults) != 1 || !rep.Faults[0].Undone {
+		t.Fatalf("faults %+v", rep.Faults)
+	}
+}
