@@ -109,9 +109,17 @@ func (s Schedule) DrillFile(name string, t *topology.Topology, budgets check.Bud
 	}
 	var events []event // times from the workload's start
 	for _, e := range s.Episodes {
-		events = append(events, event{at: warmUp + e.At, e: e})
-		if e.For > 0 {
-			events = append(events, event{at: warmUp + e.End(), heal: true, e: e})
+		base := e.Fault.ID
+		for k := range e.times() {
+			on := e
+			if e.times() > 1 {
+				on.Fault.ID = fmt.Sprintf("%s-%d", base, k+1) // each switch-on is a fault of its own
+			}
+			at := warmUp + e.At + time.Duration(k)*(e.For+e.Off)
+			events = append(events, event{at: at, e: on})
+			if e.For > 0 {
+				events = append(events, event{at: at + e.For, heal: true, e: on})
+			}
 		}
 	}
 	// In time order; at one instant heals go first, so a target is never faulted twice at once.

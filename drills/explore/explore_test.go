@@ -22,7 +22,7 @@ func TestGenerate(t *testing.T) {
 	topo := topology.Default()
 	kinds := map[fault.Kind]bool{}
 	targets := map[TargetClass]bool{}
-	overlaps := 0
+	overlaps, flapping := 0, 0
 	for seed := int64(1); seed <= 300; seed++ {
 		s, err := Generate(topo, seed, GenConfig{})
 		if err != nil {
@@ -50,6 +50,12 @@ func TestGenerate(t *testing.T) {
 			if s.Overlapping(i) {
 				overlaps++
 			}
+			if e.Flaps > 1 {
+				flapping++
+				if strings.Count(string(data), "heal: "+e.Fault.ID+"-") != e.Flaps {
+					t.Fatalf("seed %d: %s is not healed %d times in its drill file\n%s", seed, e, e.Flaps, data)
+				}
+			}
 			dsc, _ := fault.Lookup(e.Fault.Kind)
 			if actsOnProcesses(dsc) {
 				if e.At < processEnd {
@@ -72,8 +78,8 @@ func TestGenerate(t *testing.T) {
 			t.Errorf("target class %s never drawn", c)
 		}
 	}
-	if overlaps == 0 {
-		t.Error("no schedule overlapped two faults")
+	if overlaps == 0 || flapping == 0 {
+		t.Errorf("%d overlapping and %d flapping faults in 300 schedules", overlaps, flapping)
 	}
 }
 
@@ -140,6 +146,16 @@ func TestShrink(t *testing.T) {
 	}
 	if runs > 12 {
 		t.Errorf("%d runs to shrink three faults", runs)
+	}
+}
+
+// A flapping fault that fails when switched on once shrinks to one switch-on.
+func TestShrinkFlapping(t *testing.T) {
+	s := Schedule{Seed: 3, Episodes: []Episode{{Fault: fault.Fault{ID: "f1-partition", Kind: fault.KindPartition, Region: "us-east"},
+		At: time.Second, For: 2 * time.Second, Flaps: 3, Off: time.Second, Target: TargetRegion}}}
+	got := Shrink(s, func(c Schedule) bool { return c.Episodes[0].For >= time.Second })
+	if e := got.Episodes[0]; e.times() != 1 || e.At != 0 || e.For != time.Second {
+		t.Fatalf("shrunk to %s", e)
 	}
 }
 

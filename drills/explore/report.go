@@ -46,18 +46,20 @@ type Report struct {
 	KindsTotal     int `json:"kinds_total"`
 }
 
-// CoverageCell is how many faults of one kind, target class and overlap ran.
+// CoverageCell is how many faults of one kind, target class, overlap and flapping ran.
 type CoverageCell struct {
-	Kind    fault.Kind  `json:"kind"`
-	Target  TargetClass `json:"target"`
-	Overlap bool        `json:"overlap"`
-	Count   int         `json:"count"`
+	Kind     fault.Kind  `json:"kind"`
+	Target   TargetClass `json:"target"`
+	Overlap  bool        `json:"overlap"`
+	Flapping bool        `json:"flapping"`
+	Count    int         `json:"count"`
 }
 
 type coverageKey struct {
-	kind    fault.Kind
-	target  TargetClass
-	overlap bool
+	kind     fault.Kind
+	target   TargetClass
+	overlap  bool
+	flapping bool
 }
 
 type coverage struct {
@@ -74,14 +76,14 @@ func newCoverage(kinds []fault.Kind) *coverage {
 
 func (c *coverage) add(s Schedule) {
 	for i, e := range s.Episodes {
-		c.counts[coverageKey{e.Fault.Kind, e.Target, s.Overlapping(i)}]++
+		c.counts[coverageKey{e.Fault.Kind, e.Target, s.Overlapping(i), e.times() > 1}]++
 	}
 }
 
 func (c *coverage) cells() []CoverageCell {
 	out := []CoverageCell{}
 	for k, n := range c.counts {
-		out = append(out, CoverageCell{Kind: k.kind, Target: k.target, Overlap: k.overlap, Count: n})
+		out = append(out, CoverageCell{Kind: k.kind, Target: k.target, Overlap: k.overlap, Flapping: k.flapping, Count: n})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -91,7 +93,10 @@ func (c *coverage) cells() []CoverageCell {
 		if a.Target != b.Target {
 			return a.Target < b.Target
 		}
-		return !a.Overlap && b.Overlap
+		if a.Overlap != b.Overlap {
+			return !a.Overlap
+		}
+		return !a.Flapping && b.Flapping
 	})
 	return out
 }
@@ -129,7 +134,10 @@ func WriteSummary(w io.Writer, r *Report) error {
 		if c.Overlap {
 			ov = " overlapping"
 		}
-		fmt.Fprintf(w, "  %-18s %-8s%-12s %d\n", c.Kind, c.Target, ov, c.Count)
+		if c.Flapping {
+			ov += " flapping"
+		}
+		fmt.Fprintf(w, "  %-18s %-8s%-21s %d\n", c.Kind, c.Target, ov, c.Count)
 	}
 	return nil
 }
@@ -205,8 +213,8 @@ var htmlPage = template.Must(template.New("explore").Funcs(template.FuncMap{
 Failed again in {{.Reproduced}} of {{.Replays}} replays. Replay: <code>drill run {{base .DrillFile}} --seed {{.Seed}}</code></p>
 {{end}}
 <h2>Coverage: {{.KindsExercised}} of {{.KindsTotal}} fault kinds</h2>
-<table><tr><th>kind</th><th>target</th><th>overlapping another fault</th><th>faults run</th></tr>
-{{range .Coverage}}<tr><td>{{.Kind}}</td><td>{{.Target}}</td><td>{{if .Overlap}}yes{{else}}no{{end}}</td><td>{{.Count}}</td></tr>
+<table><tr><th>kind</th><th>target</th><th>overlapping another fault</th><th>flapping</th><th>faults run</th></tr>
+{{range .Coverage}}<tr><td>{{.Kind}}</td><td>{{.Target}}</td><td>{{if .Overlap}}yes{{else}}no{{end}}</td><td>{{if .Flapping}}yes{{else}}no{{end}}</td><td>{{.Count}}</td></tr>
 {{end}}</table>
 </body></html>
 `))

@@ -44,17 +44,27 @@ const (
 )
 
 // Episode is one fault of a schedule: injected At after the workload has warmed up and healed For
-// later (an instant kind has nothing to heal; For is 0).
+// later (an instant kind has nothing to heal; For is 0). A flapping episode repeats: Flaps times
+// on for For, off for Off between.
 type Episode struct {
 	Fault fault.Fault   `json:"fault"`
 	At    time.Duration `json:"at"`
 	For   time.Duration `json:"for"`
+	// Flaps is how many times the fault is switched on (0 and 1: once); Off is the gap between.
+	Flaps int           `json:"flaps,omitempty"`
+	Off   time.Duration `json:"off,omitempty"`
 	// Target is the class of the fault's target, for coverage.
 	Target TargetClass `json:"target"`
 }
 
-// End is when the episode's fault is healed.
-func (e Episode) End() time.Duration { return e.At + e.For }
+// times is how many times the fault is switched on.
+func (e Episode) times() int { return max(1, e.Flaps) }
+
+// End is when the episode's fault is healed for the last time.
+func (e Episode) End() time.Duration {
+	n := time.Duration(e.times())
+	return e.At + n*e.For + (n-1)*e.Off
+}
 
 // String is the episode in words, e.g. "+1.2s freeze primary for 3s".
 func (e Episode) String() string {
@@ -64,6 +74,9 @@ func (e Episode) String() string {
 	}
 	if e.For > 0 {
 		s += " for " + e.For.String()
+	}
+	if e.times() > 1 {
+		s += fmt.Sprintf(", %d times %s apart", e.times(), e.Off)
 	}
 	return s
 }
@@ -111,6 +124,11 @@ const (
 	processGap = 500 * time.Millisecond
 	// resolution is what times and durations are rounded to, so drill files read well.
 	resolution = 100 * time.Millisecond
+	// A network fault flaps one time in four: on 2 to 4 times, with 0.5 to 2 s off between, so
+	// that failovers start and are interrupted (Jepsen's flip-flop generators).
+	flapOneIn          = 4
+	minFlaps, maxFlaps = 2, 4
+	offMin, offMax     = 500 * time.Millisecond, 2 * time.Second
 )
 
 // GenConfig configures Generate.
@@ -164,6 +182,10 @@ func Generate(t *topology.Topology, seed int64, cfg GenConfig) (Schedule, error)
 			} else {
 				e.For = round(between(rng, longMin, longMax))
 			}
+		}
+		if !actsOnProcesses(d) && !d.Instant() && rng.IntN(flapOneIn) == 0 {
+			e.Flaps = minFlaps + rng.IntN(maxFlaps-minFlaps+1)
+			e.Off = round(between(rng, offMin, offMax))
 		}
 		if actsOnProcesses(d) {
 			e.At = max(e.At, processFree)

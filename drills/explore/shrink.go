@@ -38,6 +38,13 @@ func Shrink(s Schedule, stillFails func(Schedule) bool) Schedule {
 		}
 	}
 	for i := range cur.Episodes {
+		if cur.Episodes[i].Flaps > 1 { // once may be enough
+			c := clone(cur)
+			c.Episodes[i].Flaps, c.Episodes[i].Off = 0, 0
+			if stillFails(c) {
+				cur = c
+			}
+		}
 		for cur.Episodes[i].For/2 >= minFor {
 			c := clone(cur)
 			c.Episodes[i].For = round(c.Episodes[i].For / 2)
