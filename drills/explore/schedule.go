@@ -68,7 +68,11 @@ func (e Episode) End() time.Duration {
 
 // String is the episode in words, e.g. "+1.2s freeze primary for 3s".
 func (e Episode) String() string {
-	s := fmt.Sprintf("+%s %s %s", e.At, e.Fault.Kind, e.Fault.Target())
+	target := e.Fault.Target()
+	if e.Target == TargetPrimary {
+		target = fault.TargetPrimary // kill-primary names no target; it finds the primary
+	}
+	s := fmt.Sprintf("+%s %s %s", e.At, e.Fault.Kind, target)
 	if d := fault.Describe(e.Fault); d != "" {
 		s += " (" + d + ")"
 	}
