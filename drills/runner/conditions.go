@@ -61,6 +61,9 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 	case spec.CondPrimaryIn:
 		p := st.Primary(r.topo, true)
 		return p.Region == c.Region, fmt.Sprintf("primary is %q (region %q, epoch %d)", p.Name, p.Region, p.Epoch)
+	case spec.CondPrimaryOutside:
+		p := st.Primary(r.topo, true)
+		return p.Name != "" && p.Region != c.Region, fmt.Sprintf("primary is %q (region %q, epoch %d)", p.Name, p.Region, p.Epoch)
 	case spec.CondRegionHealthy:
 		for _, n := range st.Nodes {
 			if n.Region == c.Region && n.State != observe.StateAlive {

@@ -15,6 +15,9 @@ const (
 	CondDNSPointsAwayFrom = "dns_points_away_from"
 	// CondPrimaryIn: the database primary (highest epoch, alive) is in REGION.
 	CondPrimaryIn = "primary_in"
+	// CondPrimaryOutside: there is a primary and it is not in REGION (a drill that takes REGION
+	// out need not say where the primary goes: any other region of the topology will do).
+	CondPrimaryOutside = "primary_outside"
 	// CondRegionHealthy: every node of REGION is alive and healthy in gossip.
 	CondRegionHealthy = "region_healthy"
 	// CondRegionUnhealthy: gossip sees REGION as down.
@@ -36,6 +39,7 @@ func conditionArgs() map[string]int {
 		CondDNSPointsTo:       1,
 		CondDNSPointsAwayFrom: 1,
 		CondPrimaryIn:         1,
+		CondPrimaryOutside:    1,
 		CondRegionHealthy:     1,
 		CondRegionUnhealthy:   1,
 		CondReplicaCaughtUp:   1,

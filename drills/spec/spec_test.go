@@ -150,7 +150,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad region name", "name: x\nsteps:\n  - inject: {fault: blackhole, region: US East}\n",
 			`f.yaml:3:40: steps[0].inject.region: "US East" is not a region name (lower-case letters, digits and dashes)`},
 		{"unknown condition", "name: x\nsteps:\n  - expect: {condition: dns_points_at us-east, within: 5s}\n",
-			`f.yaml:3:25: steps[0].expect.condition: unknown condition "dns_points_at" (valid: converged, dns_points_away_from REGION, dns_points_to REGION, no_failover, primary_in REGION, region_healthy REGION, region_unhealthy REGION, replica_caught_up REGION)`},
+			`f.yaml:3:25: steps[0].expect.condition: unknown condition "dns_points_at" (valid: converged, dns_points_away_from REGION, dns_points_to REGION, no_failover, primary_in REGION, primary_outside REGION, region_healthy REGION, region_unhealthy REGION, replica_caught_up REGION)`},
 		{"condition without region", "name: x\nsteps:\n  - steady:\n      within: 10s\n      expect:\n        - region_healthy us-east\n        - primary_in\n",
 			`f.yaml:7:11: steps[0].steady.expect[1]: primary_in needs a region, e.g. "primary_in us-east"`},
 		{"condition with extra words", "name: x\nsteps:\n  - expect: {condition: primary_in us-east eu-west, within: 5s}\n",
