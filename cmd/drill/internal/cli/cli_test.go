@@ -75,6 +75,9 @@ func TestUsageErrors(t *testing.T) {
 		{"frobnicate"},
 		{"up", "--no-such-flag"},
 		{"kv", "put", "only-key"},
+		{"explore", "--kinds", "meteor", "--state-dir", state},
+		{"explore", "--max-faults", "0", "--state-dir", state},
+		{"explore", "--set", "fencing=maybe", "--state-dir", state},
 	}
 	for _, args := range cases {
 		code, _, stderr := run(t, args...)
