@@ -61,14 +61,24 @@ func TestPartitionedReplicasPickDistinctEpochs(t *testing.T) {
 }
 
 // TestFencedPrimaryPromotesWhenTheWinnerDies (finding 2): a primary fenced out by a newer epoch
-// that it never saw as primary steps down; when that winner dies before anyone followed it, the
+// whose primary it never saw steps down; when that winner dies before anyone followed it, the
 // fenced node must still be able to take over, or writes stay down for good, but never while the
 // winner still holds the lease. Octet 31.
 func TestFencedPrimaryPromotesWhenTheWinnerDies(t *testing.T) {
 	c, p, r := primaryAndReplica(t, 31)
-	// A gossip partition only: r thinks p is dead and promotes; the voters fence p out.
+	// p is cut off from the voters (its lease lapses) and hidden from r in gossip: r promotes
+	// once p's lease has run out, and when p's links heal the voters fence it out, while it
+	// still cannot see r.
 	c.hide("p", "r", true)
-	waitFor(t, 10*time.Second, "r to promote and p to step down", func() bool { return r.State().Primary && !p.State().Primary })
+	cut := []*testLink{c.link("p", "r"), c.link("p", "witness")}
+	for _, l := range cut {
+		l.Cut()
+	}
+	waitFor(t, 10*time.Second, "r to promote", func() bool { return r.State().Primary })
+	for _, l := range cut {
+		l.Heal()
+	}
+	waitFor(t, 10*time.Second, "p to step down", func() bool { return !p.State().Primary })
 	// While the winner lives and holds the lease, the fenced node must not take over again just
 	// because it cannot see it (pre-vote): that would depose a healthy primary and lose its writes.
 	holdsFor(t, 3*p.cfg.FailoverAfter+p.cfg.LeaseDuration, "the live winner keeping the primary", func() bool {
@@ -254,3 +264,32 @@ func TestDivergentSuffixIsNotReadYourWrites(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestIsolatedReplicaDoesNotDisruptTheLeaseholder (found by exploration, schedule 5029: a
+// partition of the replica's region lost 140 writes the primary had acknowledged meanwhile): a
+// replica cut off from everyone must not promote itself, because a primary it merely cannot see
+// still holds the lease; had it claimed primary at a higher epoch, the healthy primary would step
+// down when the partition heals and the new one would discard every write acknowledged while it
+// was cut off. Every promotion under lease fencing first asks the voters (pre-vote). Octet 37.
+func TestIsolatedReplicaDoesNotDisruptTheLeaseholder(t *testing.T) {
+	c, p, r := primaryAndReplica(t, 37)
+	epoch := p.State().Epoch
+	cut := []*testLink{c.link("r", "p"), c.link("r", "witness"), c.link("p", "r")}
+	c.hide("p", "r", true)
+	for _, l := range cut {
+		l.Cut()
+	}
+	during := putRetry(t, c.client("p"), "during", "v", 5*time.Second)
+	holdsFor(t, 3*r.cfg.FailoverAfter+2*r.cfg.LeaseDuration, "the cut-off replica staying a replica", func() bool {
+		return !r.State().Primary && p.State().Primary
+	})
+	for _, l := range cut {
+		l.Heal()
+	}
+	c.hide("p", "r", false)
+	waitFor(t, 10*time.Second, "the replica to catch up after the heal", func() bool { return r.State().LSN >= during.LSN })
+	holdsFor(t, 2*r.cfg.LeaseDuration, "the primary keeping its epoch", func() bool {
+		st := p.State()
+		return st.Primary && st.Epoch == epoch && !r.State().Primary
+	})
+}
