@@ -173,22 +173,38 @@ func runScheduleDrill(ctx context.Context, sys *compose.Cluster, d *spec.Drill, 
 			res.Details = append(res.Details, "residue: "+r.What+" "+r.Detail)
 		}
 	}
+	var failed, failedDetails []string
+	for _, ch := range rep.Checks {
+		if ch.Verdict == verdict.Fail {
+			failed = append(failed, ch.Name)
+			failedDetails = append(failedDetails, ch.Name+": "+ch.Detail)
+		}
+	}
+	runErr := rep.Error
+	if err != nil {
+		runErr = err.Error()
+	}
 	switch {
-	case err != nil:
-		res.Outcome, res.Details = explore.Invalid, append(res.Details, err.Error())
-	case rep.Verdict == verdict.Error || rep.Verdict == verdict.Aborted:
-		res.Outcome, res.Details = explore.Invalid, append(res.Details, rep.Error)
-	case len(res.Details) > 0:
+	case errors.Is(err, runner.ErrSteady) || strings.Contains(rep.Error, runner.ErrSteady.Error()):
+		// The cluster did not reset: nothing of this run judges the design.
+		res.Outcome, res.Details = explore.Invalid, append(res.Details, runErr)
+	case len(failed) > 0:
+		// A broken promise stands even if the run could not finish afterwards (a cluster that
+		// never converges fails "expect converged", then its final read).
+		res.Outcome, res.Failed, res.Details = explore.Failed, failed, append(failedDetails, res.Details...)
+		if runErr != "" {
+			res.Details = append(res.Details, "then: "+runErr)
+		}
+	case runErr != "" || rep.Verdict == verdict.Error || rep.Verdict == verdict.Aborted:
+		res.Outcome, res.Details = explore.Invalid, append(res.Details, runErr)
+	case len(res.Details) > 0: // residue
 		res.Outcome = explore.Invalid
 	default:
 		res.Outcome = explore.Passed
-		for _, ch := range rep.Checks {
-			if ch.Verdict == verdict.Fail {
-				res.Outcome = explore.Failed
-				res.Failed = append(res.Failed, ch.Name)
-				res.Details = append(res.Details, ch.Name+": "+ch.Detail)
-			}
-		}
+	}
+	if res.Outcome != explore.Passed {
+		// The nodes' logs, before a rebuild starts them afresh.
+		copyLogs(sys.Plan().RunDir, dir)
 	}
 	return res, nil
 }
