@@ -97,15 +97,17 @@ func (o *Observer) DNSRoutes(ctx context.Context) ([]DNSRoute, error) {
 }
 
 // DNSReady reports whether every running GeoDNS instance sends the users near each region to
-// that region; the reason names the first that does not.
-func DNSReady(routes []DNSRoute) (bool, string) {
+// that region, with every one of its web nodes (at up all are healthy, and a user's first answer
+// should show them all); the reason names the first that does not.
+func DNSReady(t *topology.Topology, routes []DNSRoute) (bool, string) {
 	for _, r := range routes {
-		if r.Region != r.Clients {
+		want := len(t.NodesOf(topology.RoleWeb, r.Clients))
+		if r.Region != r.Clients || len(r.Addrs) != want {
 			why := r.Err
 			if why == "" {
-				why = fmt.Sprintf("answered %s (%s)", strings.Join(r.Addrs, ","), orNone(r.Region))
+				why = fmt.Sprintf("answered %s (%s; %d of its %d web nodes)", strings.Join(r.Addrs, ","), orNone(r.Region), len(r.Addrs), want)
 			}
-			return false, fmt.Sprintf("GeoDNS %s does not send users near %s there yet: %s", r.Instance, r.Clients, why)
+			return false, fmt.Sprintf("GeoDNS %s does not send users near %s to all of that region yet: %s", r.Instance, r.Clients, why)
 		}
 	}
 	return true, ""

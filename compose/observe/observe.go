@@ -355,7 +355,7 @@ func (o *Observer) WaitConverged(ctx context.Context, timeout time.Duration) (*S
 				case err != nil:
 					ok, why = false, err.Error()
 				default:
-					ok, why = DNSReady(routes)
+					ok, why = DNSReady(o.Plan.Topology, routes)
 				}
 			}
 			if ok {
