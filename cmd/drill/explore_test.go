@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -74,10 +75,20 @@ func TestExploreFindsSplitBrainWithoutFencing(t *testing.T) {
 	f := rep.Failures[0]
 	t.Logf("schedule %d: %v; minimal %d fault(s) after %d shrink runs, failed again in %d of %d replays",
 		f.Seed, f.Failed, len(f.Minimal.Episodes), f.ShrinkRuns, f.Reproduced, f.Replays)
-	code, runOut := e.run(f.DrillFile, "--seed", strconv.FormatInt(f.Seed, 10))
-	v, measured, detail := e.reportJSON().check(t, check.NameSplitBrain)
-	if code != 1 || v != "fail" || measured <= 0 {
-		t.Fatalf("the minimal drill under drill run: exit %d, split_brain %s %v (%s)\n%s", code, v, measured, detail, runOut)
+	// Timing on real processes varies: the minimal drill must fail again in at least one of three
+	// runs (exploration's own replays above say how often).
+	var runs []string
+	for i := range 3 {
+		code, runOut := e.run(f.DrillFile, "--seed", strconv.FormatInt(f.Seed, 10))
+		v, measured, detail := e.reportJSON().check(t, check.NameSplitBrain)
+		if code == 1 && v == "fail" && measured > 0 {
+			t.Logf("the minimal drill failed again under drill run on try %d: %s", i+1, detail)
+			break
+		}
+		runs = append(runs, fmt.Sprintf("exit %d, split_brain %s %v (%s)\n%s", code, v, measured, detail, runOut))
+		if i == 2 {
+			t.Fatalf("the minimal drill passed three times under drill run:\n%s", strings.Join(runs, "\n"))
+		}
 	}
 	if !strings.Contains(out, "replay: drill run ") {
 		t.Fatalf("the summary does not say how to replay:\n%s", out)

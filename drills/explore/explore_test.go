@@ -144,7 +144,7 @@ func TestShrink(t *testing.T) {
 	if e := got.Episodes[0]; e.At != 0 || e.For != 1500*time.Millisecond {
 		t.Fatalf("shrunk timing %s, want at 0 for 1.5s (6s halved while it fails)", e)
 	}
-	if runs > 12 {
+	if runs > 16 {
 		t.Errorf("%d runs to shrink three faults", runs)
 	}
 }

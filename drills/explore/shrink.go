@@ -9,9 +9,12 @@ const minFor = 300 * time.Millisecond
 // Shrink returns a minimal schedule that still fails: delta debugging (Zeller and Hildebrandt's
 // ddmin) over its faults, then each remaining fault moved to the start and its duration halved
 // while the schedule still fails. stillFails runs a candidate; a run that cannot tell (an
-// invalid run) counts as not failing, so what is kept has failed every time it was tried. A fault
+// invalid run) counts as not failing, so what is kept has failed every time it was tried. A
+// shorter timing must fail twice in a row: halving walks towards the edge where the design just
+// copes, and a minimal drill that fails only now and then there is a poor reproduction. A fault
 // and its heal are removed together, so every candidate is a well-formed schedule.
 func Shrink(s Schedule, stillFails func(Schedule) bool) Schedule {
+	failsTwice := func(c Schedule) bool { return stillFails(c) && stillFails(c) }
 	with := func(idx []int) Schedule {
 		c := Schedule{Seed: s.Seed}
 		for _, i := range idx {
@@ -33,7 +36,7 @@ func Shrink(s Schedule, stillFails func(Schedule) bool) Schedule {
 		for j := range c.Episodes {
 			c.Episodes[j].At -= first
 		}
-		if stillFails(c) {
+		if failsTwice(c) {
 			cur = c
 		}
 	}
@@ -41,14 +44,14 @@ func Shrink(s Schedule, stillFails func(Schedule) bool) Schedule {
 		if cur.Episodes[i].Flaps > 1 { // once may be enough
 			c := clone(cur)
 			c.Episodes[i].Flaps, c.Episodes[i].Off = 0, 0
-			if stillFails(c) {
+			if failsTwice(c) {
 				cur = c
 			}
 		}
 		for cur.Episodes[i].For/2 >= minFor {
 			c := clone(cur)
 			c.Episodes[i].For = round(c.Episodes[i].For / 2)
-			if !stillFails(c) {
+			if !failsTwice(c) {
 				break
 			}
 			cur = c
