@@ -38,8 +38,6 @@ type RunResult struct {
 	Failed []string `json:"failed,omitempty"`
 	// Details are the failed checks' details, or why the run was invalid.
 	Details []string `json:"details,omitempty"`
-	// Dir is the run's report directory.
-	Dir string `json:"dir"`
 }
 
 // Options configure an exploration.

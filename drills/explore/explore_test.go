@@ -184,14 +184,14 @@ func TestExplore(t *testing.T) {
 				return RunResult{}, err
 			}
 			if seed == 5 && !strings.Contains(out, "shrink") && !strings.Contains(out, "replay") {
-				return RunResult{Outcome: Invalid, Details: []string{"steady state not reached"}, Dir: out}, nil
+				return RunResult{Outcome: Invalid, Details: []string{"steady state not reached"}}, nil
 			}
 			for _, st := range d.Steps {
 				if st.Kind == spec.StepInject && (st.Inject.Node == fault.TargetPrimary || st.Inject.Kind == fault.KindKillPrimary) {
-					return RunResult{Outcome: Failed, Failed: []string{check.NameSplitBrain}, Details: []string{"two primaries"}, Dir: out}, nil
+					return RunResult{Outcome: Failed, Failed: []string{check.NameSplitBrain}, Details: []string{"two primaries"}}, nil
 				}
 			}
-			return RunResult{Outcome: Passed, Dir: out}, nil
+			return RunResult{Outcome: Passed}, nil
 		},
 		Rebuild: func(context.Context) error { rebuilds++; return nil },
 	}

@@ -89,11 +89,8 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 				continue
 			}
 			found = true
-			// Writes keep flowing, so LSNs rarely match at one instant: a replica is caught up
-			// when it follows the current epoch and its own last pull showed it had everything.
-			if n.Primary || n.State != observe.StateAlive || n.Epoch != p.Epoch || n.LagMS != 0 {
-				return false, fmt.Sprintf("%s: primary=%v state=%s epoch=%d lsn=%d lag=%dms; primary %s epoch=%d lsn=%d",
-					n.Name, n.Primary, n.State, n.Epoch, n.LSN, n.LagMS, p.Name, p.Epoch, p.LSN)
+			if ok, why := caughtUp(n, p); !ok {
+				return false, why
 			}
 		}
 		return found, fmt.Sprintf("replicas of %s caught up with %s (epoch %d, lag 0)", c.Region, p.Name, p.Epoch)
@@ -128,9 +125,8 @@ func (r *run) converged(ctx context.Context, st *observe.Status) (bool, string) 
 		if n.Role != topology.RoleDB || n.Name == p.Name {
 			continue
 		}
-		if n.Primary || n.Epoch != p.Epoch || n.LagMS != 0 {
-			return false, fmt.Sprintf("%s: primary=%v epoch=%d lag=%dms; primary %s epoch=%d",
-				n.Name, n.Primary, n.Epoch, n.LagMS, p.Name, p.Epoch)
+		if ok, why := caughtUp(n, p); !ok {
+			return false, why
 		}
 	}
 	for _, region := range r.topo.RegionNames() {
@@ -143,6 +139,17 @@ func (r *run) converged(ctx context.Context, st *observe.Status) (bool, string) 
 		}
 	}
 	return true, fmt.Sprintf("converged: primary %s (epoch %d), every replica caught up, every region's users at home", p.Name, p.Epoch)
+}
+
+// caughtUp reports whether db node n is a replica caught up with primary p. Writes keep flowing,
+// so LSNs rarely match at one instant: a replica is caught up when it follows the current epoch
+// and its own last pull showed it had everything.
+func caughtUp(n, p observe.NodeStatus) (bool, string) {
+	if n.Primary || n.State != observe.StateAlive || n.Epoch != p.Epoch || n.LagMS != 0 {
+		return false, fmt.Sprintf("%s: primary=%v state=%s epoch=%d lsn=%d lag=%dms; primary %s epoch=%d lsn=%d",
+			n.Name, n.Primary, n.State, n.Epoch, n.LSN, n.LagMS, p.Name, p.Epoch, p.LSN)
+	}
+	return true, ""
 }
 
 // unhealthyFromOutside judges a region down from the gossip views of the nodes outside it: its

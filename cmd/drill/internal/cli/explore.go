@@ -95,14 +95,22 @@ func (g *globals) explore(ctx context.Context, f *exploreFlags) error {
 	}
 	out := g.env.Stdout
 	fmt.Fprintf(out, "explore: bringing %s up on the %s runtime (first seed %d)\n", t.Name, f.up.runtime, seed)
-	c, err := g.upCluster(ctx, t, &f.up)
+	// up brings a cluster up with its injector; a cluster whose injector cannot open comes down.
+	up := func(ctx context.Context) (*cluster, *compose.Cluster, error) {
+		c, err := g.upCluster(ctx, t, &f.up)
+		if err != nil {
+			return nil, nil, err
+		}
+		sys, err := compose.NewCluster(c.plan, c.rt, g.logger())
+		if err != nil {
+			_ = c.rt.Down(context.WithoutCancel(ctx))
+			return nil, nil, harnessErr(err)
+		}
+		return c, sys, nil
+	}
+	c, sys, err := up(ctx)
 	if err != nil {
 		return err
-	}
-	sys, err := compose.NewCluster(c.plan, c.rt, g.logger())
-	if err != nil {
-		_ = c.rt.Down(context.WithoutCancel(ctx))
-		return harnessErr(err)
 	}
 	// Whatever happens, the cluster in use at the end comes down.
 	defer func() {
@@ -129,13 +137,8 @@ func (g *globals) explore(ctx context.Context, f *exploreFlags) error {
 			if err := c.rt.Down(down); err != nil {
 				return err
 			}
-			nc, err := g.upCluster(ctx, t, &f.up)
+			nc, ns, err := up(ctx)
 			if err != nil {
-				return err
-			}
-			ns, err := compose.NewCluster(nc.plan, nc.rt, g.logger())
-			if err != nil {
-				_ = nc.rt.Down(context.WithoutCancel(ctx))
 				return err
 			}
 			c, sys = nc, ns
@@ -159,7 +162,7 @@ func (g *globals) explore(ctx context.Context, f *exploreFlags) error {
 // runScheduleDrill runs one schedule's drill on the shared cluster, its keys apart from every
 // other run's, and says whether it passed, failed or could not judge.
 func runScheduleDrill(ctx context.Context, sys *compose.Cluster, d *spec.Drill, seed int64, dir string, g *globals) (explore.RunResult, error) {
-	res := explore.RunResult{Dir: dir}
+	var res explore.RunResult
 	rep, err := runner.Run(ctx, runner.Options{Drill: d, System: sys, ReportDir: dir, Seed: seed,
 		KeyPrefix: filepath.Base(filepath.Dir(dir)) + "-", Progress: io.Discard, Logger: g.logger()})
 	if rep == nil {
@@ -185,8 +188,9 @@ func runScheduleDrill(ctx context.Context, sys *compose.Cluster, d *spec.Drill, 
 		runErr = err.Error()
 	}
 	switch {
-	case errors.Is(err, runner.ErrSteady) || strings.Contains(rep.Error, runner.ErrSteady.Error()):
-		// The cluster did not reset: nothing of this run judges the design.
+	case strings.Contains(rep.Error, runner.ErrSteady.Error()):
+		// The cluster did not reset (the runner reports the gate's error, wrapping ErrSteady, in
+		// the report): nothing of this run judges the design.
 		res.Outcome, res.Details = explore.Invalid, append(res.Details, runErr)
 	case len(failed) > 0:
 		// A broken promise stands even if the run could not finish afterwards (a cluster that
