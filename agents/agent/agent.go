@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/wan"
@@ -74,7 +75,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	ctl := newControl(o.Plan, node, g, log)
+	// The node's clock: the database measures its leases on it, and drill's clock faults shift it.
+	clk := clock.New()
+	ctl := newControl(o.Plan, node, g, clk, log)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -91,7 +94,7 @@ func Run(ctx context.Context, o Options) error {
 		}()
 	}
 	run("control", func(ctx context.Context) error { return ctl.Serve(ctx, bindIP) })
-	role, err := newRole(o, node, bindIP, g, log)
+	role, err := newRole(o, node, bindIP, g, clk, log)
 	if err != nil {
 		cancel()
 		_ = g.Shutdown()

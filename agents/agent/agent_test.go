@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/topology"
@@ -66,7 +67,8 @@ func TestControlEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = g.Shutdown() })
-	c := newControl(p, node, g, slog.New(slog.DiscardHandler))
+	clk := clock.New()
+	c := newControl(p, node, g, clk, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(c.handler())
 	t.Cleanup(srv.Close)
 
@@ -140,6 +142,28 @@ func TestControlEndpoint(t *testing.T) {
 	}
 	if r := call(http.MethodPut, "/v1/gossip/faults", p.Secret, "not rules"); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad rules: %s", r.Status)
+	}
+
+	// The clock: shifted through the endpoint, read back, and put back on real time.
+	shift := clock.Shift{Offset: -2 * time.Second, DriftPPM: 50_000}
+	if r := call(http.MethodPut, "/v1/clock", p.Secret, shift); r.StatusCode != http.StatusOK {
+		t.Fatalf("put clock: %s", r.Status)
+	}
+	var got clock.Shift
+	if err := json.NewDecoder(call(http.MethodGet, "/v1/clock", p.Secret, nil).Body).Decode(&got); err != nil || got != shift {
+		t.Fatalf("clock read back as %+v (%v), want %+v", got, err, shift)
+	}
+	if behind := time.Since(clk.Now()); behind < time.Second {
+		t.Fatalf("the node's clock is %s behind real time after a -2s shift", behind)
+	}
+	if r := call(http.MethodPut, "/v1/clock", p.Secret, shift); r.StatusCode != http.StatusOK {
+		t.Fatalf("put clock again: %s", r.Status)
+	}
+	if r := call(http.MethodDelete, "/v1/clock", p.Secret, nil); r.StatusCode != http.StatusOK || !clk.Shift().Zero() {
+		t.Fatalf("delete clock: %s, shift %+v", r.Status, clk.Shift())
+	}
+	if r := call(http.MethodPut, "/v1/clock", "", shift); r.StatusCode != http.StatusUnauthorized || !clk.Shift().Zero() {
+		t.Fatalf("an unsigned clock shift: %s, shift %+v", r.Status, clk.Shift())
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/agents/serve"
@@ -33,14 +34,15 @@ type control struct {
 	plan  *topology.Plan
 	node  topology.Node
 	g     *gossip.Node
+	clock *clock.Clock
 	log   *slog.Logger
 	base  gossip.Rules
 	mu    sync.Mutex
 	fault gossip.Rules
 }
 
-func newControl(p *topology.Plan, n topology.Node, g *gossip.Node, log *slog.Logger) *control {
-	return &control{plan: p, node: n, g: g, log: log, base: baseRules(p.Topology, n.Site())}
+func newControl(p *topology.Plan, n topology.Node, g *gossip.Node, clk *clock.Clock, log *slog.Logger) *control {
+	return &control{plan: p, node: n, g: g, clock: clk, log: log, base: baseRules(p.Topology, n.Site())}
 }
 
 func (c *control) handler() http.Handler {
@@ -70,6 +72,22 @@ func (c *control) handler() http.Handler {
 		c.setFault(gossip.Rules{})
 		writeJSON(w, http.StatusOK, gossip.Rules{})
 	})
+	mux.HandleFunc("GET /v1/clock", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, c.clock.Shift())
+	})
+	mux.HandleFunc("PUT /v1/clock", func(w http.ResponseWriter, r *http.Request) {
+		var s clock.Shift
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&s); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode clock shift: " + err.Error()})
+			return
+		}
+		c.setClock(s)
+		writeJSON(w, http.StatusOK, c.clock.Shift())
+	})
+	mux.HandleFunc("DELETE /v1/clock", func(w http.ResponseWriter, r *http.Request) {
+		c.setClock(clock.Shift{})
+		writeJSON(w, http.StatusOK, clock.Shift{})
+	})
 	return peerauth.Require(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), mux)
 }
 
@@ -96,6 +114,12 @@ func (c *control) setFault(f gossip.Rules) {
 	c.g.Faults().Set(merged)
 	c.log.Info("gossip fault rules set", "drop", len(f.Drop), "drop_in", len(f.DropIn), "drop_out", len(f.DropOut),
 		"delays", len(f.Delays), "loss", len(f.Loss))
+}
+
+// setClock shifts the node's clock (a zero shift puts it back on real time).
+func (c *control) setClock(s clock.Shift) {
+	c.clock.Set(s)
+	c.log.Info("clock shift set", "offset", s.Offset.String(), "drift_ppm", s.DriftPPM)
 }
 
 func (c *control) Serve(ctx context.Context, bindIP string) error {

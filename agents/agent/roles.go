@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
@@ -23,7 +24,7 @@ import (
 )
 
 // newRole builds the node's role service; the returned func runs it until ctx is done.
-func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *slog.Logger) (func(context.Context) error, error) {
+func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *clock.Clock, log *slog.Logger) (func(context.Context) error, error) {
 	p, t := o.Plan, o.Plan.Topology
 	dbAddr := func(name string) (string, error) { return p.DBAddr(node.Site(), name) }
 	switch node.Role {
@@ -65,6 +66,7 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, log *
 				return "http://" + a
 			},
 			View:     dbView{g: g},
+			Clock:    clk.Now,
 			Logger:   log,
 			Registry: prometheus.NewRegistry(),
 			AuthKey:  peerauth.Derive(p.Secret, peerauth.PurposeDB),
@@ -169,7 +171,7 @@ func dbRegions(t *topology.Topology) map[string]string {
 // serveWitness runs the witness: one lease voter over HTTP, for the plan's db nodes only, every
 // call signed with the run's db key.
 func serveWitness(ctx context.Context, p *topology.Plan, dataDir, listen string, log *slog.Logger) error {
-	v, err := db.OpenVoter(dataDir, slices.Sorted(maps.Keys(dbRegions(p.Topology))), log)
+	v, err := db.OpenVoter(dataDir, slices.Sorted(maps.Keys(dbRegions(p.Topology))), nil, log)
 	if err != nil {
 		return fmt.Errorf("open witness voter: %w", err)
 	}

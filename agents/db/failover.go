@@ -35,7 +35,7 @@ func (n *Node) failoverLoop(ctx context.Context) {
 			return
 		case <-ticker.C:
 		}
-		n.failoverStep(time.Now(), &gone)
+		n.failoverStep(n.now(), &gone)
 	}
 }
 
@@ -85,7 +85,8 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 			since = fencedAt
 		}
 	case last != nil && !last.Alive && !last.Since.IsZero():
-		since = last.Since
+		// Gossip times on real time; this node measures on its own clock.
+		since = now.Add(-time.Since(last.Since))
 	default: // alive but not primary any more, or not in the view
 		if gone.since.IsZero() {
 			gone.since = now
@@ -237,13 +238,13 @@ func (n *Node) stepDown(newEpoch uint64, follow, reason string) {
 	// promote again (at a higher epoch) only if no primary shows up within FailoverAfter.
 	n.lastPrimary, n.following = follow, follow
 	if follow == "" {
-		n.lastPrimary, n.fencedAt = n.cfg.Name, time.Now()
+		n.lastPrimary, n.fencedAt = n.cfg.Name, n.now()
 	}
 	n.leaseUntil, n.leaseEpoch = time.Time{}, 0
 	n.replicas = map[string]*replicaProgress{}
 	n.caughtUp = false
 	n.syncedWith = ""
-	n.caughtUpAt = time.Now()
+	n.caughtUpAt = n.now()
 	if err := n.persistMetaLocked(); err != nil {
 		n.logger.Error("db: persist metadata after stepping down", "err", err)
 	}
@@ -266,7 +267,7 @@ func (n *Node) leaseLoop(ctx context.Context) {
 	retryEvery := max(n.cfg.LeaseDuration/10, 10*time.Millisecond)
 	for ctx.Err() == nil {
 		n.mu.Lock()
-		isPrimary, epoch, valid := n.role == RolePrimary, n.epoch, n.leaseValidLocked(time.Now())
+		isPrimary, epoch, valid := n.role == RolePrimary, n.epoch, n.leaseValidLocked(n.now())
 		n.mu.Unlock()
 		interval := renewEvery
 		if isPrimary && n.cfg.Fencing == FencingLease {
@@ -295,7 +296,7 @@ func (n *Node) leaseLoop(ctx context.Context) {
 // from the request's start: valid until start + LeaseDuration - LeaseDuration/10, which ends before
 // any voter (whose grant runs LeaseDuration from its receipt) can grant someone else.
 func (n *Node) renewLease(ctx context.Context, epoch uint64, heldAtStart bool) {
-	start := time.Now()
+	start := n.now()
 	// A round may take up to half the lease: long enough for a vote across a slow WAN (a 300 ms
 	// one-way latency makes a ~700 ms round trip), short enough that a granted lease still has
 	// time to run. Rounds overlap, so a slow one never delays the next.
@@ -362,14 +363,14 @@ func (n *Node) takeLease(epoch uint64, start time.Time) {
 		n.mu.Unlock()
 		return
 	}
-	first := n.leaseEpoch != epoch || !time.Now().Before(n.leaseUntil)
+	first := n.leaseEpoch != epoch || !n.now().Before(n.leaseUntil)
 	if n.leaseEpoch != epoch || until.After(n.leaseUntil) {
 		n.leaseUntil, n.leaseEpoch = until, epoch
 	}
 	n.wonEpoch = max(n.wonEpoch, epoch)
 	n.mu.Unlock()
 	if first {
-		n.logger.Info("db: lease acquired", "epoch", epoch, "valid_for", time.Until(until).Round(time.Millisecond).String())
+		n.logger.Info("db: lease acquired", "epoch", epoch, "valid_for", until.Sub(n.now()).Round(time.Millisecond).String())
 		n.notifyChange()
 	}
 }

@@ -197,7 +197,7 @@ func (c *cluster) addr(host int) string { return fmt.Sprintf(testNet+".%d.%d:700
 // startWitness runs a standalone voter named "witness".
 func (c *cluster) startWitness() *Voter {
 	t := c.t
-	v, err := OpenVoter(t.TempDir(), nil, testLogger(t).With("voter", "witness"))
+	v, err := OpenVoter(t.TempDir(), nil, nil, testLogger(t).With("voter", "witness"))
 	if err != nil {
 		t.Fatalf("open witness: %v", err)
 	}

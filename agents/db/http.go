@@ -168,7 +168,7 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 			n.mu.Unlock()
 			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "not primary", Primary: following})
 			return
-		case !n.leaseValidLocked(time.Now()):
+		case !n.leaseValidLocked(n.now()):
 			n.mu.Unlock()
 			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "no lease"})
 			return

@@ -85,6 +85,9 @@ type Config struct {
 	// AuthKey signs this node's calls to its peers and authenticates every call to its API but
 	// /metrics (peerauth, the run's db key). Required.
 	AuthKey peerauth.Key
+	// Clock is the node's clock, on which its leases, its voter's grants and its timestamps are
+	// measured (drill's clock faults shift it); nil is real time.
+	Clock func() time.Time
 	// Peers names every db node of the plan (this one included) with its region: the only
 	// candidates its voter grants a lease to and the only replicas whose acknowledgements count.
 	// Empty allows any (tests of one node).
@@ -245,7 +248,7 @@ func Open(cfg Config) (*Node, error) {
 		changes:   make(chan struct{}, 1),
 		writes:    make(chan *writeRequest, 1024),
 		leaseKick: make(chan struct{}, 1),
-		startedAt: time.Now(),
+		startedAt: cfg.Clock(),
 		data:      map[string]kvValue{},
 		applied:   make(chan struct{}),
 		acked:     make(chan struct{}),
@@ -274,7 +277,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	voter, err := OpenVoter(cfg.DataDir, slices.Sorted(maps.Keys(cfg.Peers)), logger)
+	voter, err := OpenVoter(cfg.DataDir, slices.Sorted(maps.Keys(cfg.Peers)), cfg.Clock, logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -339,6 +342,9 @@ func (c *Config) withDefaults() error {
 	}
 	if c.LeaseDuration <= 0 {
 		c.LeaseDuration = DefaultLeaseDuration
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	if c.SemiSyncTimeout <= 0 {
 		c.SemiSyncTimeout = DefaultSemiSyncTimeout
@@ -461,7 +467,7 @@ func (n *Node) notifyChange() {
 
 // State is a snapshot of the node's state.
 func (n *Node) State() State {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	healthy := !n.down.Load() && n.walErr == nil
@@ -498,6 +504,9 @@ func (n *Node) lagLocked(now time.Time) time.Duration {
 	}
 	return now.Sub(since)
 }
+
+// now reads the node's clock (Config.Clock): leases, grants, lag and timestamps are measured on it.
+func (n *Node) now() time.Time { return n.cfg.Clock() }
 
 // leaseValidLocked reports whether this primary may write now as far as fencing is concerned.
 func (n *Node) leaseValidLocked(now time.Time) bool {

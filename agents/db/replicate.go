@@ -105,7 +105,7 @@ func (n *Node) handleWAL(w http.ResponseWriter, r *http.Request) {
 			p = &replicaProgress{}
 			n.replicas[replica] = p
 		}
-		p.region, p.seen = region, time.Now()
+		p.region, p.seen = region, n.now()
 		if p.acked != prev {
 			p.acked = prev
 			n.signalAckedLocked()
@@ -311,7 +311,7 @@ func (n *Node) applyPull(primary string, from uint64, resp walResponse) {
 			n.logger.Error("db: persist metadata", "err", err)
 		}
 	}
-	now := time.Now()
+	now := n.now()
 
 	if resp.TruncateTo != nil {
 		n.truncateLocked(primary, *resp.TruncateTo)

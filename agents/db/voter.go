@@ -77,15 +77,18 @@ type Voter struct {
 }
 
 // OpenVoter loads (or creates) the voter state in dataDir. Only the named candidates (the plan's
-// db nodes) may ask for the lease; none named allows any.
-func OpenVoter(dataDir string, candidates []string, logger *slog.Logger) (*Voter, error) {
+// db nodes) may ask for the lease; none named allows any. Grants are timed on now (nil: real time).
+func OpenVoter(dataDir string, candidates []string, now func() time.Time, logger *slog.Logger) (*Voter, error) {
+	if now == nil {
+		now = time.Now
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create voter dir: %w", err)
 	}
-	v := &Voter{dir: dataDir, logger: logger, now: time.Now}
+	v := &Voter{dir: dataDir, logger: logger, now: now}
 	if len(candidates) > 0 {
 		v.candidates = map[string]bool{}
 		for _, c := range candidates {

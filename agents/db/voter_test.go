@@ -8,7 +8,7 @@ import (
 // testVoter is a voter in dir on a clock the test moves, and a vote of 1 s leases.
 func testVoter(t *testing.T, dir string) (v *Voter, clock *time.Time, vote func(cand string, epoch uint64) LeaseResponse) {
 	t.Helper()
-	v, err := OpenVoter(dir, nil, testLogger(t))
+	v, err := OpenVoter(dir, nil, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestVoterRules(t *testing.T) {
 	if r := vote("b", 2); !r.Granted {
 		t.Fatalf("renew before reopen: %+v", r)
 	}
-	v2, err := OpenVoter(dir, nil, testLogger(t))
+	v2, err := OpenVoter(dir, nil, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

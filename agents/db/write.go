@@ -58,7 +58,7 @@ func (n *Node) commitLoop(ctx context.Context) {
 func (n *Node) commit(batch []*writeRequest) {
 	n.walMu.Lock()
 	defer n.walMu.Unlock()
-	now := time.Now()
+	now := n.now()
 	reply := func(err error) {
 		for _, r := range batch {
 			r.done <- writeOutcome{err: err}
@@ -144,11 +144,12 @@ func (n *Node) put(ctx context.Context, key, value string) (lsn, epoch uint64, a
 	switch {
 	case n.role != RolePrimary || n.epoch != out.epoch:
 		err = unknownOutcomeError{errNotPrimary}
-	case !n.leaseValidLocked(time.Now()):
+	case !n.leaseValidLocked(n.now()):
 		err = unknownOutcomeError{errNoLease}
 	}
 	if n.cfg.Fencing == FencingLease {
-		ackBy = n.leaseUntil
+		// The lease is on the node's clock, a socket deadline on real time: what is left of it.
+		ackBy = time.Now().Add(n.leaseUntil.Sub(n.now()))
 	}
 	n.mu.Unlock()
 	return out.lsn, out.epoch, ackBy, err

@@ -5,12 +5,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/topology"
 )
 
 // Effects are what one fault does, layer by layer. The injector applies each layer: toxics on the
 // WAN links, rule sets in the nodes' kernels (runtimes with a packet layer), additions to the
-// nodes' gossip fault rules (merged over every active fault), and operations on processes.
+// nodes' gossip fault rules (merged over every active fault), operations on processes, and shifts
+// of the nodes' clocks (added over every active fault).
 type Effects struct {
 	// Toxics go on the WAN links, which carry all cross-site TCP (replication, remote writes,
 	// lease votes).
@@ -21,6 +23,9 @@ type Effects struct {
 	Gossip map[string]GossipRule
 	// Process is what happens to the fault's resolved nodes.
 	Process Process
+	// Clock shifts db nodes' clocks, by node name (added over every active fault and pushed to
+	// the control endpoints; a node without one is back on real time).
+	Clock map[string]clock.Shift
 }
 
 // LinkToxic is one toxiproxy toxic on one WAN link.

@@ -226,6 +226,10 @@ type Descriptor interface {
 	Resolve(ctx context.Context, f Fault, env Env) ([]string, error)
 	// Effects is what the fault does, layer by layer, under the given environment.
 	Effects(f Fault, env Env) Effects
+	// Beyond names the assumption of the design that f breaks, "" when it breaks none: a fault
+	// beyond what the design claims to tolerate (a clock off by more than the lease margin) is
+	// a documented limit when the design fails under it, not a bug.
+	Beyond(f Fault, t *topology.Topology) string
 	// Example is a typical fault of this kind on t, for documentation and for the conformance
 	// test every runtime runs over every kind (compose/runtime/runtimetest). It leaves the
 	// primary region alone where it can, so a test cluster heals quickly.
@@ -253,6 +257,9 @@ func (Base) Resolve(context.Context, Fault, Env) ([]string, error) { return nil,
 
 // Params are none.
 func (Base) Params() []Param { return nil }
+
+// Beyond is "": the design claims to tolerate the fault.
+func (Base) Beyond(Fault, *topology.Topology) string { return "" }
 
 // QuietRegion is the region an example fault aims at: the last region that is not the primary's
 // (a fault there moves no primary), or the only one.
@@ -331,6 +338,14 @@ func TakesRegionOut(f Fault) bool {
 func Describe(f Fault) string {
 	if d, ok := Lookup(f.Kind); ok {
 		return d.Describe(f)
+	}
+	return ""
+}
+
+// Beyond names the design assumption f breaks ("" for none, or for an unknown kind).
+func Beyond(f Fault, t *topology.Topology) string {
+	if d, ok := Lookup(f.Kind); ok {
+		return d.Beyond(f, t)
 	}
 	return ""
 }

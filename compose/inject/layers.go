@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/runtime"
@@ -24,7 +25,7 @@ import (
 // The network layers: toxics on the WAN links (TCP between sites, named from the fault id so an
 // undo after a crash finds them from the ledger alone), rule sets in the nodes' kernels (runtimes
 // with a packet layer) and the agents' gossip fault rules (recomputed from the whole active set
-// and pushed to the control endpoints).
+// and pushed to the control endpoints, together with the db nodes' clock shifts).
 
 // WAN layer.
 
@@ -227,9 +228,37 @@ func (inj *Injector) pushRulesFor(ctx context.Context, active []fault.Fault) err
 			targets = append(targets, n)
 		}
 	}
+	clocks := inj.clocksFor(active)
 	return eachParallel(len(targets), func(i int) error {
-		return inj.setGossipRules(ctx, targets[i].Name, inj.rulesFor(targets[i], active))
+		n := targets[i]
+		err := inj.setGossipRules(ctx, n.Name, inj.rulesFor(n, active))
+		if n.Role == topology.RoleDB {
+			err = errors.Join(err, inj.setClock(ctx, n.Name, clocks[n.Name]))
+		}
+		return err
 	})
+}
+
+// Clock layer: every db node's clock shift is the sum over the active set, pushed with the gossip
+// rules (so a thawed or restarted node gets its shift back, and an undo or a sweep puts every
+// clock back on real time).
+
+// clocksFor is each db node's shift under an active set (absent: real time).
+func (inj *Injector) clocksFor(active []fault.Fault) map[string]clock.Shift {
+	out := map[string]clock.Shift{}
+	for _, f := range active {
+		for n, s := range inj.effects(f).Clock {
+			out[n] = out[n].Add(s)
+		}
+	}
+	return out
+}
+
+func (inj *Injector) setClock(ctx context.Context, node string, s clock.Shift) error {
+	if s.Zero() {
+		return inj.controlCall(ctx, node, http.MethodDelete, "/v1/clock", nil, nil)
+	}
+	return inj.controlCall(ctx, node, http.MethodPut, "/v1/clock", s, nil)
 }
 
 // controlCall makes one authenticated, time-boxed call to a node's control endpoint.

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/topology"
 )
 
 // ResidueItem is one check that nothing a drill injected is left behind.
@@ -25,7 +27,7 @@ type ResidueItem struct {
 // Residue checks the cluster for leftovers of faults, by looking at the cluster itself (not at
 // the ledger, except for the ledger's own item): drill toxics on the WAN links, disabled links,
 // gossip fault rules on running nodes, frozen nodes, nodes not running, faults the ledger still
-// holds outstanding and, on a runtime with packet faults, drill packet rules in the nodes. A check
+// holds outstanding, shifted clocks on db nodes and, on a runtime with packet faults, drill packet rules in the nodes. A check
 // that cannot run counts as not clean.
 func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	items := []ResidueItem{
@@ -35,6 +37,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 		{What: "frozen nodes"},
 		{What: "nodes not running"},
 		{What: "outstanding faults in the ledger"},
+		{What: "shifted clocks on running db nodes"},
 	}
 	pf := inj.packetFaulter()
 	if pf != nil {
@@ -70,7 +73,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	set(1, disabled, err)
 
 	procs, err := inj.nodes(ctx)
-	var frozen, stopped, running []string
+	var frozen, stopped, running, dbs []string
 	if err == nil {
 		for _, n := range inj.plan.Topology.Nodes() {
 			switch p := procs[n.Name]; {
@@ -80,6 +83,9 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 				frozen = append(frozen, n.Name)
 			case fault.IsGossipMember(n):
 				running = append(running, n.Name)
+				if n.Role == topology.RoleDB {
+					dbs = append(dbs, n.Name)
+				}
 			}
 		}
 	}
@@ -108,6 +114,24 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	}
 	set(2, withFlt, gerr)
 
+	var shifted []string
+	cerr := err
+	if err == nil {
+		cerr = eachParallel(len(dbs), func(i int) error {
+			var s clock.Shift
+			if err := inj.controlCall(ctx, dbs[i], http.MethodGet, "/v1/clock", nil, &s); err != nil {
+				return err
+			}
+			if !s.Zero() {
+				mu.Lock()
+				shifted = append(shifted, fmt.Sprintf("%s (%s, %d ppm)", dbs[i], s.Offset, s.DriftPPM))
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	set(6, shifted, cerr)
+
 	out, _, err := inj.ledger.outstanding(inj.log)
 	var ids []string
 	for _, f := range out {
@@ -123,7 +147,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 				left = append(left, node+"/"+n)
 			}
 		}
-		set(6, left, err)
+		set(7, left, err)
 	}
 	return items
 }

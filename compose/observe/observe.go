@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
@@ -129,6 +130,16 @@ func (o *Observer) Members(ctx context.Context, node string) ([]gossip.Member, e
 	}
 	var ms []gossip.Member
 	return ms, o.getJSON(ctx, o.HTTP, "http://"+addr+"/v1/members", &ms)
+}
+
+// Clock is a node's clock shift, as its control endpoint reports it.
+func (o *Observer) Clock(ctx context.Context, node string) (clock.Shift, error) {
+	addr, err := o.Runtime.Endpoint(node, topology.PortControl)
+	if err != nil {
+		return clock.Shift{}, err
+	}
+	var s clock.Shift
+	return s, o.getJSON(ctx, o.HTTP, "http://"+addr+"/v1/clock", &s)
 }
 
 // Status gathers the cluster's state. The gossip verdict is the majority view of the running

@@ -199,7 +199,7 @@ func TestExplore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Schedules != 12 || rep.Passed+rep.Invalid+len(rep.Failures) != 12 || rep.Invalid != 1 || rebuilds < 1 {
+	if rep.Schedules != 12 || rep.Passed+rep.Invalid+len(rep.Failures)+len(rep.Limits) != 12 || rep.Invalid != 1 || rebuilds < 1 {
 		t.Fatalf("report %+v, %d rebuilds", rep, rebuilds)
 	}
 	if len(rep.Failures) == 0 {
@@ -231,4 +231,70 @@ func TestExplore(t *testing.T) {
 	if err := WriteSummary(&sb, rep); err != nil || !strings.Contains(sb.String(), "FAILED schedule") || !strings.Contains(sb.String(), "drill run ") {
 		t.Fatalf("summary:\n%s", sb.String())
 	}
+}
+
+// TestExploreDocumentedLimits: a failure whose minimal schedule needs a fault beyond a stated
+// assumption of the design (a clock off by more than the lease margin) is a documented limit; a
+// failure that shrinks away from such a fault is a bug, even if the schedule drawn had one.
+func TestExploreDocumentedLimits(t *testing.T) {
+	topo := topology.Default()
+	margin := fault.LeaseMargin(topo)
+	beyondSkew := func(d *spec.Drill) bool {
+		for _, st := range d.Steps {
+			if st.Kind == spec.StepInject && st.Inject.Kind == fault.KindClockSkew {
+				if off, _ := time.ParseDuration(st.Inject.Params[fault.ParamOffset]); off > margin || -off > margin {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	hasPartition := func(d *spec.Drill) bool {
+		return slices.ContainsFunc(d.Steps, func(st spec.Step) bool {
+			return st.Kind == spec.StepInject && st.Inject.Kind == fault.KindPartition
+		})
+	}
+	explore := func(t *testing.T, kinds []fault.Kind, fails func(*spec.Drill) bool) *Report {
+		rep, err := Explore(context.Background(), Options{
+			Topology: topo, Seed: 40, Schedules: 10, Dir: t.TempDir(), Reproduce: 1,
+			Gen: GenConfig{Kinds: kinds, MaxFaults: 3},
+			Run: func(_ context.Context, d *spec.Drill, _ int64, out string) (RunResult, error) {
+				if fails(d) {
+					return RunResult{Outcome: Failed, Failed: []string{check.NameSplitBrain}}, nil
+				}
+				return RunResult{Outcome: Passed}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+
+	t.Run("limit", func(t *testing.T) {
+		rep := explore(t, []fault.Kind{fault.KindClockSkew}, beyondSkew)
+		if len(rep.Limits) == 0 || len(rep.Failures) != 0 || rep.Passed+len(rep.Limits) != 10 {
+			t.Fatalf("%d passed, %d failures, %d limits", rep.Passed, len(rep.Failures), len(rep.Limits))
+		}
+		for _, f := range rep.Limits {
+			if len(f.Beyond) != 1 || !strings.Contains(f.Beyond[0], "lease margin") || len(f.Minimal.Beyond(topo)) == 0 {
+				t.Errorf("limit %d: beyond %q, minimal %s", f.Seed, f.Beyond, episodesText(f.Minimal))
+			}
+		}
+		var sb strings.Builder
+		if err := WriteSummary(&sb, rep); err != nil || !strings.Contains(sb.String(), "DOCUMENTED LIMIT") {
+			t.Fatalf("summary:\n%s", sb.String())
+		}
+	})
+	t.Run("bug beside a limit", func(t *testing.T) {
+		rep := explore(t, []fault.Kind{fault.KindPartition, fault.KindClockSkew}, hasPartition)
+		if len(rep.Failures) == 0 || len(rep.Limits) != 0 {
+			t.Fatalf("%d failures, %d limits: a partition's failure was taken for the clock's limit", len(rep.Failures), len(rep.Limits))
+		}
+		for _, f := range rep.Failures {
+			if len(f.Minimal.Episodes) != 1 || f.Minimal.Episodes[0].Fault.Kind != fault.KindPartition {
+				t.Errorf("failure %d: minimal %s", f.Seed, episodesText(f.Minimal))
+			}
+		}
+	})
 }

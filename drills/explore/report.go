@@ -27,7 +27,7 @@ type Report struct {
 	Started  time.Time         `json:"started"`
 	Ended    time.Time         `json:"ended"`
 	// Schedules is how many schedules ran (shrinking and replays not counted): Passed + failed
-	// ones (len(Failures)) + Invalid.
+	// ones (len(Failures)) + documented limits (len(Limits)) + Invalid.
 	Schedules int `json:"schedules"`
 	Passed    int `json:"passed"`
 	Invalid   int `json:"invalid"`
@@ -39,6 +39,9 @@ type Report struct {
 	ShrinkRuns int `json:"shrink_runs"`
 	// Failures are the failing schedules with their minimal drills.
 	Failures []Failure `json:"failures"`
+	// Limits are failing schedules whose minimal drill needs a fault beyond a stated assumption
+	// of the design (Failure.Beyond names it): documented limits, not bugs.
+	Limits []Failure `json:"limits,omitempty"`
 	// Coverage counts the faults run by kind, target class and whether another fault was active.
 	Coverage []CoverageCell `json:"coverage"`
 	// KindsExercised of KindsTotal fault kinds were drawn at least once.
@@ -111,8 +114,8 @@ func (c *coverage) kindCounts() (exercised, total int) {
 
 // WriteSummary prints the report for a terminal.
 func WriteSummary(w io.Writer, r *Report) error {
-	fmt.Fprintf(w, "explore: %d schedules from seed %d in %s (%.0f schedules/hour): %d passed, %d failed, %d invalid",
-		r.Schedules, r.Seed, r.Ended.Sub(r.Started).Round(time.Second), r.SchedulesPerHour, r.Passed, len(r.Failures), r.Invalid)
+	fmt.Fprintf(w, "explore: %d schedules from seed %d in %s (%.0f schedules/hour): %d passed, %d failed, %d documented limits, %d invalid",
+		r.Schedules, r.Seed, r.Ended.Sub(r.Started).Round(time.Second), r.SchedulesPerHour, r.Passed, len(r.Failures), len(r.Limits), r.Invalid)
 	if r.Rebuilds > 0 {
 		fmt.Fprintf(w, ", %d rebuilds", r.Rebuilds)
 	}
@@ -126,6 +129,11 @@ func WriteSummary(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintf(w, "  schedule: %s\n", episodesText(f.Schedule))
 		fmt.Fprintf(w, "  minimal:  %s (%d shrink runs)\n", episodesText(f.Minimal), f.ShrinkRuns)
+		fmt.Fprintf(w, "  failed again in %d of %d replays; replay: drill run %s --seed %d\n", f.Reproduced, f.Replays, f.DrillFile, f.Seed)
+	}
+	for _, f := range r.Limits {
+		fmt.Fprintf(w, "\nDOCUMENTED LIMIT, schedule %d: %s\n", f.Seed, strings.Join(f.Failed, ", "))
+		fmt.Fprintf(w, "  minimal:  %s; beyond the assumption: %s\n", episodesText(f.Minimal), strings.Join(f.Beyond, "; "))
 		fmt.Fprintf(w, "  failed again in %d of %d replays; replay: drill run %s --seed %d\n", f.Reproduced, f.Replays, f.DrillFile, f.Seed)
 	}
 	fmt.Fprintf(w, "\ncoverage: %d of %d fault kinds\n", r.KindsExercised, r.KindsTotal)
@@ -203,7 +211,7 @@ var htmlPage = template.Must(template.New("explore").Funcs(template.FuncMap{
 </head><body>
 <h1>drill explore from seed {{.Seed}}</h1>
 <p>{{.Schedules}} schedules in {{minutes .Started .Ended}} ({{printf "%.0f" .SchedulesPerHour}} per hour):
-{{.Passed}} passed, <span class="fail">{{len .Failures}} failed</span>, {{.Invalid}} invalid, {{.Rebuilds}} rebuilds.</p>
+{{.Passed}} passed, <span class="fail">{{len .Failures}} failed</span>, {{len .Limits}} documented limits, {{.Invalid}} invalid, {{.Rebuilds}} rebuilds.</p>
 <p>Design: {{settings .Settings}}<br>Promises judged: {{budgets .Budgets}}</p>
 <h2>Failures</h2>
 {{if not .Failures}}<p>None.</p>{{end}}
@@ -212,6 +220,12 @@ var htmlPage = template.Must(template.New("explore").Funcs(template.FuncMap{
 <p>Schedule: {{episodes .Schedule}}<br>Minimal ({{.ShrinkRuns}} shrink runs): {{episodes .Minimal}}<br>
 Failed again in {{.Reproduced}} of {{.Replays}} replays. Replay: <code>drill run {{base .DrillFile}} --seed {{.Seed}}</code></p>
 {{end}}
+{{if .Limits}}<h2>Documented limits</h2>
+<p>Failures whose minimal drill needs a fault beyond a stated assumption of the design: the design does not claim to survive them.</p>
+{{range .Limits}}<h3>Schedule {{.Seed}}: {{range .Failed}}{{.}} {{end}}</h3>
+<p>Minimal: {{episodes .Minimal}}<br>Beyond the assumption: {{range .Beyond}}{{.}} {{end}}<br>
+Failed again in {{.Reproduced}} of {{.Replays}} replays. Replay: <code>drill run {{base .DrillFile}} --seed {{.Seed}}</code></p>
+{{end}}{{end}}
 <h2>Coverage: {{.KindsExercised}} of {{.KindsTotal}} fault kinds</h2>
 <table><tr><th>kind</th><th>target</th><th>overlapping another fault</th><th>flapping</th><th>faults run</th></tr>
 {{range .Coverage}}<tr><td>{{.Kind}}</td><td>{{.Target}}</td><td>{{if .Overlap}}yes{{else}}no{{end}}</td><td>{{if .Flapping}}yes{{else}}no{{end}}</td><td>{{.Count}}</td></tr>

@@ -304,9 +304,17 @@ func drawParam(rng *rand.Rand, t *topology.Topology, p fault.Param, f fault.Faul
 		if hi == 0 {
 			hi = max(10*lo, int64(time.Second))
 		}
+		sign := time.Duration(1)
+		if lo < 0 {
+			// Either way (a clock ahead or behind): a side, then a size up to that side's bound.
+			if rng.IntN(2) == 0 {
+				sign, hi = -1, -lo
+			}
+			lo = int64(10 * time.Millisecond)
+		}
 		// Log-uniform: 20 ms and 200 ms are as different as 200 ms and 2 s.
 		l, h := math.Log(float64(max(lo, int64(time.Millisecond)))), math.Log(float64(hi))
-		v := time.Duration(math.Exp(l + rng.Float64()*(h-l))).Round(time.Millisecond)
+		v := sign * time.Duration(math.Exp(l+rng.Float64()*(h-l))).Round(time.Millisecond)
 		return v.String(), true
 	case fault.TypeInt:
 		if hi == 0 {
@@ -335,3 +343,15 @@ func between(rng *rand.Rand, lo, hi time.Duration) time.Duration {
 }
 
 func round(d time.Duration) time.Duration { return d.Round(resolution) }
+
+// Beyond names, once each, the design assumptions the schedule's faults break (none: the design
+// claims to survive every fault in it).
+func (s Schedule) Beyond(t *topology.Topology) []string {
+	var out []string
+	for _, e := range s.Episodes {
+		if a := fault.Beyond(e.Fault, t); a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}

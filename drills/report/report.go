@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,9 @@ type Report struct {
 	Settings map[string]string `json:"settings"`
 	// Topology is the topology's name.
 	Topology string `json:"topology"`
+	// Beyond names the design assumptions the drill's faults break: a failure under them is a
+	// documented limit of the design, not a bug.
+	Beyond []string `json:"beyond,omitempty"`
 }
 
 // Check is one check's result.
@@ -168,6 +172,8 @@ type Input struct {
 	Err error
 	// Aborted is true when the drill was stopped on purpose (verdict aborted); Err says why.
 	Aborted bool
+	// Beyond names the design assumptions the drill's faults break.
+	Beyond []string
 }
 
 // Build assembles a report. The verdict is aborted if in.Aborted, error if in.Err is set;
@@ -178,6 +184,7 @@ func Build(in Input) *Report {
 		Drill: in.Drill, Runtime: in.Runtime, Seed: in.Seed, Start: in.Start, End: in.End,
 		Topology: in.Topology, Settings: map[string]string{}, Residue: append([]Residue{}, in.Residue...),
 		Checks: ChecksFrom(in.Results), Metrics: MetricsFrom(in.Results), Faults: FaultsFrom(in.History, in.Undone),
+		Beyond: slices.Clone(in.Beyond),
 	}
 	for k, v := range in.Settings {
 		r.Settings[k] = v

@@ -61,6 +61,10 @@ func WriteSummary(w io.Writer, r *Report) error {
 		tw.Flush()
 	}
 
+	for _, a := range r.Beyond {
+		fmt.Fprintf(&b, "\nbeyond the design's assumption: %s\n  (a failure under this fault is a documented limit of the design, not a bug)\n", a)
+	}
+
 	dirty := 0
 	for _, res := range r.Residue {
 		if !res.Clean {

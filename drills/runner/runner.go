@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -158,6 +159,12 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 	for _, it := range residue {
 		in.Residue = append(in.Residue, report.Residue{What: it.What, Clean: it.Clean, Detail: it.Detail})
 	}
+	for _, f := range r.injected {
+		if a := fault.Beyond(f, r.topo); a != "" && !slices.Contains(in.Beyond, a) {
+			in.Beyond = append(in.Beyond, a)
+		}
+	}
+	slices.Sort(in.Beyond)
 	if errors.Is(runErr, ErrSteady) {
 		in.Err = runErr
 	}

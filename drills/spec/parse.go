@@ -595,6 +595,15 @@ func (d *decoder) param(f entry, p fault.Param, dr *Drill) (string, bool) {
 	var text string
 	switch p.Type {
 	case fault.TypeDuration:
+		if p.Min < 0 {
+			// A signed duration (a clock's offset): Check reads it and says what is out of range.
+			v, ok := d.Str(f)
+			if !ok {
+				return "", false
+			}
+			text = v
+			break
+		}
 		v, ok := d.Duration(f, p.Min > 0)
 		if !ok {
 			return "", false

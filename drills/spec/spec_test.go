@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,8 +102,10 @@ func TestParseDefaults(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	// The registered kinds, as the errors list them (a new kind must not break this test).
 	kinds := strings.Join(fault.KindNames(), ", ")
-	if !strings.HasPrefix(kinds, "blackhole, freeze, kill, kill-primary, latency, loss") {
-		t.Fatalf("registered kinds %s lack the built-in ones", kinds)
+	for _, k := range []string{"blackhole", "freeze", "kill", "kill-primary", "latency", "loss"} {
+		if !slices.Contains(fault.KindNames(), k) {
+			t.Fatalf("registered kinds %s lack %s", kinds, k)
+		}
 	}
 	for _, tc := range []struct {
 		name, src, want string
@@ -123,6 +126,10 @@ func TestParseErrors(t *testing.T) {
 			`f.yaml:3:35: steps[0].inject.region: region does not apply to fault kill-primary`},
 		{"latency needs latency", "name: x\nsteps:\n  - inject: {fault: latency}\n",
 			`f.yaml:3:13: steps[0].inject.latency: missing latency: the one-way latency to add, e.g. latency: 200ms`},
+		{"a clock offset out of range", "name: x\nsteps:\n  - inject: {fault: clock-skew, target: us-east-db-1, offset: -2m}\n",
+			`f.yaml:3:63: steps[0].inject.offset: -2m0s out of -1m0s..1m0s`},
+		{"a clock offset without a unit", "name: x\nsteps:\n  - inject: {fault: clock-skew, target: us-east-db-1, offset: -5}\n",
+			`f.yaml:3:63: steps[0].inject.offset: "-5" is not a duration (e.g. 150ms, 2s)`},
 		{"loss needs percent", "name: x\nsteps:\n  - inject: {fault: loss, region: us-east}\n",
 			`f.yaml:3:13: steps[0].inject.percent: missing percent: the share of packets to drop, 1 to 99, e.g. percent: 30`},
 		{"loss needs a region", "name: x\nsteps:\n  - inject: {fault: loss, percent: 30}\n",
@@ -384,5 +391,17 @@ func TestLoadMissingFile(t *testing.T) {
 	var one *Error
 	if !errors.As(err, &one) || !strings.Contains(err.Error(), "nope.yaml: read drill file:") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestSignedDurationParam: a clock's offset may be negative, unlike every other duration.
+func TestSignedDurationParam(t *testing.T) {
+	dr, err := Parse("d.yaml", []byte("name: x\nsteps:\n  - inject: {fault: clock-skew, target: primary, offset: -500ms, id: s}\n  - heal: s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := dr.Steps[0].Inject
+	if in.Kind != fault.KindClockSkew || in.Node != fault.TargetPrimary || in.Params[fault.ParamOffset] != "-500ms" {
+		t.Fatalf("inject %+v", in)
 	}
 }

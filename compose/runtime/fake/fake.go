@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
@@ -40,6 +41,7 @@ type Runtime struct {
 	running  map[string]bool
 	frozen   map[string]bool
 	gossip   map[string]gossip.Rules
+	clocks   map[string]clock.Shift
 	tables   map[string]map[string]fault.PacketRule // node → rule set id → rule
 	flushed  int
 	toxics   map[string][]toxi.Toxic // link → toxics
@@ -87,7 +89,7 @@ var (
 // New starts the endpoints of every node of the plan (all running, the bootstrap db node of the
 // primary region primary at epoch 1). Close stops them.
 func New(plan *topology.Plan, opts ...Option) (*Runtime, error) {
-	r := &Runtime{plan: plan, running: map[string]bool{}, frozen: map[string]bool{}, gossip: map[string]gossip.Rules{},
+	r := &Runtime{plan: plan, running: map[string]bool{}, frozen: map[string]bool{}, gossip: map[string]gossip.Rules{}, clocks: map[string]clock.Shift{},
 		tables: map[string]map[string]fault.PacketRule{}, toxics: map[string][]toxi.Toxic{}, disabled: map[string]bool{},
 		epoch: 1, addrs: map[string]string{}}
 	for _, o := range opts {
@@ -174,6 +176,13 @@ func (r *Runtime) Ops() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.ops)
+}
+
+// Clock is the clock shift last pushed to a node.
+func (r *Runtime) Clock(node string) clock.Shift {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.clocks[node]
 }
 
 // Gossip is the gossip fault rules last pushed to a node.
@@ -266,12 +275,14 @@ func (r *Runtime) op(what, node string, pre func() error, do func()) error {
 	return nil
 }
 
-// Kill stops a running node (its packet rules go with it, as a container's namespace does).
+// Kill stops a running node (its packet rules go with it, as a container's namespace does, and
+// its gossip rules and clock shift, as a process's memory does).
 func (r *Runtime) Kill(_ context.Context, node string) error {
 	return r.op("kill", node, func() error { return r.need(node, true) }, func() {
 		r.running[node], r.frozen[node] = false, false
 		delete(r.tables, node)
 		delete(r.gossip, node)
+		delete(r.clocks, node)
 	})
 }
 
@@ -437,6 +448,28 @@ func (r *Runtime) nodeHandler(n topology.Node) http.Handler {
 		delete(r.gossip, n.Name)
 		r.mu.Unlock()
 		writeJSON(w, gossip.Rules{})
+	}))
+	mux.HandleFunc("GET /v1/clock", guard(func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		writeJSON(w, r.clocks[n.Name])
+	}))
+	mux.HandleFunc("PUT /v1/clock", guard(func(w http.ResponseWriter, req *http.Request) {
+		var s clock.Shift
+		if err := json.NewDecoder(req.Body).Decode(&s); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		r.clocks[n.Name] = s
+		r.mu.Unlock()
+		writeJSON(w, s)
+	}))
+	mux.HandleFunc("DELETE /v1/clock", guard(func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		delete(r.clocks, n.Name)
+		r.mu.Unlock()
+		writeJSON(w, clock.Shift{})
 	}))
 	mux.HandleFunc("GET /v1/status", guard(func(w http.ResponseWriter, _ *http.Request) {
 		r.mu.Lock()

@@ -6,6 +6,7 @@ package runtimetest
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -119,6 +120,18 @@ func missing(ctx context.Context, c Cluster, e fault.Effects) string {
 			if state[n].Running && len(rules[n]) == 0 {
 				return "no packet rules on " + n
 			}
+		}
+	}
+	for name, want := range e.Clock {
+		if p := state[name]; !p.Running || p.Frozen {
+			continue
+		}
+		got, err := c.Observer.Clock(ctx, name)
+		if err != nil {
+			return "clock of " + name + ": " + err.Error()
+		}
+		if got != want {
+			return fmt.Sprintf("clock of %s is shifted %+v, want %+v", name, got, want)
 		}
 	}
 	for name, r := range e.Gossip {
