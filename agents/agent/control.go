@@ -116,8 +116,12 @@ func (c *control) setFault(f gossip.Rules) {
 		"delays", len(f.Delays), "loss", len(f.Loss))
 }
 
-// setClock shifts the node's clock (a zero shift puts it back on real time).
+// setClock shifts the node's clock (a zero shift puts it back on real time; the shift it has
+// already changes nothing).
 func (c *control) setClock(s clock.Shift) {
+	if c.clock.Shift() == s {
+		return
+	}
 	c.clock.Set(s)
 	c.log.Info("clock shift set", "offset", s.Offset.String(), "drift_ppm", s.DriftPPM)
 }

@@ -68,12 +68,17 @@ func (c *Clock) readLocked(real time.Time) time.Time {
 
 // Set shifts the clock: from now it reads real time plus s.Offset, and runs at the rate s.DriftPPM
 // says. A zero shift puts it back on real time (a step, as a clock corrected by NTP would take).
+// Setting the shift the clock already has changes nothing: a drifting clock keeps the error it
+// has gathered (drill pushes every node's shift again whenever any fault comes or goes).
 func (c *Clock) Set(s Shift) {
 	if s.DriftPPM < MinRatePPM {
 		s.DriftPPM = MinRatePPM
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if s == c.shift {
+		return
+	}
 	now := c.real()
 	c.shift, c.anchorReal, c.anchorRead = s, now, now.Add(s.Offset)
 }

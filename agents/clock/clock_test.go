@@ -32,6 +32,11 @@ func TestClockShiftsAndScales(t *testing.T) {
 	if s := c.Shift(); s.Offset != 500*time.Millisecond || s.DriftPPM != 200_000 {
 		t.Fatalf("shift %+v", s)
 	}
+	// The same shift again keeps the error gathered so far (2 s of drift on top of the offset).
+	c.Set(Shift{Offset: 500 * time.Millisecond, DriftPPM: 200_000})
+	if got := c.Now().Sub(real.t); got != 2500*time.Millisecond {
+		t.Fatalf("after setting the same shift again the clock is %s ahead, want 2.5s", got)
+	}
 
 	// Back on real time: a step, and real rate again.
 	c.Set(Shift{})
