@@ -115,6 +115,22 @@ func (c *Client) GetAfter(ctx context.Context, key string, minLSN, minEpoch uint
 	return res, err
 }
 
+// Log fetches the node's whole log, a page at a time.
+func (c *Client) Log(ctx context.Context) ([]LogEntry, error) {
+	var out []LogEntry
+	for from := uint64(1); ; {
+		var page LogPage
+		if err := c.do(ctx, http.MethodGet, "/v1/log?from="+formatUint(from), nil, &page, http.StatusOK); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Entries...)
+		if len(page.Entries) == 0 || from+uint64(len(page.Entries)) > page.LastLSN {
+			return out, nil
+		}
+		from += uint64(len(page.Entries))
+	}
+}
+
 // Status fetches the node's State.
 func (c *Client) Status(ctx context.Context) (State, error) {
 	var st State

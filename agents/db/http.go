@@ -2,6 +2,7 @@ package db
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -34,13 +35,14 @@ type errorBody struct {
 	LSN      uint64 `json:"lsn"`
 }
 
-// Handler is the node's HTTP API: /v1/kv/{key}, /v1/wal, /v1/lease, /v1/status (every call signed
+// Handler is the node's HTTP API: /v1/kv/{key}, /v1/wal, /v1/log, /v1/lease, /v1/status (every call signed
 // with the run's db key, peerauth) and /metrics (open: operational numbers, no data).
 func (n *Node) Handler() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("PUT /v1/kv/{key...}", n.handlePut)
 	api.HandleFunc("GET /v1/kv/{key...}", n.handleGet)
 	api.HandleFunc("GET /v1/wal", n.handleWAL)
+	api.HandleFunc("GET /v1/log", n.handleLog)
 	voter := n.voter.Handler()
 	api.Handle("POST /v1/lease", voter)
 	api.Handle("GET /v1/lease", voter)
@@ -204,3 +206,46 @@ func (n *Node) holdsLocked(minLSN, minEpoch uint64) bool {
 
 // formatUint is strconv.FormatUint in base 10.
 func formatUint(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// LogPage is a page of a node's log as it stands (GET /v1/log?from=N&limit=M): what drill's
+// log-matching invariant compares across nodes. Values are left out; a write's key names it.
+type LogPage struct {
+	// Entries are the entries from LSN from on, at most limit of them.
+	Entries []LogEntry `json:"entries"`
+	// LastLSN is the node's last LSN.
+	LastLSN uint64 `json:"last_lsn"`
+}
+
+// LogEntry is one entry of a LogPage.
+type LogEntry struct {
+	LSN   uint64 `json:"lsn"`
+	Epoch uint64 `json:"epoch"`
+	Key   string `json:"key"`
+}
+
+// maxLogPage bounds a page of /v1/log.
+const maxLogPage = 10000
+
+func (n *Node) handleLog(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, err := strconv.ParseUint(q.Get("from"), 10, 64)
+	if err != nil || from < 1 {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "from must be an LSN >= 1"})
+		return
+	}
+	limit := uint64(maxLogPage)
+	if l := q.Get("limit"); l != "" {
+		if limit, err = strconv.ParseUint(l, 10, 64); err != nil || limit < 1 || limit > maxLogPage {
+			n.writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("limit must be 1..%d", maxLogPage)})
+			return
+		}
+	}
+	n.mu.Lock()
+	page := LogPage{LastLSN: n.lastLSNLocked(), Entries: []LogEntry{}}
+	for lsn := from; lsn <= page.LastLSN && uint64(len(page.Entries)) < limit; lsn++ {
+		e := n.entries[lsn-1]
+		page.Entries = append(page.Entries, LogEntry{LSN: e.LSN, Epoch: e.Epoch, Key: e.Key})
+	}
+	n.mu.Unlock()
+	writeJSON(w, http.StatusOK, page)
+}

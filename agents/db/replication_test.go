@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,18 @@ func TestReplicationCatchesUp(t *testing.T) {
 	}
 	if st := r1.State(); st.PrimaryName != "p" || st.Epoch != 1 || st.Role != RoleReplica {
 		t.Fatalf("replica state %+v", st)
+	}
+	// Every node's log, read through /v1/log in pages, is the primary's.
+	logs := map[string][]LogEntry{}
+	for _, name := range []string{"p", "r1", "r2"} {
+		l, err := c.client(name).Log(ctx)
+		if err != nil || len(l) != writes || l[0].LSN != 1 || l[writes-1].LSN != writes {
+			t.Fatalf("log of %s: %d entries, %v", name, len(l), err)
+		}
+		logs[name] = l
+	}
+	if !slices.Equal(logs["p"], logs["r1"]) || !slices.Equal(logs["p"], logs["r2"]) {
+		t.Fatal("a replica's log differs from the primary's")
 	}
 	_, err := c.client("r1").Put(ctx, "x", "y")
 	var apiErr *APIError

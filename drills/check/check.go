@@ -108,6 +108,21 @@ func (c Config) judge(r *Result, budgetName string) {
 	}
 }
 
+// invariant is c with budget set to 0 unless the drill set it: an invariant of the design is
+// judged on every run.
+func (c Config) invariant(budget string) Config {
+	if _, ok := c.Budgets[budget]; ok {
+		return c
+	}
+	b := make(Budgets, len(c.Budgets)+1)
+	for k, v := range c.Budgets {
+		b[k] = v
+	}
+	b[budget] = 0
+	c.Budgets = b
+	return c
+}
+
 // unknown is a result that could not be measured.
 func (c Config) unknown(name, unit, budgetName, detail string, evidence any) Result {
 	b, ok := c.Budgets[budgetName]

@@ -24,15 +24,7 @@ func init() {
 
 // onePrimaryPerEpoch judges OnePrimaryPerEpoch, against 0 unless the drill sets a budget.
 func onePrimaryPerEpoch(ops []history.Op, cfg Config) Result {
-	if _, ok := cfg.Budgets[BudgetEpochsWithTwoPrimaries]; !ok {
-		b := maps.Clone(cfg.Budgets)
-		if b == nil {
-			b = Budgets{}
-		}
-		b[BudgetEpochsWithTwoPrimaries] = 0
-		cfg.Budgets = b
-	}
-	r, _ := OnePrimaryPerEpoch(ops, cfg)
+	r, _ := OnePrimaryPerEpoch(ops, cfg.invariant(BudgetEpochsWithTwoPrimaries))
 	return measured(r, BudgetEpochsWithTwoPrimaries)
 }
 

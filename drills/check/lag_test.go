@@ -66,8 +66,8 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 	var names []string
 	for _, r := range results {
 		names = append(names, r.Name)
-		// The invariant is judged against 0 without a budget; every other check only with one.
-		judged := r.Name == NameLostWrites || r.Name == NameOnePrimaryPerEpoch
+		// The invariants are judged against 0 without a budget; every other check only with one.
+		judged := r.Name == NameLostWrites || r.Name == NameOnePrimaryPerEpoch || r.Name == NameLogMatching
 		if !judged && r.HasBudget {
 			t.Fatalf("%s claims a budget", r.Name)
 		}
@@ -78,7 +78,7 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 			t.Fatalf("%s evidence does not encode: %v", r.Name, err)
 		}
 	}
-	want := "dns_failover write_unavailability lost_acked_writes rpo rpo_beyond_lag split_brain stale_reads replication_lag dns_failback linearizable one_primary_per_epoch"
+	want := "dns_failover write_unavailability lost_acked_writes rpo rpo_beyond_lag split_brain stale_reads replication_lag dns_failback linearizable one_primary_per_epoch log_matching"
 	if strings.Join(names, " ") != want {
 		t.Fatalf("order %v", names)
 	}
@@ -89,7 +89,7 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 
 func TestBudgetNames(t *testing.T) {
 	got := strings.Join(BudgetNames(), " ")
-	want := "dns_failback_early_s dns_failover_s epochs_with_two_primaries lost_acked_writes nonlinearizable_keys replication_lag_p99_ms rpo_beyond_lag_s rpo_s rto_s split_brain_s stale_reads"
+	want := "dns_failback_early_s dns_failover_s epochs_with_two_primaries log_mismatches lost_acked_writes nonlinearizable_keys replication_lag_p99_ms rpo_beyond_lag_s rpo_s rto_s split_brain_s stale_reads"
 	if got != want {
 		t.Fatalf("BudgetNames = %s", got)
 	}

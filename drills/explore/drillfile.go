@@ -36,7 +36,8 @@ const (
 )
 
 // Promises are the budgets a schedule is judged against: what the design promises whatever the
-// faults, not what a scripted drill tolerates. Every run judges one primary per epoch, no split
+// faults, not what a scripted drill tolerates. Every run judges one primary per epoch, log
+// matching (equal entries wherever two logs hold the same LSN at the end), no split
 // brain and (with read-your-writes) no stale read of a client's own write. Semi-synchronous
 // replication promises no acknowledged write lost; asynchronous replication with lease fencing
 // promises that a lost write was acknowledged within the replication lag before the fault or
@@ -46,6 +47,7 @@ const (
 func Promises(t *topology.Topology) check.Budgets {
 	b := check.Budgets{
 		check.BudgetEpochsWithTwoPrimaries: 0,
+		check.BudgetLogMismatches:          0,
 		check.BudgetSplitBrain:             0,
 	}
 	d := t.Design

@@ -99,7 +99,7 @@ func TestGenerateRestrictedKinds(t *testing.T) {
 func TestPromises(t *testing.T) {
 	topo := topology.Default()
 	b := Promises(topo)
-	want := check.Budgets{check.BudgetEpochsWithTwoPrimaries: 0, check.BudgetSplitBrain: 0, check.BudgetStaleReads: 0,
+	want := check.Budgets{check.BudgetEpochsWithTwoPrimaries: 0, check.BudgetLogMismatches: 0, check.BudgetSplitBrain: 0, check.BudgetStaleReads: 0,
 		check.BudgetRPOBeyondLag: topo.Design.LeaseDuration.D().Seconds() + rpoMargin.Seconds()}
 	if !reflect.DeepEqual(b, want) {
 		t.Fatalf("default design promises %v, want %v", b, want)

@@ -1,7 +1,7 @@
 // Package history is the recorded history of a drill, in the style of Jepsen: every client
 // operation is an "invoke" entry followed by its completion ("ok", "fail" or "info"), and faults,
-// DNS answers, replication-lag samples, primary changes and the final reads after heal are
-// recorded on the same timeline. A history is written as JSON lines (history.jsonl) while the
+// DNS answers, replication-lag samples, primary changes, the final reads after heal and the
+// database nodes' logs at the end are recorded on the same timeline. A history is written as JSON lines (history.jsonl) while the
 // drill runs (Recorder) and read back for checking (Read).
 //
 // Completion types follow Jepsen: "ok" means the operation definitely happened, "fail" that it
@@ -44,6 +44,8 @@ const (
 	TypeEpoch = "epoch"
 	// TypeFinal is the final read of one key after heal.
 	TypeFinal = "final"
+	// TypeLog is one database node's whole log after the final read (Node, Log).
+	TypeLog = "log"
 )
 
 // Op functions.
@@ -113,6 +115,16 @@ type Op struct {
 	Node string `json:"node,omitempty"`
 	// LagMS is the replication lag in milliseconds (lag ops).
 	LagMS int64 `json:"lag_ms,omitempty"`
+	// Log is a database node's log, LSN by LSN (log ops).
+	Log []LogEntry `json:"log,omitempty"`
+}
+
+// LogEntry is one entry of a node's log: its LSN, the epoch of the primary that wrote it and the
+// key it wrote (every write's key is unique, so the key names the write).
+type LogEntry struct {
+	LSN   uint64 `json:"l"`
+	Epoch uint64 `json:"e"`
+	Key   string `json:"k"`
 }
 
 // IsClient reports whether op is a client operation entry (invoke or a completion).
@@ -222,7 +234,7 @@ func Read(r io.Reader) ([]Op, error) {
 
 func knownType(t string) bool {
 	switch t {
-	case TypeInvoke, TypeOK, TypeFail, TypeInfo, TypeFault, TypeDNS, TypeLag, TypeEpoch, TypeFinal:
+	case TypeInvoke, TypeOK, TypeFail, TypeInfo, TypeFault, TypeDNS, TypeLag, TypeEpoch, TypeFinal, TypeLog:
 		return true
 	}
 	return false

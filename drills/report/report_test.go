@@ -232,7 +232,7 @@ func TestWriteAllAndLoad(t *testing.T) {
 	expectKeys(t, "check", checks[0], "budget detail measured name unit verdict")
 	var metrics map[string]json.RawMessage
 	json.Unmarshal(doc["metrics"], &metrics)
-	expectKeys(t, "metrics", metrics, "dns_failback_early_s dns_failover_s epochs_with_two_primaries lost_acked_writes nonlinearizable_keys replication_lag_p99_ms rpo_beyond_lag_s rpo_s rto_s split_brain_s stale_reads")
+	expectKeys(t, "metrics", metrics, "dns_failback_early_s dns_failover_s epochs_with_two_primaries log_mismatches lost_acked_writes nonlinearizable_keys replication_lag_p99_ms rpo_beyond_lag_s rpo_s rto_s split_brain_s stale_reads")
 	var faults []map[string]json.RawMessage
 	json.Unmarshal(doc["faults"], &faults)
 	expectKeys(t, "fault", faults[0], "end id kind start target undone")

@@ -162,7 +162,38 @@ func (r *run) finalRead(ctx context.Context) error {
 	}
 	close(work)
 	wg.Wait()
-	return firstErr
+	if firstErr != nil {
+		return firstErr
+	}
+	return r.recordLogs(ctx, hc)
+}
+
+// logChunk bounds the entries of one log op, so a long log stays within a history line's limit.
+const logChunk = 5000
+
+// recordLogs records every database node's whole log (log ops) for the log-matching invariant;
+// finalRead calls it once every replica has caught up.
+func (r *run) recordLogs(ctx context.Context, hc *http.Client) error {
+	for _, n := range r.topo.NodesOf(topology.RoleDB, "") {
+		addr, err := r.sys.Endpoint(n.Name, topology.PortDB)
+		if err != nil {
+			return err
+		}
+		entries, err := (&db.Client{BaseURL: "http://" + addr, HTTP: hc}).Log(ctx)
+		if err != nil {
+			return fmt.Errorf("read the log of %s: %w", n.Name, err)
+		}
+		log := make([]history.LogEntry, len(entries))
+		for i, e := range entries {
+			log[i] = history.LogEntry{LSN: e.LSN, Epoch: e.Epoch, Key: e.Key}
+		}
+		for len(log) > 0 {
+			chunk := log[:min(len(log), logChunk)]
+			log = log[len(chunk):]
+			r.rec.Append(history.Op{Type: history.TypeLog, Node: n.Name, Region: n.Region, Log: chunk})
+		}
+	}
+	return nil
 }
 
 // readKey reads one key from the primary for the final read.

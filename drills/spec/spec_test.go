@@ -177,7 +177,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative hold", "name: x\nsteps:\n  - expect: {condition: no_failover, within: 1s, hold: -1s}\n",
 			`f.yaml:3:56: steps[0].expect.hold: must not be negative, not -1s`},
 		{"unknown budget", "name: x\nbudgets:\n  rto: 5\nsteps: [{wait: 1s}]\n",
-			`f.yaml:3:3: budgets.rto: unknown budget "rto" (valid: dns_failback_early_s, dns_failover_s, epochs_with_two_primaries, lost_acked_writes, nonlinearizable_keys, replication_lag_p99_ms, rpo_beyond_lag_s, rpo_s, rto_s, split_brain_s, stale_reads)`},
+			`f.yaml:3:3: budgets.rto: unknown budget "rto" (valid: dns_failback_early_s, dns_failover_s, epochs_with_two_primaries, log_mismatches, lost_acked_writes, nonlinearizable_keys, replication_lag_p99_ms, rpo_beyond_lag_s, rpo_s, rto_s, split_brain_s, stale_reads)`},
 		{"budget with a unit", "name: x\nbudgets:\n  rto_s: 5s\nsteps: [{wait: 1s}]\n",
 			`f.yaml:3:10: budgets.rto_s: must be a number (the unit is in the budget's name), not "5s"`},
 		{"negative budget", "name: x\nbudgets:\n  stale_reads: -1\nsteps: [{wait: 1s}]\n",
