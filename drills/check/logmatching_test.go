@@ -13,7 +13,9 @@ func logOp(node string, entries ...history.LogEntry) history.Op {
 }
 
 func TestLogMatching(t *testing.T) {
-	e := func(lsn, epoch uint64, key string) history.LogEntry { return history.LogEntry{LSN: lsn, Epoch: epoch, Key: key} }
+	e := func(lsn, epoch uint64, key string) history.LogEntry {
+		return history.LogEntry{LSN: lsn, Epoch: epoch, Key: key}
+	}
 	common := []history.LogEntry{e(1, 1, "a"), e(2, 1, "b"), e(3, 2, "c")}
 	for _, tc := range []struct {
 		name     string
