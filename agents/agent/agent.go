@@ -17,6 +17,7 @@ import (
 
 	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/wan"
 	"github.com/drillworks/drill/topology"
@@ -77,7 +78,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// The node's clock: the database measures its leases on it, and drill's clock faults shift it.
 	clk := clock.New()
-	ctl := newControl(o.Plan, node, g, clk, log)
+	// Its disk: the database writes its log through it, and drill's disk faults set it.
+	faults := &disk.Faults{}
+	ctl := newControl(o.Plan, node, g, clk, faults, o.DataDir, log)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -94,7 +97,7 @@ func Run(ctx context.Context, o Options) error {
 		}()
 	}
 	run("control", func(ctx context.Context) error { return ctl.Serve(ctx, bindIP) })
-	role, err := newRole(o, node, bindIP, g, clk, log)
+	role, err := newRole(o, node, bindIP, g, clk, faults, log)
 	if err != nil {
 		cancel()
 		_ = g.Shutdown()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drillworks/drill/agents/clock"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/topology"
@@ -68,7 +69,8 @@ func TestControlEndpoint(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = g.Shutdown() })
 	clk := clock.New()
-	c := newControl(p, node, g, clk, slog.New(slog.DiscardHandler))
+	faults := &disk.Faults{}
+	c := newControl(p, node, g, clk, faults, t.TempDir(), slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(c.handler())
 	t.Cleanup(srv.Close)
 
@@ -164,6 +166,24 @@ func TestControlEndpoint(t *testing.T) {
 	}
 	if r := call(http.MethodPut, "/v1/clock", "", shift); r.StatusCode != http.StatusUnauthorized || !clk.Shift().Zero() {
 		t.Fatalf("an unsigned clock shift: %s, shift %+v", r.Status, clk.Shift())
+	}
+
+	// The disk: faults set, read back and cleared; a web node has no log to damage.
+	if r := call(http.MethodPut, "/v1/disk", p.Secret, disk.State{Stall: true}); r.StatusCode != http.StatusOK || !faults.State().Stall {
+		t.Fatalf("put disk: %s, state %+v", r.Status, faults.State())
+	}
+	var ds disk.State
+	if err := json.NewDecoder(call(http.MethodGet, "/v1/disk", p.Secret, nil).Body).Decode(&ds); err != nil || !ds.Stall || ds.Full {
+		t.Fatalf("disk read back as %+v (%v)", ds, err)
+	}
+	if r := call(http.MethodDelete, "/v1/disk", p.Secret, nil); r.StatusCode != http.StatusOK || !faults.State().Zero() {
+		t.Fatalf("delete disk: %s, state %+v", r.Status, faults.State())
+	}
+	if r := call(http.MethodPost, "/v1/disk/corrupt", p.Secret, nil); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("corrupt on a web node: %s", r.Status)
+	}
+	if r := call(http.MethodPut, "/v1/disk", "", disk.State{Full: true}); r.StatusCode != http.StatusUnauthorized || !faults.State().Zero() {
+		t.Fatalf("an unsigned disk fault: %s, state %+v", r.Status, faults.State())
 	}
 }
 

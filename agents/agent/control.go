@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/drillworks/drill/agents/clock"
+	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/agents/serve"
@@ -35,14 +37,17 @@ type control struct {
 	node  topology.Node
 	g     *gossip.Node
 	clock *clock.Clock
-	log   *slog.Logger
-	base  gossip.Rules
-	mu    sync.Mutex
-	fault gossip.Rules
+	disk  *disk.Faults
+	// dataDir is the node's data directory (a db node's log, which disk-corrupt damages).
+	dataDir string
+	log     *slog.Logger
+	base    gossip.Rules
+	mu      sync.Mutex
+	fault   gossip.Rules
 }
 
-func newControl(p *topology.Plan, n topology.Node, g *gossip.Node, clk *clock.Clock, log *slog.Logger) *control {
-	return &control{plan: p, node: n, g: g, clock: clk, log: log, base: baseRules(p.Topology, n.Site())}
+func newControl(p *topology.Plan, n topology.Node, g *gossip.Node, clk *clock.Clock, faults *disk.Faults, dataDir string, log *slog.Logger) *control {
+	return &control{plan: p, node: n, g: g, clock: clk, disk: faults, dataDir: dataDir, log: log, base: baseRules(p.Topology, n.Site())}
 }
 
 func (c *control) handler() http.Handler {
@@ -88,6 +93,35 @@ func (c *control) handler() http.Handler {
 		c.setClock(clock.Shift{})
 		writeJSON(w, http.StatusOK, clock.Shift{})
 	})
+	mux.HandleFunc("GET /v1/disk", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, c.disk.State())
+	})
+	mux.HandleFunc("PUT /v1/disk", func(w http.ResponseWriter, r *http.Request) {
+		var s disk.State
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&s); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode disk state: " + err.Error()})
+			return
+		}
+		c.setDisk(s)
+		writeJSON(w, http.StatusOK, c.disk.State())
+	})
+	mux.HandleFunc("DELETE /v1/disk", func(w http.ResponseWriter, r *http.Request) {
+		c.setDisk(disk.State{})
+		writeJSON(w, http.StatusOK, disk.State{})
+	})
+	mux.HandleFunc("POST /v1/disk/corrupt", func(w http.ResponseWriter, r *http.Request) {
+		if c.node.Role != topology.RoleDB {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "only a db node has a log to damage"})
+			return
+		}
+		lsn, err := db.CorruptWALRecord(c.dataDir)
+		if err != nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		c.log.Warn("disk fault: a record of the write-ahead log damaged on disk", "lsn", lsn)
+		writeJSON(w, http.StatusOK, map[string]uint64{"lsn": lsn})
+	})
 	return peerauth.Require(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), mux)
 }
 
@@ -124,6 +158,15 @@ func (c *control) setClock(s clock.Shift) {
 	}
 	c.clock.Set(s)
 	c.log.Info("clock shift set", "offset", s.Offset.String(), "drift_ppm", s.DriftPPM)
+}
+
+// setDisk sets the node's disk faults (the state it has already changes nothing).
+func (c *control) setDisk(s disk.State) {
+	if c.disk.State() == s {
+		return
+	}
+	c.disk.Set(s)
+	c.log.Info("disk faults set", "stall", s.Stall, "full", s.Full)
 }
 
 func (c *control) Serve(ctx context.Context, bindIP string) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/agents/serve"
@@ -24,7 +25,7 @@ import (
 )
 
 // newRole builds the node's role service; the returned func runs it until ctx is done.
-func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *clock.Clock, log *slog.Logger) (func(context.Context) error, error) {
+func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *clock.Clock, faults *disk.Faults, log *slog.Logger) (func(context.Context) error, error) {
 	p, t := o.Plan, o.Plan.Topology
 	dbAddr := func(name string) (string, error) { return p.DBAddr(node.Site(), name) }
 	switch node.Role {
@@ -67,6 +68,7 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *
 			},
 			View:     dbView{g: g},
 			Clock:    clk.Now,
+			Disk:     faults,
 			Logger:   log,
 			Registry: prometheus.NewRegistry(),
 			AuthKey:  peerauth.Derive(p.Secret, peerauth.PurposeDB),

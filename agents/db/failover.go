@@ -43,10 +43,18 @@ func (n *Node) failoverStep(now time.Time, gone *goneTracker) {
 	peers := n.cfg.View.DBPeers()
 	n.mu.Lock()
 	role, epoch, lsn, lastEpoch, lastPrimary := n.role, n.epoch, n.lastLSNLocked(), n.lastEpochLocked(), n.lastPrimary
-	fencedAt, walErr := n.fencedAt, n.walErr
+	fencedAt, walErr, rebuilding := n.fencedAt, n.walErr, n.rebuilding
 	n.mu.Unlock()
 	if walErr != nil {
 		// A node that cannot write its log never leads again (finding 4; commit stepped it down).
+		return
+	}
+	if rebuilding && role != RolePrimary {
+		// Its log was set aside as damaged: it leads only once it has caught up with a primary.
+		return
+	}
+	if n.wal.stuck() > n.cfg.LeaseDuration/2 {
+		// Its disk hangs: a node that cannot make its log durable does not volunteer to lead.
 		return
 	}
 
@@ -269,6 +277,13 @@ func (n *Node) leaseLoop(ctx context.Context) {
 		n.mu.Lock()
 		isPrimary, epoch, valid := n.role == RolePrimary, n.epoch, n.leaseValidLocked(n.now())
 		n.mu.Unlock()
+		if stuck := n.wal.stuck(); isPrimary && stuck > n.cfg.LeaseDuration/2 {
+			// A primary whose log has not become durable for half a lease has a hung disk: it
+			// acknowledges nothing, yet it would keep its lease and its claim in gossip, and no
+			// replica would take over. It steps down instead, as after a failed write (finding 4).
+			n.stepDown(epoch, "", fmt.Sprintf("the write-ahead log has not become durable for %s (a hung disk)", stuck.Round(time.Millisecond)))
+			isPrimary = false
+		}
 		interval := renewEvery
 		if isPrimary && n.cfg.Fencing == FencingLease {
 			rounds.Add(1)

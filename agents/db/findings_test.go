@@ -160,7 +160,7 @@ func TestWALFailureHandsOverThePrimary(t *testing.T) {
 // after it): opening refuses and leaves the file as it was.
 func TestWALCorruptionInTheMiddleIsNotATornTail(t *testing.T) {
 	dir := t.TempDir()
-	w, _, err := openWAL(dir, testLogger(t), func() {})
+	w, _, err := openWAL(dir, testLogger(t), func() {}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestWALCorruptionInTheMiddleIsNotATornTail(t *testing.T) {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, got, err := openWAL(dir, testLogger(t), func() {})
+	_, got, err := openWAL(dir, testLogger(t), func() {}, nil)
 	if !errors.Is(err, ErrWALCorrupt) {
 		t.Fatalf("open with a damaged record 5 of 10: %v (%d entries kept), want ErrWALCorrupt", err, len(got))
 	}

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/agents/serve"
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,6 +86,8 @@ type Config struct {
 	// AuthKey signs this node's calls to its peers and authenticates every call to its API but
 	// /metrics (peerauth, the run's db key). Required.
 	AuthKey peerauth.Key
+	// Disk is the fault layer under the node's log (drill's disk faults); nil is a healthy disk.
+	Disk *disk.Faults
 	// Clock is the node's clock, on which its leases, its voter's grants and its timestamps are
 	// measured (drill's clock faults shift it); nil is real time.
 	Clock func() time.Time
@@ -115,7 +118,8 @@ type PeerState struct {
 	// Epoch and LSN are the node's last published epoch and applied LSN; LastEpoch is the epoch
 	// of its last log entry.
 	Epoch, LSN, LastEpoch uint64
-	// Unfit: the node cannot take writes (its log failed); it is never waited for in a failover.
+	// Unfit: the node cannot take writes (its log failed, or its disk hangs); it is never waited
+	// for in a failover.
 	Unfit bool
 }
 
@@ -151,7 +155,7 @@ type State struct {
 	// InSync: a replica that has caught up with the primary it follows at least once since it
 	// began following it (a returning old primary is not, until it has); false on a primary.
 	InSync bool `json:"in_sync"`
-	// Healthy: the store is open and its WAL has not failed.
+	// Healthy: the store is open, its WAL has not failed and its disk does not hang.
 	Healthy bool `json:"healthy"`
 }
 
@@ -207,6 +211,7 @@ type Node struct {
 	// its own (a pull applied without truncation); see holdsLocked.
 	matchedEpoch uint64
 	walErr       error     // a failed WAL write: the node stops writing and never leads again
+	rebuilding   bool      // the log was damaged and set aside: no leading until caught up once
 	fencedAt     time.Time // when this node last stepped down without knowing the new primary
 
 	// beforeAck, when set (tests), runs between a write's last lease check and its
@@ -288,7 +293,21 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
-	w, entries, err := openWAL(cfg.DataDir, logger, n.metrics.walFsyncs.Inc)
+	w, entries, err := openWAL(cfg.DataDir, logger, n.metrics.walFsyncs.Inc, cfg.Disk)
+	if errors.Is(err, ErrWALCorrupt) {
+		// A damaged record with valid ones after it: the log cannot be trusted, and cutting it
+		// would silently drop acknowledged writes (finding 5). The damaged log is kept aside for
+		// inspection and the node rebuilds its log from the primary, as a replica that may not
+		// lead until it has caught up: every write it held that a replica also holds survives.
+		aside, qerr := quarantineWAL(cfg.DataDir)
+		if qerr != nil {
+			return fail(errors.Join(err, qerr))
+		}
+		logger.Error("db: the write-ahead log is damaged before its end; kept aside, rebuilding from the primary",
+			"err", err, "kept_as", aside)
+		n.rebuilding = true
+		w, entries, err = openWAL(cfg.DataDir, logger, n.metrics.walFsyncs.Inc, cfg.Disk)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -470,7 +489,8 @@ func (n *Node) State() State {
 	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	healthy := !n.down.Load() && n.walErr == nil
+	// A node whose log failed, or whose disk hangs, is unfit: no failover waits for it to lead.
+	healthy := !n.down.Load() && n.walErr == nil && n.wal.stuck() <= n.cfg.LeaseDuration/2
 	return State{
 		Name:            n.cfg.Name,
 		Region:          n.cfg.Region,

@@ -349,6 +349,7 @@ func (n *Node) applyPull(primary string, from uint64, resp walResponse) {
 	if n.caughtUp {
 		n.caughtUpAt = now
 		n.syncedWith = n.following
+		n.rebuilding = false
 	}
 	n.mu.Unlock()
 	n.notifyChange()

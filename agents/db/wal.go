@@ -10,6 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/drillworks/drill/agents/disk"
 )
 
 // Entry is one write in the log.
@@ -45,7 +50,18 @@ var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
 type wal struct {
 	path    string
 	file    *os.File
-	onFsync func() // counts fsyncs (metrics); never nil
+	onFsync func()       // counts fsyncs (metrics); never nil
+	disk    *disk.Faults // drill's disk faults; nil is a healthy disk
+	busy    atomic.Int64 // when the append under way started (unix nanos), 0 when none is
+}
+
+// stuck is how long the append under way has been running (0 when none is): a hung disk shows
+// here, to a node that otherwise looks healthy.
+func (w *wal) stuck() time.Duration {
+	if started := w.busy.Load(); started != 0 {
+		return time.Since(time.Unix(0, started))
+	}
+	return 0
 }
 
 // ErrWALCorrupt means a record in the middle of the log is damaged: valid records follow it, so
@@ -58,7 +74,7 @@ var ErrWALCorrupt = errors.New("wal corrupt before its end")
 // crash mid-append can only damage the records of that last append, so when a valid record of a
 // later LSN follows the damage, it is not a torn tail but corruption in the middle (a flipped
 // bit, a lost sector): openWAL then refuses with ErrWALCorrupt and changes nothing (finding 5).
-func openWAL(dir string, logger *slog.Logger, onFsync func()) (*wal, []Entry, error) {
+func openWAL(dir string, logger *slog.Logger, onFsync func(), faults *disk.Faults) (*wal, []Entry, error) {
 	path := filepath.Join(dir, walFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -93,7 +109,7 @@ func openWAL(dir string, logger *slog.Logger, onFsync func()) (*wal, []Entry, er
 		f.Close()
 		return nil, nil, fmt.Errorf("seek wal end: %w", err)
 	}
-	return &wal{path: path, file: f, onFsync: onFsync}, entries, nil
+	return &wal{path: path, file: f, onFsync: onFsync, disk: faults}, entries, nil
 }
 
 // validRecordAfter looks for a record past the damage at offset from that decodes with a valid CRC
@@ -199,14 +215,16 @@ func decodeWALPayload(p []byte) (Entry, error) {
 
 // append writes the entries and fsyncs once: the whole batch becomes durable together.
 func (w *wal) append(entries []Entry) error {
+	w.busy.Store(time.Now().UnixNano())
+	defer w.busy.Store(0)
 	var buf []byte
 	for _, e := range entries {
 		buf = appendWALRecord(buf, e)
 	}
-	if _, err := w.file.Write(buf); err != nil {
+	if _, err := w.disk.Write(w.file, buf); err != nil {
 		return fmt.Errorf("write wal: %w", err)
 	}
-	if err := w.file.Sync(); err != nil {
+	if err := w.disk.Sync(w.file); err != nil {
 		return fmt.Errorf("fsync wal: %w", err)
 	}
 	w.onFsync()
@@ -222,6 +240,10 @@ func (w *wal) rewrite(entries []Entry) error {
 	if err != nil {
 		return fmt.Errorf("create wal rewrite: %w", err)
 	}
+	if w.disk.State().Full {
+		f.Close()
+		return fmt.Errorf("write wal rewrite: %w", &os.PathError{Op: "write", Path: tmp, Err: syscall.ENOSPC})
+	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	var rec []byte
 	for _, e := range entries {
@@ -235,7 +257,7 @@ func (w *wal) rewrite(entries []Entry) error {
 		f.Close()
 		return fmt.Errorf("flush wal rewrite: %w", err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := w.disk.Sync(f); err != nil {
 		f.Close()
 		return fmt.Errorf("fsync wal rewrite: %w", err)
 	}
@@ -274,4 +296,56 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// quarantineWAL moves a damaged log aside (wal.log.damaged-<unix nanos>), durably, and returns
+// its new name; the node then starts an empty log.
+func quarantineWAL(dir string) (string, error) {
+	path := filepath.Join(dir, walFileName)
+	aside := fmt.Sprintf("%s.damaged-%d", path, time.Now().UnixNano())
+	if err := os.Rename(path, aside); err != nil {
+		return "", fmt.Errorf("move the damaged wal aside: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return "", err
+	}
+	return aside, nil
+}
+
+// CorruptWALRecord flips one bit in the payload of the record in the middle of the log in dataDir
+// (drill's disk-corrupt fault: a bad sector under a running database) and fsyncs it. The running
+// node does not notice; its next start finds a damaged record with valid ones after it. It returns
+// the damaged record's LSN; a log of fewer than two records has no middle and is an error.
+func CorruptWALRecord(dataDir string) (uint64, error) {
+	path := filepath.Join(dataDir, walFileName)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open wal: %w", err)
+	}
+	defer f.Close()
+	entries, _, err := replayWAL(f)
+	if err != nil {
+		return 0, fmt.Errorf("read wal: %w", err)
+	}
+	if len(entries) < 2 {
+		return 0, fmt.Errorf("the log holds %d records: no record in the middle to damage", len(entries))
+	}
+	target := len(entries) / 2 // 0-based: records follow it
+	var offset int64
+	for _, e := range entries[:target] {
+		offset += int64(len(appendWALRecord(nil, e)))
+	}
+	at := offset + walHeaderSize + walFixedPayload // the first byte of the key
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], at); err != nil {
+		return 0, fmt.Errorf("read wal at %d: %w", at, err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b[:], at); err != nil {
+		return 0, fmt.Errorf("write wal at %d: %w", at, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("fsync wal: %w", err)
+	}
+	return entries[target].LSN, nil
 }

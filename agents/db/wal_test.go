@@ -23,7 +23,7 @@ func TestWALReplayAndTornTail(t *testing.T) {
 	dir := t.TempDir()
 	logger := testLogger(t)
 	fsyncs := 0
-	w, got, err := openWAL(dir, logger, func() { fsyncs++ })
+	w, got, err := openWAL(dir, logger, func() { fsyncs++ }, nil)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("open fresh wal: %v, %d entries", err, len(got))
 	}
@@ -42,7 +42,7 @@ func TestWALReplayAndTornTail(t *testing.T) {
 	info, _ := os.Stat(path)
 	validSize := info.Size()
 
-	w, got, err = openWAL(dir, logger, func() {})
+	w, got, err = openWAL(dir, logger, func() {}, nil)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("replay: err %v\n got %+v\nwant %+v", err, got, want)
 	}
@@ -51,7 +51,7 @@ func TestWALReplayAndTornTail(t *testing.T) {
 	// A torn tail: half of the next record made it to disk.
 	next := appendWALRecord(nil, Entry{LSN: 6, Epoch: 2, Key: "torn", Value: "half"})
 	appendFile(t, path, next[:len(next)/2])
-	w, got, err = openWAL(dir, logger, func() {})
+	w, got, err = openWAL(dir, logger, func() {}, nil)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("replay with torn tail: err %v, %d entries", err, len(got))
 	}
@@ -64,7 +64,7 @@ func TestWALReplayAndTornTail(t *testing.T) {
 	bad := appendWALRecord(nil, Entry{LSN: 6, Epoch: 2, Key: "bad", Value: "crc"})
 	bad[len(bad)-1] ^= 0xff
 	appendFile(t, path, bad)
-	w, got, err = openWAL(dir, logger, func() {})
+	w, got, err = openWAL(dir, logger, func() {}, nil)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("replay with corrupt tail: err %v, %d entries", err, len(got))
 	}
@@ -81,7 +81,7 @@ func TestWALReplayAndTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.close()
-	_, got, err = openWAL(dir, logger, func() {})
+	_, got, err = openWAL(dir, logger, func() {}, nil)
 	wantAfter := append(append([]Entry(nil), want[:2]...), walEntries(3, 1, 3)...)
 	if err != nil || !reflect.DeepEqual(got, wantAfter) {
 		t.Fatalf("after rewrite: err %v\n got %+v\nwant %+v", err, got, wantAfter)

@@ -1,7 +1,6 @@
 package fault
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -24,38 +23,14 @@ func clockAssumption(t *topology.Topology) string {
 		LeaseMargin(t), t.Design.LeaseDuration.D(), LeaseMargin(t))
 }
 
-// clockKind is the part the clock kinds share: a db node (or the primary) as target, resolved to
-// one node, and the node's shift as the effect.
+// clockKind is a clock kind: a db node (or the primary) as target, and its shift as the effect.
 type clockKind struct {
-	Base
-	kind    Kind
+	dbNodeKind
 	summary string
 	shift   func(Params) clock.Shift
 }
 
-func (c clockKind) Kind() Kind      { return c.kind }
 func (c clockKind) Summary() string { return c.summary }
-
-func (c clockKind) Targets() Targets {
-	return Targets{Node: true, Help: "the db node whose clock is off (target; target: primary for whichever db node is the primary then)"}
-}
-
-func (c clockKind) Check(f Fault, t *topology.Topology) error {
-	if f.Node == TargetPrimary {
-		return nil
-	}
-	if n, _ := t.Node(f.Node); n.Role != topology.RoleDB {
-		return fmt.Errorf("fault %s: %s acts on a db node's clock; %s is a %s node", f.ID, c.kind, f.Node, n.Role)
-	}
-	return nil
-}
-
-func (c clockKind) Resolve(ctx context.Context, f Fault, env Env) ([]string, error) {
-	if f.Node == TargetPrimary {
-		return currentPrimary(ctx, env)
-	}
-	return []string{f.Node}, nil
-}
 
 func (c clockKind) Effects(f Fault, _ Env) Effects {
 	e := Effects{Clock: map[string]clock.Shift{}}
@@ -63,12 +38,4 @@ func (c clockKind) Effects(f Fault, _ Env) Effects {
 		e.Clock[n] = c.shift(f.Params)
 	}
 	return e
-}
-
-// exampleDBNode is a db node of QuietRegion, for the clock kinds' examples.
-func exampleDBNode(t *topology.Topology) string {
-	if ns := t.NodesOf(topology.RoleDB, QuietRegion(t)); len(ns) > 0 {
-		return ns[0].Name
-	}
-	return t.NodesOf(topology.RoleDB, "")[0].Name
 }

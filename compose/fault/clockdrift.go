@@ -17,7 +17,7 @@ const KindClockDrift Kind = "clock-drift"
 const MaxDriftWithin = 10
 
 func init() {
-	register(clockDrift{clockKind{kind: KindClockDrift,
+	register(clockDrift{clockKind{dbNodeKind: dbNodeKind{kind: KindClockDrift},
 		summary: "make a db node's clock run fast or slow (its leases are measured on it) until healed",
 		shift:   func(p Params) clock.Shift { return clock.Shift{DriftPPM: int64(p.Int(ParamPercent)) * 10_000} }}})
 }
@@ -35,7 +35,7 @@ func (c clockDrift) Check(f Fault, t *topology.Topology) error {
 	if f.Params.Int(ParamPercent) == 0 {
 		return fmt.Errorf("fault %s: a drift of 0 %% changes nothing", f.ID)
 	}
-	return c.clockKind.Check(f, t)
+	return c.dbNodeKind.Check(f, t)
 }
 
 func (clockDrift) Describe(f Fault) string {

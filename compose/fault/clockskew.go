@@ -16,7 +16,7 @@ const KindClockSkew Kind = "clock-skew"
 const ParamOffset = "offset"
 
 func init() {
-	register(clockSkew{clockKind{kind: KindClockSkew,
+	register(clockSkew{clockKind{dbNodeKind: dbNodeKind{kind: KindClockSkew},
 		summary: "step a db node's clock ahead or behind (its leases are measured on it) until healed",
 		shift:   func(p Params) clock.Shift { return clock.Shift{Offset: p.Duration(ParamOffset)} }}})
 }

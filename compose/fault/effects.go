@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/drillworks/drill/agents/clock"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/topology"
 )
 
 // Effects are what one fault does, layer by layer. The injector applies each layer: toxics on the
 // WAN links, rule sets in the nodes' kernels (runtimes with a packet layer), additions to the
-// nodes' gossip fault rules (merged over every active fault), operations on processes, and shifts
-// of the nodes' clocks (added over every active fault).
+// nodes' gossip fault rules (merged over every active fault), operations on processes, shifts of
+// the nodes' clocks (added over every active fault), and faults of their disks.
 type Effects struct {
 	// Toxics go on the WAN links, which carry all cross-site TCP (replication, remote writes,
 	// lease votes).
@@ -26,6 +27,11 @@ type Effects struct {
 	// Clock shifts db nodes' clocks, by node name (added over every active fault and pushed to
 	// the control endpoints; a node without one is back on real time).
 	Clock map[string]clock.Shift
+	// Disk sets db nodes' disk faults, by node name (combined over every active fault and pushed
+	// to the control endpoints; a node without one has a healthy disk).
+	Disk map[string]disk.State
+	// Corrupt names the db nodes whose log gets a damaged record on disk, before Process acts.
+	Corrupt []string
 }
 
 // LinkToxic is one toxiproxy toxic on one WAN link.
@@ -84,12 +90,16 @@ type Loss struct {
 type Action string
 
 // Process actions. Undoing a kill starts the nodes again (unless another kill still holds
-// them); undoing a freeze thaws them (likewise); a restart has nothing to undo.
+// them); undoing a freeze thaws them (likewise); a restart has nothing to undo; healing a
+// restart-on-heal restarts the nodes (those running and not held by another fault).
 const (
 	ActionNone    Action = ""
 	ActionKill    Action = "kill"
 	ActionFreeze  Action = "freeze"
 	ActionRestart Action = "restart"
+	// ActionRestartOnHeal does nothing when the fault lands and restarts the nodes when it is
+	// healed, as an operator restarts a database after freeing its disk.
+	ActionRestartOnHeal Action = "restart-on-heal"
 )
 
 // Process is a fault's process operation on its resolved nodes.

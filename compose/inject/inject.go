@@ -324,6 +324,10 @@ func (inj *Injector) sweep(ctx context.Context) error {
 // push that follows.
 func (inj *Injector) inject(ctx context.Context, f fault.Fault) error {
 	e := inj.effects(f)
+	// A damaged log must be on disk before the restart that reads it.
+	if err := inj.corruptLogs(ctx, e.Corrupt); err != nil {
+		return err
+	}
 	return eachParallel(3, func(i int) error {
 		switch i {
 		case 0:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/drillworks/drill/agents/clock"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/runtime"
@@ -25,7 +26,7 @@ import (
 // The network layers: toxics on the WAN links (TCP between sites, named from the fault id so an
 // undo after a crash finds them from the ledger alone), rule sets in the nodes' kernels (runtimes
 // with a packet layer) and the agents' gossip fault rules (recomputed from the whole active set
-// and pushed to the control endpoints, together with the db nodes' clock shifts).
+// and pushed to the control endpoints, together with the db nodes' clock shifts and disk faults).
 
 // WAN layer.
 
@@ -228,12 +229,12 @@ func (inj *Injector) pushRulesFor(ctx context.Context, active []fault.Fault) err
 			targets = append(targets, n)
 		}
 	}
-	clocks := inj.clocksFor(active)
+	clocks, disks := inj.clocksFor(active), inj.disksFor(active)
 	return eachParallel(len(targets), func(i int) error {
 		n := targets[i]
 		err := inj.setGossipRules(ctx, n.Name, inj.rulesFor(n, active))
 		if n.Role == topology.RoleDB {
-			err = errors.Join(err, inj.setClock(ctx, n.Name, clocks[n.Name]))
+			err = errors.Join(err, inj.setClock(ctx, n.Name, clocks[n.Name]), inj.setDisk(ctx, n.Name, disks[n.Name]))
 		}
 		return err
 	})
@@ -252,6 +253,34 @@ func (inj *Injector) clocksFor(active []fault.Fault) map[string]clock.Shift {
 		}
 	}
 	return out
+}
+
+// Disk layer: every db node's disk faults are combined over the active set and pushed with the
+// gossip rules, like the clocks; a damaged log record is written once, when its fault lands.
+
+// disksFor is each db node's disk fault state under an active set (absent: a healthy disk).
+func (inj *Injector) disksFor(active []fault.Fault) map[string]disk.State {
+	out := map[string]disk.State{}
+	for _, f := range active {
+		for n, s := range inj.effects(f).Disk {
+			out[n] = out[n].Or(s)
+		}
+	}
+	return out
+}
+
+func (inj *Injector) setDisk(ctx context.Context, node string, s disk.State) error {
+	if s.Zero() {
+		return inj.controlCall(ctx, node, http.MethodDelete, "/v1/disk", nil, nil)
+	}
+	return inj.controlCall(ctx, node, http.MethodPut, "/v1/disk", s, nil)
+}
+
+// corruptLogs damages a record in the middle of each named node's log on disk.
+func (inj *Injector) corruptLogs(ctx context.Context, nodes []string) error {
+	return eachParallel(len(nodes), func(i int) error {
+		return inj.controlCall(ctx, nodes[i], http.MethodPost, "/v1/disk/corrupt", nil, nil)
+	})
 }
 
 func (inj *Injector) setClock(ctx context.Context, node string, s clock.Shift) error {

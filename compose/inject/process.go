@@ -51,8 +51,30 @@ func (inj *Injector) undoProcess(ctx context.Context, p fault.Process, rest []fa
 		return inj.startNodes(ctx, p.Nodes, rest)
 	case fault.ActionFreeze:
 		return inj.thawNodes(ctx, p.Nodes, rest)
+	case fault.ActionRestartOnHeal:
+		return inj.restartOnHeal(ctx, p.Nodes, rest)
 	}
 	return nil
+}
+
+// restartOnHeal restarts the named nodes that run, unfrozen, and that no fault in rest keeps
+// killed or frozen (a node another fault holds is left to that fault's undo).
+func (inj *Injector) restartOnHeal(ctx context.Context, names []string, rest []fault.Fault) error {
+	procs, err := inj.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	killed, frozen := inj.heldBy(rest, fault.ActionKill), inj.heldBy(rest, fault.ActionFreeze)
+	var restart []string
+	for _, n := range names {
+		if p := procs[n]; p.Running && !p.Frozen && !killed[n] && !frozen[n] {
+			restart = append(restart, n)
+		}
+	}
+	if len(restart) == 0 {
+		return nil
+	}
+	return inj.restartNodes(ctx, restart)
 }
 
 // nodes is the runtime's process table by name (time-boxed).

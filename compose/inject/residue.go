@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/drillworks/drill/agents/clock"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/topology"
@@ -27,7 +28,7 @@ type ResidueItem struct {
 // Residue checks the cluster for leftovers of faults, by looking at the cluster itself (not at
 // the ledger, except for the ledger's own item): drill toxics on the WAN links, disabled links,
 // gossip fault rules on running nodes, frozen nodes, nodes not running, faults the ledger still
-// holds outstanding, shifted clocks on db nodes and, on a runtime with packet faults, drill packet rules in the nodes. A check
+// holds outstanding, shifted clocks and disk faults on db nodes and, on a runtime with packet faults, drill packet rules in the nodes. A check
 // that cannot run counts as not clean.
 func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	items := []ResidueItem{
@@ -38,6 +39,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 		{What: "nodes not running"},
 		{What: "outstanding faults in the ledger"},
 		{What: "shifted clocks on running db nodes"},
+		{What: "disk faults on running db nodes"},
 	}
 	pf := inj.packetFaulter()
 	if pf != nil {
@@ -132,6 +134,24 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	}
 	set(6, shifted, cerr)
 
+	var faulty []string
+	derr := err
+	if err == nil {
+		derr = eachParallel(len(dbs), func(i int) error {
+			var s disk.State
+			if err := inj.controlCall(ctx, dbs[i], http.MethodGet, "/v1/disk", nil, &s); err != nil {
+				return err
+			}
+			if !s.Zero() {
+				mu.Lock()
+				faulty = append(faulty, fmt.Sprintf("%s (%+v)", dbs[i], s))
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	set(7, faulty, derr)
+
 	out, _, err := inj.ledger.outstanding(inj.log)
 	var ids []string
 	for _, f := range out {
@@ -147,7 +167,7 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 				left = append(left, node+"/"+n)
 			}
 		}
-		set(7, left, err)
+		set(8, left, err)
 	}
 	return items
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/runtime"
@@ -130,6 +131,16 @@ func (o *Observer) Members(ctx context.Context, node string) ([]gossip.Member, e
 	}
 	var ms []gossip.Member
 	return ms, o.getJSON(ctx, o.HTTP, "http://"+addr+"/v1/members", &ms)
+}
+
+// Disk is a node's disk fault state, as its control endpoint reports it.
+func (o *Observer) Disk(ctx context.Context, node string) (disk.State, error) {
+	addr, err := o.Runtime.Endpoint(node, topology.PortControl)
+	if err != nil {
+		return disk.State{}, err
+	}
+	var s disk.State
+	return s, o.getJSON(ctx, o.HTTP, "http://"+addr+"/v1/disk", &s)
 }
 
 // Clock is a node's clock shift, as its control endpoint reports it.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/fault"
@@ -42,6 +43,9 @@ type Runtime struct {
 	frozen   map[string]bool
 	gossip   map[string]gossip.Rules
 	clocks   map[string]clock.Shift
+	disks    map[string]disk.State
+	corrupt  map[string]int                         // node → records damaged
+	writes   uint64                                 // writes acknowledged by the primary (its LSN)
 	tables   map[string]map[string]fault.PacketRule // node → rule set id → rule
 	flushed  int
 	toxics   map[string][]toxi.Toxic // link → toxics
@@ -89,7 +93,7 @@ var (
 // New starts the endpoints of every node of the plan (all running, the bootstrap db node of the
 // primary region primary at epoch 1). Close stops them.
 func New(plan *topology.Plan, opts ...Option) (*Runtime, error) {
-	r := &Runtime{plan: plan, running: map[string]bool{}, frozen: map[string]bool{}, gossip: map[string]gossip.Rules{}, clocks: map[string]clock.Shift{},
+	r := &Runtime{plan: plan, running: map[string]bool{}, frozen: map[string]bool{}, gossip: map[string]gossip.Rules{}, clocks: map[string]clock.Shift{}, disks: map[string]disk.State{}, corrupt: map[string]int{},
 		tables: map[string]map[string]fault.PacketRule{}, toxics: map[string][]toxi.Toxic{}, disabled: map[string]bool{},
 		epoch: 1, addrs: map[string]string{}}
 	for _, o := range opts {
@@ -171,11 +175,26 @@ func (r *Runtime) Close() {
 	}
 }
 
-// Ops lists the process operations done so far, e.g. "kill us-east-db-1".
+// Ops lists the process operations and log damages done so far, e.g. "kill us-east-db-1",
+// "corrupt eu-west-db-1".
 func (r *Runtime) Ops() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.ops)
+}
+
+// Disk is the disk fault state last pushed to a node.
+func (r *Runtime) Disk(node string) disk.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.disks[node]
+}
+
+// Corrupted is how many log records of a node were damaged.
+func (r *Runtime) Corrupted(node string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.corrupt[node]
 }
 
 // Clock is the clock shift last pushed to a node.
@@ -276,13 +295,14 @@ func (r *Runtime) op(what, node string, pre func() error, do func()) error {
 }
 
 // Kill stops a running node (its packet rules go with it, as a container's namespace does, and
-// its gossip rules and clock shift, as a process's memory does).
+// its gossip rules, clock shift and disk faults, as a process's memory does).
 func (r *Runtime) Kill(_ context.Context, node string) error {
 	return r.op("kill", node, func() error { return r.need(node, true) }, func() {
 		r.running[node], r.frozen[node] = false, false
 		delete(r.tables, node)
 		delete(r.gossip, node)
 		delete(r.clocks, node)
+		delete(r.disks, node)
 	})
 }
 
@@ -448,6 +468,45 @@ func (r *Runtime) nodeHandler(n topology.Node) http.Handler {
 		delete(r.gossip, n.Name)
 		r.mu.Unlock()
 		writeJSON(w, gossip.Rules{})
+	}))
+	mux.HandleFunc("PUT /v1/kv/{key...}", guard(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if n.Name != r.primary {
+			http.Error(w, "not primary", http.StatusServiceUnavailable)
+			return
+		}
+		r.writes++
+		writeJSON(w, db.WriteResult{Key: req.PathValue("key"), LSN: r.writes, Epoch: r.epoch, Node: n.Name, Region: n.Region})
+	}))
+	mux.HandleFunc("GET /v1/disk", guard(func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		writeJSON(w, r.disks[n.Name])
+	}))
+	mux.HandleFunc("PUT /v1/disk", guard(func(w http.ResponseWriter, req *http.Request) {
+		var s disk.State
+		if err := json.NewDecoder(req.Body).Decode(&s); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		r.disks[n.Name] = s
+		r.mu.Unlock()
+		writeJSON(w, s)
+	}))
+	mux.HandleFunc("DELETE /v1/disk", guard(func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		delete(r.disks, n.Name)
+		r.mu.Unlock()
+		writeJSON(w, disk.State{})
+	}))
+	mux.HandleFunc("POST /v1/disk/corrupt", guard(func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		r.corrupt[n.Name]++
+		r.ops = append(r.ops, "corrupt "+n.Name)
+		r.mu.Unlock()
+		writeJSON(w, map[string]uint64{"lsn": 1})
 	}))
 	mux.HandleFunc("GET /v1/clock", guard(func(w http.ResponseWriter, _ *http.Request) {
 		r.mu.Lock()

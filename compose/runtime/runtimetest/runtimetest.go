@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/agents/db"
+	"github.com/drillworks/drill/agents/peerauth"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/inject"
 	"github.com/drillworks/drill/compose/observe"
@@ -28,12 +30,14 @@ type Cluster struct {
 	Observer *observe.Observer
 }
 
-// FaultKinds runs every registered kind's example on c, one after the other. While a fault is
+// FaultKinds runs every registered kind's example on c, one after the other, after writing a few
+// keys (so there is a log to damage). While a fault is
 // active: its process operation shows in the runtime's node states, every gossip member it blocks
 // from another is seen dead by that one, its toxics are on their links, its packet rule sets are
 // in the nodes (runtimes with a packet layer) and the residue check is not clean. After its undo
 // the cluster converges and the residue check is clean.
 func FaultKinds(t *testing.T, c Cluster) {
+	writeSome(t, c, 20) // a log to damage (disk-corrupt) and data for every kind to act on
 	for _, k := range fault.Kinds() {
 		t.Run(string(k), func(t *testing.T) {
 			d, _ := fault.Lookup(k)
@@ -134,6 +138,18 @@ func missing(ctx context.Context, c Cluster, e fault.Effects) string {
 			return fmt.Sprintf("clock of %s is shifted %+v, want %+v", name, got, want)
 		}
 	}
+	for name, want := range e.Disk {
+		if p := state[name]; !p.Running || p.Frozen {
+			continue
+		}
+		got, err := c.Observer.Disk(ctx, name)
+		if err != nil {
+			return "disk of " + name + ": " + err.Error()
+		}
+		if got != want {
+			return fmt.Sprintf("disk of %s is %+v, want %+v", name, got, want)
+		}
+	}
 	for name, r := range e.Gossip {
 		a, _ := tp.Node(name)
 		if p := state[name]; !p.Running || p.Frozen {
@@ -161,6 +177,35 @@ func contains(ps []netip.Prefix, ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// writeSome writes n keys through the primary's database API, retrying until a deadline.
+func writeSome(t *testing.T, c Cluster, n int) {
+	t.Helper()
+	ctx := context.Background()
+	hc := peerauth.Client(peerauth.Derive(c.Plan.Secret, peerauth.PurposeDB), 3*time.Second, nil)
+	written := 0
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d writes through the primary", n), func() string {
+		st, err := c.Observer.Status(ctx)
+		if err != nil {
+			return "status: " + err.Error()
+		}
+		p := st.Primary(c.Plan.Topology, true)
+		if p.Name == "" {
+			return "no writable primary"
+		}
+		addr, err := c.Runtime.Endpoint(p.Name, topology.PortDB)
+		if err != nil {
+			return err.Error()
+		}
+		cl := db.Client{BaseURL: "http://" + addr, HTTP: hc}
+		for ; written < n; written++ {
+			if _, err := cl.Put(ctx, fmt.Sprintf("conformance-%d", written), "v"); err != nil {
+				return fmt.Sprintf("write %d on %s: %v", written, p.Name, err)
+			}
+		}
+		return ""
+	})
 }
 
 // waitFor polls cond (which says what is still missing) until it is satisfied or the deadline.

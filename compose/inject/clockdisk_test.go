@@ -2,10 +2,12 @@ package inject
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/drillworks/drill/agents/clock"
+	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/compose/runtime/fake"
 )
@@ -78,5 +80,58 @@ func TestClockFaultLifecycle(t *testing.T) {
 	}
 	if got := rt.Clock(primary); !got.Zero() {
 		t.Fatalf("after undo the primary is shifted %+v", got)
+	}
+}
+
+// TestDiskFaultLifecycle: disk faults show on the node and in the residue check; healing a full
+// disk restarts the node (an operator frees it and restarts the database); a damaged record is
+// written before the restart that reads it.
+func TestDiskFaultLifecycle(t *testing.T) {
+	inj, rt := fakeCluster(t, fake.WithPacketFaults())
+	ctx := context.Background()
+	const node = "eu-west-db-1"
+	stall := fault.Fault{ID: "stall", Kind: fault.KindDiskStall, Node: node}
+	full := fault.Fault{ID: "full", Kind: fault.KindDiskFull, Node: node}
+	for _, f := range []fault.Fault{stall, full} {
+		if err := inj.Apply(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rt.Disk(node); got != (disk.State{Stall: true, Full: true}) {
+		t.Fatalf("disk %+v, want both faults", got)
+	}
+	if clean, detail := residueDetail(inj.Residue(ctx), "disk faults on running db nodes"); clean || detail == "" {
+		t.Errorf("residue clean (%q) with disk faults", detail)
+	}
+	before := len(rt.Ops())
+	if err := inj.Undo(ctx, stall.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.Disk(node); got != (disk.State{Full: true}) || len(rt.Ops()) != before {
+		t.Fatalf("after the stall's undo: disk %+v, ops %v", got, rt.Ops()[before:])
+	}
+	if err := inj.Undo(ctx, full.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.Disk(node); !got.Zero() {
+		t.Fatalf("after the full disk's undo: disk %+v", got)
+	}
+	if ops := rt.Ops()[before:]; !slices.Equal(ops, []string{"kill " + node, "start " + node}) {
+		t.Fatalf("healing a full disk did %v, want a restart", ops)
+	}
+
+	before = len(rt.Ops())
+	corrupt := fault.Fault{ID: "corrupt", Kind: fault.KindDiskCorrupt, Node: node}
+	if err := inj.Apply(ctx, corrupt); err != nil {
+		t.Fatal(err)
+	}
+	if ops := rt.Ops()[before:]; !slices.Equal(ops, []string{"corrupt " + node, "kill " + node, "start " + node}) {
+		t.Fatalf("disk-corrupt did %v, want the damage, then a restart", ops)
+	}
+	if len(inj.Active()) != 0 {
+		t.Fatalf("an instant fault stays active: %+v", inj.Active())
+	}
+	if items := inj.Residue(ctx); !ResidueClean(items) {
+		t.Fatalf("residue: %+v", items)
 	}
 }
