@@ -222,10 +222,10 @@ func (w *wal) append(entries []Entry) error {
 		buf = appendWALRecord(buf, e)
 	}
 	if _, err := w.disk.Write(w.file, buf); err != nil {
-		return fmt.Errorf("write wal: %w", err)
+		return fmt.Errorf("write wal %s: %w", w.path, err)
 	}
 	if err := w.disk.Sync(w.file); err != nil {
-		return fmt.Errorf("fsync wal: %w", err)
+		return fmt.Errorf("fsync wal %s: %w", w.path, err)
 	}
 	w.onFsync()
 	return nil
@@ -242,7 +242,7 @@ func (w *wal) rewrite(entries []Entry) error {
 	}
 	if w.disk.State().Full {
 		f.Close()
-		return fmt.Errorf("write wal rewrite: %w", &os.PathError{Op: "write", Path: tmp, Err: syscall.ENOSPC})
+		return fmt.Errorf("write wal rewrite %s: %w", tmp, syscall.ENOSPC)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	var rec []byte

@@ -60,11 +60,10 @@ func (f *Faults) State() State {
 	return f.state
 }
 
-// Write writes b to file, or fails with ENOSPC (wrapped in an *os.PathError, as the kernel's
-// would be) while the disk is full.
+// Write writes b to file, or fails with ENOSPC while the disk is full.
 func (f *Faults) Write(file *os.File, b []byte) (int, error) {
 	if f.State().Full {
-		return 0, &os.PathError{Op: "write", Path: file.Name(), Err: syscall.ENOSPC}
+		return 0, syscall.ENOSPC
 	}
 	return file.Write(b)
 }
