@@ -59,56 +59,13 @@ func (c *control) handler() http.Handler {
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.g.Members())
 	})
-	mux.HandleFunc("GET /v1/gossip/faults", func(w http.ResponseWriter, r *http.Request) {
+	faultState(mux, "/v1/gossip/faults", 1<<20, func() gossip.Rules {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		writeJSON(w, http.StatusOK, c.fault)
-	})
-	mux.HandleFunc("PUT /v1/gossip/faults", func(w http.ResponseWriter, r *http.Request) {
-		var rules gossip.Rules
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&rules); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode rules: " + err.Error()})
-			return
-		}
-		c.setFault(rules)
-		writeJSON(w, http.StatusOK, rules)
-	})
-	mux.HandleFunc("DELETE /v1/gossip/faults", func(w http.ResponseWriter, r *http.Request) {
-		c.setFault(gossip.Rules{})
-		writeJSON(w, http.StatusOK, gossip.Rules{})
-	})
-	mux.HandleFunc("GET /v1/clock", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, c.clock.Shift())
-	})
-	mux.HandleFunc("PUT /v1/clock", func(w http.ResponseWriter, r *http.Request) {
-		var s clock.Shift
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&s); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode clock shift: " + err.Error()})
-			return
-		}
-		c.setClock(s)
-		writeJSON(w, http.StatusOK, c.clock.Shift())
-	})
-	mux.HandleFunc("DELETE /v1/clock", func(w http.ResponseWriter, r *http.Request) {
-		c.setClock(clock.Shift{})
-		writeJSON(w, http.StatusOK, clock.Shift{})
-	})
-	mux.HandleFunc("GET /v1/disk", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, c.disk.State())
-	})
-	mux.HandleFunc("PUT /v1/disk", func(w http.ResponseWriter, r *http.Request) {
-		var s disk.State
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&s); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode disk state: " + err.Error()})
-			return
-		}
-		c.setDisk(s)
-		writeJSON(w, http.StatusOK, c.disk.State())
-	})
-	mux.HandleFunc("DELETE /v1/disk", func(w http.ResponseWriter, r *http.Request) {
-		c.setDisk(disk.State{})
-		writeJSON(w, http.StatusOK, disk.State{})
-	})
+		return c.fault
+	}, c.setFault)
+	faultState(mux, "/v1/clock", 4096, c.clock.Shift, c.setClock)
+	faultState(mux, "/v1/disk", 4096, c.disk.State, c.setDisk)
 	mux.HandleFunc("POST /v1/disk/corrupt", func(w http.ResponseWriter, r *http.Request) {
 		if c.node.Role != topology.RoleDB {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "only a db node has a log to damage"})
@@ -123,6 +80,27 @@ func (c *control) handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]uint64{"lsn": lsn})
 	})
 	return peerauth.Require(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), mux)
+}
+
+// faultState serves one of the node's fault states at path: GET reads it, PUT sets it from a JSON
+// body of at most limit bytes, DELETE clears it (the zero value); PUT and DELETE answer with the
+// state as it then is.
+func faultState[T any](mux *http.ServeMux, path string, limit int64, get func() T, set func(T)) {
+	mux.HandleFunc("GET "+path, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, get()) })
+	mux.HandleFunc("PUT "+path, func(w http.ResponseWriter, r *http.Request) {
+		var v T
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit)).Decode(&v); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode " + path + ": " + err.Error()})
+			return
+		}
+		set(v)
+		writeJSON(w, http.StatusOK, get())
+	})
+	mux.HandleFunc("DELETE "+path, func(w http.ResponseWriter, _ *http.Request) {
+		var zero T
+		set(zero)
+		writeJSON(w, http.StatusOK, get())
+	})
 }
 
 // setFault layers drill's fault rules over the steady WAN rules. A fault delay for a prefix replaces

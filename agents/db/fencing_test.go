@@ -108,6 +108,17 @@ func partitionDrill(t *testing.T, octet int, fencing string, pMod ...func(*Confi
 	return pAcks, rAcks, pNoLease, p, r
 }
 
+// acksAfter counts the acknowledgements later than t.
+func acksAfter(acks []time.Time, t time.Time) int {
+	n := 0
+	for _, at := range acks {
+		if at.After(t) {
+			n++
+		}
+	}
+	return n
+}
+
 // Lease fencing: during the partition at most one node acknowledges writes at any time. Octet 8.
 func TestLeaseFencingNoOverlap(t *testing.T) {
 	pAcks, rAcks, pNoLease, p, _ := partitionDrill(t, 8, FencingLease)
@@ -132,12 +143,7 @@ func TestClockDriftBeyondTheLeaseMarginBreaksFencing(t *testing.T) {
 	slow.Set(clock.Shift{DriftPPM: -600_000})
 	pAcks, rAcks, _, _, _ := partitionDrill(t, 11, FencingLease, func(cfg *Config) { cfg.Clock = slow.Now })
 	rFirst := rAcks[0]
-	overlap := 0
-	for _, at := range pAcks {
-		if at.After(rFirst) {
-			overlap++
-		}
-	}
+	overlap := acksAfter(pAcks, rFirst)
 	if overlap == 0 {
 		t.Fatalf("a primary whose clock runs 60 %% slow stopped writing (last ack %v) before the new primary's first; the lease margin is not what bounds clock error",
 			pAcks[len(pAcks)-1].Sub(rFirst).Round(time.Millisecond))
@@ -150,13 +156,7 @@ func TestClockDriftBeyondTheLeaseMarginBreaksFencing(t *testing.T) {
 // the old primary's writes from the overlap are discarded when it rejoins. Octet 9.
 func TestNoFencingSplitBrain(t *testing.T) {
 	pAcks, rAcks, _, p, _ := partitionDrill(t, 9, FencingNone)
-	rFirst := rAcks[0]
-	overlap := 0
-	for _, at := range pAcks {
-		if at.After(rFirst) {
-			overlap++
-		}
-	}
+	overlap := acksAfter(pAcks, rAcks[0])
 	if overlap == 0 {
 		t.Fatal("with fencing none the partitioned old primary should keep acknowledging writes")
 	}

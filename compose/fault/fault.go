@@ -289,6 +289,8 @@ type Env struct {
 	PacketLayer bool
 	// Primary names the current primary db node, asked of the cluster (nil: unknown).
 	Primary func(ctx context.Context) (string, error)
+	// Off reports whether a Periodic fault is in its off phase (nil: every fault is on).
+	Off func(id string) bool
 }
 
 // registry holds every kind, filled by the kinds' init functions and read-only afterwards.

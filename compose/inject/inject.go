@@ -46,9 +46,11 @@ type Injector struct {
 	// nodeTimeout bounds one runtime operation on a node (kill, start and wait for it to answer).
 	nodeTimeout time.Duration
 
-	mu      sync.Mutex
-	active  []fault.Fault // outstanding faults, in apply order
-	skipped []SkippedLine // ledger lines the replay could not use
+	mu       sync.Mutex
+	active   []fault.Fault // outstanding faults, in apply order
+	skipped  []SkippedLine // ledger lines the replay could not use
+	flappers map[string]*flapper
+	phaseOff map[string]bool // periodic faults now in their off phase
 }
 
 // LedgerPath is the default fault ledger of a run directory.
@@ -81,6 +83,8 @@ func New(p *topology.Plan, rt runtime.Runtime, ledgerPath string, log *slog.Logg
 		http:        peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeControl), callTimeout, nil),
 		dbHTTP:      peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeDB), callTimeout, nil),
 		obs:         observe.New(p, rt),
+		flappers:    map[string]*flapper{},
+		phaseOff:    map[string]bool{},
 		callTimeout: callTimeout,
 		nodeTimeout: 15 * time.Second,
 	}, nil
@@ -101,6 +105,9 @@ func (inj *Injector) LedgerSkipped() []SkippedLine { return slices.Clone(inj.ski
 func (inj *Injector) Close() error {
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
+	for id := range inj.flappers {
+		inj.stopFlapping(id)
+	}
 	return inj.ledger.close()
 }
 
@@ -115,13 +122,22 @@ func (inj *Injector) Active() []fault.Fault {
 	return out
 }
 
+// activeWithout is the active set without one fault.
+func (inj *Injector) activeWithout(id string) []fault.Fault {
+	out := slices.Clone(inj.active)
+	if i := inj.indexOf(id); i >= 0 {
+		out = slices.Delete(out, i, i+1)
+	}
+	return out
+}
+
 func (inj *Injector) indexOf(id string) int {
 	return slices.IndexFunc(inj.active, func(f fault.Fault) bool { return f.ID == id })
 }
 
 // env is what fault kinds see of this cluster.
 func (inj *Injector) env() fault.Env {
-	return fault.Env{Plan: inj.plan, PacketLayer: inj.packetFaulter() != nil, Primary: inj.currentPrimary}
+	return fault.Env{Plan: inj.plan, PacketLayer: inj.packetFaulter() != nil, Primary: inj.currentPrimary, Off: inj.off}
 }
 
 // effects are a fault's effects here (an unknown kind, from a ledger of a newer drill, has none).
@@ -175,6 +191,7 @@ func (inj *Injector) Apply(ctx context.Context, f fault.Fault) error {
 	}
 	if applyErr == nil {
 		inj.log.Info("fault applied", "id", f.ID, "kind", f.Kind, "resolved", f.Resolved, "took", time.Since(start).Round(time.Millisecond))
+		inj.startFlapping(f)
 		return nil
 	}
 	inj.log.Warn("fault apply failed; undoing it", "id", f.ID, "err", applyErr)
@@ -200,9 +217,10 @@ func (inj *Injector) undoLocked(ctx context.Context, id string) error {
 	}
 	f := inj.active[i]
 	start := time.Now()
+	inj.stopFlapping(id)
 	// Gossip rules are computed as if the fault were gone; if the undo fails, the next push
 	// (every Apply/Undo) puts them back, as the fault is still outstanding.
-	rest := slices.Delete(slices.Clone(inj.active), i, i+1)
+	rest := inj.activeWithout(id)
 	err := errors.Join(inj.remove(ctx, f, rest), inj.pushRulesFor(ctx, rest))
 	if err != nil {
 		return fmt.Errorf("undo %s: %w", id, err)
@@ -210,6 +228,7 @@ func (inj *Injector) undoLocked(ctx context.Context, id string) error {
 	if err := inj.markUndone(id); err != nil {
 		return err
 	}
+	delete(inj.phaseOff, id)
 	inj.log.Info("fault undone", "id", id, "kind", f.Kind, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

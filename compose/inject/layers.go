@@ -229,51 +229,41 @@ func (inj *Injector) pushRulesFor(ctx context.Context, active []fault.Fault) err
 			targets = append(targets, n)
 		}
 	}
-	clocks, disks := inj.clocksFor(active), inj.disksFor(active)
+	clocks := combine(inj, active, func(e fault.Effects) map[string]clock.Shift { return e.Clock }, clock.Shift.Add)
+	disks := combine(inj, active, func(e fault.Effects) map[string]disk.State { return e.Disk }, disk.State.Or)
 	return eachParallel(len(targets), func(i int) error {
 		n := targets[i]
 		err := inj.setGossipRules(ctx, n.Name, inj.rulesFor(n, active))
 		if n.Role == topology.RoleDB {
-			err = errors.Join(err, inj.setClock(ctx, n.Name, clocks[n.Name]), inj.setDisk(ctx, n.Name, disks[n.Name]))
+			err = errors.Join(err,
+				setState(ctx, inj, n.Name, "/v1/clock", clocks[n.Name], clock.Shift.Zero),
+				setState(ctx, inj, n.Name, "/v1/disk", disks[n.Name], disk.State.Zero))
 		}
 		return err
 	})
 }
 
-// Clock layer: every db node's clock shift is the sum over the active set, pushed with the gossip
-// rules (so a thawed or restarted node gets its shift back, and an undo or a sweep puts every
-// clock back on real time).
+// Clock and disk layers: every db node's clock shift (the sum) and disk faults (combined) over the
+// active set, pushed with the gossip rules, so a thawed or restarted node gets them back and an
+// undo or a sweep clears them. A damaged log record is written once, when its fault lands.
 
-// clocksFor is each db node's shift under an active set (absent: real time).
-func (inj *Injector) clocksFor(active []fault.Fault) map[string]clock.Shift {
-	out := map[string]clock.Shift{}
+// combine folds one layer of the active set's effects into a state per node (absent: clear).
+func combine[T any](inj *Injector, active []fault.Fault, layer func(fault.Effects) map[string]T, add func(T, T) T) map[string]T {
+	out := map[string]T{}
 	for _, f := range active {
-		for n, s := range inj.effects(f).Clock {
-			out[n] = out[n].Add(s)
+		for n, v := range layer(inj.effects(f)) {
+			out[n] = add(out[n], v)
 		}
 	}
 	return out
 }
 
-// Disk layer: every db node's disk faults are combined over the active set and pushed with the
-// gossip rules, like the clocks; a damaged log record is written once, when its fault lands.
-
-// disksFor is each db node's disk fault state under an active set (absent: a healthy disk).
-func (inj *Injector) disksFor(active []fault.Fault) map[string]disk.State {
-	out := map[string]disk.State{}
-	for _, f := range active {
-		for n, s := range inj.effects(f).Disk {
-			out[n] = out[n].Or(s)
-		}
+// setState sets one fault state on a node's control endpoint (a clear state is a DELETE).
+func setState[T any](ctx context.Context, inj *Injector, node, path string, v T, clear func(T) bool) error {
+	if clear(v) {
+		return inj.controlCall(ctx, node, http.MethodDelete, path, nil, nil)
 	}
-	return out
-}
-
-func (inj *Injector) setDisk(ctx context.Context, node string, s disk.State) error {
-	if s.Zero() {
-		return inj.controlCall(ctx, node, http.MethodDelete, "/v1/disk", nil, nil)
-	}
-	return inj.controlCall(ctx, node, http.MethodPut, "/v1/disk", s, nil)
+	return inj.controlCall(ctx, node, http.MethodPut, path, v, nil)
 }
 
 // corruptLogs damages a record in the middle of each named node's log on disk.
@@ -281,13 +271,6 @@ func (inj *Injector) corruptLogs(ctx context.Context, nodes []string) error {
 	return eachParallel(len(nodes), func(i int) error {
 		return inj.controlCall(ctx, nodes[i], http.MethodPost, "/v1/disk/corrupt", nil, nil)
 	})
-}
-
-func (inj *Injector) setClock(ctx context.Context, node string, s clock.Shift) error {
-	if s.Zero() {
-		return inj.controlCall(ctx, node, http.MethodDelete, "/v1/clock", nil, nil)
-	}
-	return inj.controlCall(ctx, node, http.MethodPut, "/v1/clock", s, nil)
 }
 
 // controlCall makes one authenticated, time-boxed call to a node's control endpoint.

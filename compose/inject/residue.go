@@ -94,63 +94,33 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 	set(3, frozen, err)
 	set(4, stopped, err)
 
-	var (
-		mu      sync.Mutex
-		withFlt []string
-	)
-	gerr := err
-	if err == nil {
-		gerr = eachParallel(len(running), func(i int) error {
-			var r gossip.Rules
-			if err := inj.controlCall(ctx, running[i], http.MethodGet, "/v1/gossip/faults", nil, &r); err != nil {
-				return err
+	if err != nil {
+		for _, i := range []int{2, 6, 7} {
+			set(i, nil, err)
+		}
+	} else {
+		left, err := faultsLeft(ctx, inj, running, "/v1/gossip/faults", func(r gossip.Rules) string {
+			if r.Empty() {
+				return ""
 			}
-			if !r.Empty() {
-				mu.Lock()
-				withFlt = append(withFlt, fmt.Sprintf("%s (%d drop, %d delay, %d loss)", running[i],
-					len(r.Drop)+len(r.DropIn)+len(r.DropOut), len(r.Delays), len(r.Loss)))
-				mu.Unlock()
-			}
-			return nil
+			return fmt.Sprintf("%d drop, %d delay, %d loss", len(r.Drop)+len(r.DropIn)+len(r.DropOut), len(r.Delays), len(r.Loss))
 		})
-	}
-	set(2, withFlt, gerr)
-
-	var shifted []string
-	cerr := err
-	if err == nil {
-		cerr = eachParallel(len(dbs), func(i int) error {
-			var s clock.Shift
-			if err := inj.controlCall(ctx, dbs[i], http.MethodGet, "/v1/clock", nil, &s); err != nil {
-				return err
+		set(2, left, err)
+		left, err = faultsLeft(ctx, inj, dbs, "/v1/clock", func(s clock.Shift) string {
+			if s.Zero() {
+				return ""
 			}
-			if !s.Zero() {
-				mu.Lock()
-				shifted = append(shifted, fmt.Sprintf("%s (%s, %d ppm)", dbs[i], s.Offset, s.DriftPPM))
-				mu.Unlock()
-			}
-			return nil
+			return fmt.Sprintf("%s, %d ppm", s.Offset, s.DriftPPM)
 		})
-	}
-	set(6, shifted, cerr)
-
-	var faulty []string
-	derr := err
-	if err == nil {
-		derr = eachParallel(len(dbs), func(i int) error {
-			var s disk.State
-			if err := inj.controlCall(ctx, dbs[i], http.MethodGet, "/v1/disk", nil, &s); err != nil {
-				return err
+		set(6, left, err)
+		left, err = faultsLeft(ctx, inj, dbs, "/v1/disk", func(s disk.State) string {
+			if s.Zero() {
+				return ""
 			}
-			if !s.Zero() {
-				mu.Lock()
-				faulty = append(faulty, fmt.Sprintf("%s (%+v)", dbs[i], s))
-				mu.Unlock()
-			}
-			return nil
+			return fmt.Sprintf("%+v", s)
 		})
+		set(7, left, err)
 	}
-	set(7, faulty, derr)
 
 	out, _, err := inj.ledger.outstanding(inj.log)
 	var ids []string
@@ -170,6 +140,28 @@ func (inj *Injector) Residue(ctx context.Context) []ResidueItem {
 		set(8, left, err)
 	}
 	return items
+}
+
+// faultsLeft reads one fault state from each node's control endpoint (path) and names the nodes
+// whose state is not clear, with what describe says of it ("" means clear).
+func faultsLeft[T any](ctx context.Context, inj *Injector, nodes []string, path string, describe func(T) string) ([]string, error) {
+	var (
+		mu   sync.Mutex
+		left []string
+	)
+	err := eachParallel(len(nodes), func(i int) error {
+		var v T
+		if err := inj.controlCall(ctx, nodes[i], http.MethodGet, path, nil, &v); err != nil {
+			return err
+		}
+		if d := describe(v); d != "" {
+			mu.Lock()
+			left = append(left, nodes[i]+" ("+d+")")
+			mu.Unlock()
+		}
+		return nil
+	})
+	return left, err
 }
 
 // ResidueClean reports whether every item is clean.

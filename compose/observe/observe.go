@@ -125,32 +125,28 @@ func (o *Observer) getJSON(ctx context.Context, hc *http.Client, url string, out
 
 // Members is the gossip view of one node (through its control endpoint).
 func (o *Observer) Members(ctx context.Context, node string) ([]gossip.Member, error) {
-	addr, err := o.Runtime.Endpoint(node, topology.PortControl)
-	if err != nil {
-		return nil, err
-	}
-	var ms []gossip.Member
-	return ms, o.getJSON(ctx, o.HTTP, "http://"+addr+"/v1/members", &ms)
+	return controlState[[]gossip.Member](ctx, o, node, "/v1/members")
 }
 
 // Disk is a node's disk fault state, as its control endpoint reports it.
 func (o *Observer) Disk(ctx context.Context, node string) (disk.State, error) {
-	addr, err := o.Runtime.Endpoint(node, topology.PortControl)
-	if err != nil {
-		return disk.State{}, err
-	}
-	var s disk.State
-	return s, o.getJSON(ctx, o.HTTP, "http://"+addr+"/v1/disk", &s)
+	return controlState[disk.State](ctx, o, node, "/v1/disk")
 }
 
 // Clock is a node's clock shift, as its control endpoint reports it.
 func (o *Observer) Clock(ctx context.Context, node string) (clock.Shift, error) {
+	return controlState[clock.Shift](ctx, o, node, "/v1/clock")
+}
+
+// controlState reads one state (members, a fault state) from a node's control endpoint.
+func controlState[T any](ctx context.Context, o *Observer, node, path string) (T, error) {
+	var v T
 	addr, err := o.Runtime.Endpoint(node, topology.PortControl)
 	if err != nil {
-		return clock.Shift{}, err
+		return v, err
 	}
-	var s clock.Shift
-	return s, o.getJSON(ctx, o.HTTP, "http://"+addr+"/v1/clock", &s)
+	err = o.getJSON(ctx, o.HTTP, "http://"+addr+path, &v)
+	return v, err
 }
 
 // Status gathers the cluster's state. The gossip verdict is the majority view of the running

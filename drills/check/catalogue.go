@@ -82,6 +82,14 @@ func registerJudge[E any](order int, name string, m Metric, judge func([]history
 	}})
 }
 
+// registerInvariant registers a checker of an invariant of the design: like registerJudge, but
+// judged against 0 when the drill sets no budget for its metric.
+func registerInvariant[E any](order int, name string, m Metric, judge func([]history.Op, Config) (Result, E)) {
+	registerJudge(order, name, m, func(ops []history.Op, cfg Config) (Result, E) {
+		return judge(ops, cfg.invariant(m.Name))
+	})
+}
+
 // register adds a checker at its place in reports; duplicates are programming errors.
 func register(order int, c Checker) {
 	for _, r := range registered {

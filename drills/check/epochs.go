@@ -18,14 +18,8 @@ const (
 )
 
 func init() {
-	register(95, declared{name: NameOnePrimaryPerEpoch, check: onePrimaryPerEpoch,
-		metric: Metric{Name: BudgetEpochsWithTwoPrimaries, Title: "epochs with two primaries", Short: "epochs", Unit: "epochs"}})
-}
-
-// onePrimaryPerEpoch judges OnePrimaryPerEpoch, against 0 unless the drill sets a budget.
-func onePrimaryPerEpoch(ops []history.Op, cfg Config) Result {
-	r, _ := OnePrimaryPerEpoch(ops, cfg.invariant(BudgetEpochsWithTwoPrimaries))
-	return measured(r, BudgetEpochsWithTwoPrimaries)
+	registerInvariant(95, NameOnePrimaryPerEpoch,
+		Metric{Name: BudgetEpochsWithTwoPrimaries, Title: "epochs with two primaries", Short: "epochs", Unit: "epochs"}, OnePrimaryPerEpoch)
 }
 
 // EpochPrimaries is one epoch and the nodes seen acting as its primary.

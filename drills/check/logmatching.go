@@ -20,13 +20,8 @@ const (
 )
 
 func init() {
-	register(96, declared{name: NameLogMatching, check: logMatching,
-		metric: Metric{Name: BudgetLogMismatches, Title: "log entries that differ between nodes", Short: "mismatches", Unit: "entries"}})
-}
-
-func logMatching(ops []history.Op, cfg Config) Result {
-	r, _ := LogMatching(ops, cfg.invariant(BudgetLogMismatches))
-	return measured(r, BudgetLogMismatches)
+	registerInvariant(96, NameLogMatching,
+		Metric{Name: BudgetLogMismatches, Title: "log entries that differ between nodes", Short: "mismatches", Unit: "entries"}, LogMatching)
 }
 
 // LogMismatch is one LSN at which two nodes hold different entries.

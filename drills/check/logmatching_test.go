@@ -8,6 +8,19 @@ import (
 	"github.com/drillworks/drill/drills/verdict"
 )
 
+// runRegistered runs a checker as check.Run does, through the registry (an invariant's budget of 0
+// is applied there).
+func runRegistered(t *testing.T, name string, ops []history.Op, cfg Config) Result {
+	t.Helper()
+	for _, c := range Checkers() {
+		if c.Name() == name {
+			return c.Check(ops, cfg)
+		}
+	}
+	t.Fatalf("no checker %s", name)
+	return Result{}
+}
+
 func logOp(node string, entries ...history.LogEntry) history.Op {
 	return history.Op{Type: history.TypeLog, Node: node, Log: entries}
 }
@@ -40,14 +53,14 @@ func TestLogMatching(t *testing.T) {
 		{"one log", []history.Op{logOp("us-east-db-1", common...)}, verdict.Unknown, 0, "1 database logs recorded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := logMatching(tc.ops, Config{})
+			r := runRegistered(t, NameLogMatching, tc.ops, Config{})
 			if r.Verdict != tc.verdict || r.Measured != tc.measured || !strings.Contains(r.Detail, tc.detail) {
 				t.Fatalf("%s %.0f %q", r.Verdict, r.Measured, r.Detail)
 			}
 		})
 	}
 	// A drill may allow mismatches (a known-bad variant's budget).
-	r := logMatching([]history.Op{logOp("a", e(1, 1, "x")), logOp("b", e(1, 1, "y"))}, Config{Budgets: Budgets{BudgetLogMismatches: 1}})
+	r := runRegistered(t, NameLogMatching, []history.Op{logOp("a", e(1, 1, "x")), logOp("b", e(1, 1, "y"))}, Config{Budgets: Budgets{BudgetLogMismatches: 1}})
 	if r.Verdict != verdict.Pass {
 		t.Fatalf("budget 1: %s %q", r.Verdict, r.Detail)
 	}

@@ -68,7 +68,7 @@ func TestGenerate(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range fault.Kinds() {
+	for _, k := range DefaultKinds() {
 		if !kinds[k] {
 			t.Errorf("kind %s never drawn", k)
 		}
@@ -80,6 +80,23 @@ func TestGenerate(t *testing.T) {
 	}
 	if overlaps == 0 || flapping == 0 {
 		t.Errorf("%d overlapping and %d flapping faults in 300 schedules", overlaps, flapping)
+	}
+}
+
+// TestGenerateFlappingKind: the periodic kind is left to be asked for by name (exploration flaps
+// faults itself), and asked for, it is drawn valid.
+func TestGenerateFlappingKind(t *testing.T) {
+	if slices.Contains(DefaultKinds(), fault.KindFlapping) || !slices.Contains(DefaultKinds(), fault.KindPartition) {
+		t.Fatalf("default kinds %v", DefaultKinds())
+	}
+	for seed := range int64(20) {
+		s, err := Generate(topology.Default(), seed, GenConfig{Kinds: []fault.Kind{fault.KindFlapping}, MaxFaults: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := s.Episodes[0].Fault; f.Kind != fault.KindFlapping || f.Params[fault.ParamOf] == "" {
+			t.Fatalf("seed %d: %+v", seed, f)
+		}
 	}
 }
 
@@ -217,7 +234,7 @@ func TestExplore(t *testing.T) {
 			t.Fatalf("minimal drill does not parse: %v\n%s", err, data)
 		}
 	}
-	if rep.KindsTotal != len(fault.Kinds()) || rep.KindsExercised == 0 || len(rep.Coverage) == 0 {
+	if rep.KindsTotal != len(DefaultKinds()) || rep.KindsExercised == 0 || len(rep.Coverage) == 0 {
 		t.Fatalf("coverage %d of %d: %+v", rep.KindsExercised, rep.KindsTotal, rep.Coverage)
 	}
 	back, err := Load(dir)

@@ -72,7 +72,7 @@ type coverage struct {
 
 func newCoverage(kinds []fault.Kind) *coverage {
 	if len(kinds) == 0 {
-		kinds = fault.Kinds()
+		kinds = DefaultKinds()
 	}
 	return &coverage{kinds: kinds, counts: map[coverageKey]int{}}
 }

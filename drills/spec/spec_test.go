@@ -405,3 +405,20 @@ func TestSignedDurationParam(t *testing.T) {
 		t.Fatalf("inject %+v", in)
 	}
 }
+
+// TestFlappingInDrillFiles: a flapping fault names the fault it flaps and its period; a kind that
+// is not a network fault is refused with the choices.
+func TestFlappingInDrillFiles(t *testing.T) {
+	dr, err := Parse("d.yaml", []byte("name: x\nsteps:\n  - inject: {fault: flapping, id: fl, of: partition, regions: [us-east, eu-west], on: 2s, off: 1s}\n  - heal: fl\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := dr.Steps[0].Inject
+	if in.Kind != fault.KindFlapping || in.Params[fault.ParamOf] != "partition" || in.Params[fault.ParamOn] != "2s" || len(in.Regions) != 2 {
+		t.Fatalf("inject %+v", in)
+	}
+	_, err = Parse("d.yaml", []byte("name: x\nsteps:\n  - inject: {fault: flapping, region: us-east, of: kill, on: 2s, off: 1s}\n"))
+	if err == nil || !strings.Contains(err.Error(), `d.yaml:3:52: steps[0].inject.of: "kill" is not one of blackhole,`) {
+		t.Fatalf("of: kill: %v", err)
+	}
+}

@@ -422,6 +422,34 @@ func (r *Runtime) sees(a, b topology.Node) bool {
 	return !blocked(r.gossip[a.Name], b.IP) && !blocked(r.gossip[b.Name], a.IP)
 }
 
+// stateHandlers serve one node's entry of a fault-state map at path, as a node's control
+// endpoint does: GET reads it, PUT sets it, DELETE clears it.
+func stateHandlers[T any](mux *http.ServeMux, path string, guard func(http.HandlerFunc) http.HandlerFunc, mu *sync.Mutex, m map[string]T, node string) {
+	mux.HandleFunc("GET "+path, guard(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		writeJSON(w, m[node])
+	}))
+	mux.HandleFunc("PUT "+path, guard(func(w http.ResponseWriter, req *http.Request) {
+		var v T
+		if err := json.NewDecoder(req.Body).Decode(&v); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		m[node] = v
+		mu.Unlock()
+		writeJSON(w, v)
+	}))
+	mux.HandleFunc("DELETE "+path, guard(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		delete(m, node)
+		mu.Unlock()
+		var zero T
+		writeJSON(w, zero)
+	}))
+}
+
 // nodeHandler answers a node's control, db and witness endpoints.
 func (r *Runtime) nodeHandler(n topology.Node) http.Handler {
 	mux := http.NewServeMux()
@@ -447,28 +475,9 @@ func (r *Runtime) nodeHandler(n topology.Node) http.Handler {
 	mux.HandleFunc("GET /v1/members", guard(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, r.members(n))
 	}))
-	mux.HandleFunc("GET /v1/gossip/faults", guard(func(w http.ResponseWriter, _ *http.Request) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		writeJSON(w, r.gossip[n.Name])
-	}))
-	mux.HandleFunc("PUT /v1/gossip/faults", guard(func(w http.ResponseWriter, req *http.Request) {
-		var rules gossip.Rules
-		if err := json.NewDecoder(req.Body).Decode(&rules); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		r.gossip[n.Name] = rules
-		r.mu.Unlock()
-		writeJSON(w, rules)
-	}))
-	mux.HandleFunc("DELETE /v1/gossip/faults", guard(func(w http.ResponseWriter, _ *http.Request) {
-		r.mu.Lock()
-		delete(r.gossip, n.Name)
-		r.mu.Unlock()
-		writeJSON(w, gossip.Rules{})
-	}))
+	stateHandlers(mux, "/v1/gossip/faults", guard, &r.mu, r.gossip, n.Name)
+	stateHandlers(mux, "/v1/clock", guard, &r.mu, r.clocks, n.Name)
+	stateHandlers(mux, "/v1/disk", guard, &r.mu, r.disks, n.Name)
 	mux.HandleFunc("PUT /v1/kv/{key...}", guard(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -479,56 +488,12 @@ func (r *Runtime) nodeHandler(n topology.Node) http.Handler {
 		r.writes++
 		writeJSON(w, db.WriteResult{Key: req.PathValue("key"), LSN: r.writes, Epoch: r.epoch, Node: n.Name, Region: n.Region})
 	}))
-	mux.HandleFunc("GET /v1/disk", guard(func(w http.ResponseWriter, _ *http.Request) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		writeJSON(w, r.disks[n.Name])
-	}))
-	mux.HandleFunc("PUT /v1/disk", guard(func(w http.ResponseWriter, req *http.Request) {
-		var s disk.State
-		if err := json.NewDecoder(req.Body).Decode(&s); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		r.disks[n.Name] = s
-		r.mu.Unlock()
-		writeJSON(w, s)
-	}))
-	mux.HandleFunc("DELETE /v1/disk", guard(func(w http.ResponseWriter, _ *http.Request) {
-		r.mu.Lock()
-		delete(r.disks, n.Name)
-		r.mu.Unlock()
-		writeJSON(w, disk.State{})
-	}))
 	mux.HandleFunc("POST /v1/disk/corrupt", guard(func(w http.ResponseWriter, _ *http.Request) {
 		r.mu.Lock()
 		r.corrupt[n.Name]++
 		r.ops = append(r.ops, "corrupt "+n.Name)
 		r.mu.Unlock()
 		writeJSON(w, map[string]uint64{"lsn": 1})
-	}))
-	mux.HandleFunc("GET /v1/clock", guard(func(w http.ResponseWriter, _ *http.Request) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		writeJSON(w, r.clocks[n.Name])
-	}))
-	mux.HandleFunc("PUT /v1/clock", guard(func(w http.ResponseWriter, req *http.Request) {
-		var s clock.Shift
-		if err := json.NewDecoder(req.Body).Decode(&s); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		r.clocks[n.Name] = s
-		r.mu.Unlock()
-		writeJSON(w, s)
-	}))
-	mux.HandleFunc("DELETE /v1/clock", guard(func(w http.ResponseWriter, _ *http.Request) {
-		r.mu.Lock()
-		delete(r.clocks, n.Name)
-		r.mu.Unlock()
-		writeJSON(w, clock.Shift{})
 	}))
 	mux.HandleFunc("GET /v1/status", guard(func(w http.ResponseWriter, _ *http.Request) {
 		r.mu.Lock()

@@ -126,29 +126,11 @@ func missing(ctx context.Context, c Cluster, e fault.Effects) string {
 			}
 		}
 	}
-	for name, want := range e.Clock {
-		if p := state[name]; !p.Running || p.Frozen {
-			continue
-		}
-		got, err := c.Observer.Clock(ctx, name)
-		if err != nil {
-			return "clock of " + name + ": " + err.Error()
-		}
-		if got != want {
-			return fmt.Sprintf("clock of %s is shifted %+v, want %+v", name, got, want)
-		}
+	if why := stateShows(ctx, state, e.Clock, c.Observer.Clock); why != "" {
+		return "clock of " + why
 	}
-	for name, want := range e.Disk {
-		if p := state[name]; !p.Running || p.Frozen {
-			continue
-		}
-		got, err := c.Observer.Disk(ctx, name)
-		if err != nil {
-			return "disk of " + name + ": " + err.Error()
-		}
-		if got != want {
-			return fmt.Sprintf("disk of %s is %+v, want %+v", name, got, want)
-		}
+	if why := stateShows(ctx, state, e.Disk, c.Observer.Disk); why != "" {
+		return "disk of " + why
 	}
 	for name, r := range e.Gossip {
 		a, _ := tp.Node(name)
@@ -165,6 +147,24 @@ func missing(ctx context.Context, c Cluster, e fault.Effects) string {
 			if ok && b.Name != a.Name && contains(blocked, b.IP) && m.Alive() {
 				return name + " still sees " + b.Name + " alive"
 			}
+		}
+	}
+	return ""
+}
+
+// stateShows checks that every running, unfrozen node of want reports its wanted state ("" when
+// all do, else the node and what it reports).
+func stateShows[T comparable](ctx context.Context, procs map[string]runtime.NodeState, want map[string]T, get func(context.Context, string) (T, error)) string {
+	for name, w := range want {
+		if p := procs[name]; !p.Running || p.Frozen {
+			continue
+		}
+		got, err := get(ctx, name)
+		if err != nil {
+			return name + ": " + err.Error()
+		}
+		if got != w {
+			return fmt.Sprintf("%s is %+v, want %+v", name, got, w)
 		}
 	}
 	return ""

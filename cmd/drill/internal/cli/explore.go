@@ -60,7 +60,7 @@ Exit codes: 0 no failure found (documented limits may be listed), 1 failures fou
 	cmd.Flags().IntVar(&f.schedules, "schedules", 0, "how many schedules to run (default: 10 unless --time is given)")
 	cmd.Flags().DurationVar(&f.duration, "time", 0, "run schedules for this long (e.g. 30m); with --schedules, whichever ends first")
 	cmd.Flags().Int64Var(&f.seed, "seed", 0, "the first schedule's seed (default: from the clock; printed in the report)")
-	cmd.Flags().StringSliceVar(&f.kinds, "kinds", nil, "fault kinds to draw from (default: all): "+strings.Join(fault.KindNames(), ", "))
+	cmd.Flags().StringSliceVar(&f.kinds, "kinds", nil, "fault kinds to draw from (default: all but flapping, which exploration does itself): "+strings.Join(fault.KindNames(), ", "))
 	cmd.Flags().IntVar(&f.maxFaults, "max-faults", explore.DefaultMaxFaults, "most faults in one schedule")
 	cmd.Flags().IntVar(&f.reproduce, "reproduce", explore.DefaultReproduce, "replays of each minimal drill")
 	cmd.Flags().StringVar(&f.reportDir, "report-dir", "", "where the exploration goes (default ./drill-reports/<time>-explore)")
