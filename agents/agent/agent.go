@@ -72,7 +72,11 @@ func Run(ctx context.Context, o Options) error {
 		return serveWitness(ctx, o.Plan, o.DataDir, net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDB)), log)
 	}
 
-	g, err := startGossip(o.Plan, node, bindIP, log)
+	epochs, err := loadEpochMemory(o.DataDir, log)
+	if err != nil {
+		return err
+	}
+	g, err := startGossip(o.Plan, node, bindIP, epochs, log)
 	if err != nil {
 		return err
 	}
@@ -144,7 +148,7 @@ func baseRules(t *topology.Topology, site string) gossip.Rules {
 	return r
 }
 
-func startGossip(p *topology.Plan, node topology.Node, bindIP string, log *slog.Logger) (*gossip.Node, error) {
+func startGossip(p *topology.Plan, node topology.Node, bindIP string, epochs *epochMemory, log *slog.Logger) (*gossip.Node, error) {
 	t := p.Topology
 	meta := gossip.Meta{Region: node.Region, Role: node.Role, Service: serviceAddr(node, bindIP)}
 	faults := gossip.NewFaults(baseRules(t, node.Site()))
@@ -159,7 +163,7 @@ func startGossip(p *topology.Plan, node topology.Node, bindIP string, log *slog.
 		RejoinInterval: t.Gossip.RejoinInterval.D(),
 		Logger:         log.With("component", "gossip"),
 		Faults:         faults,
-		Check:          planCheck(p),
+		Check:          planCheck(p, epochs),
 	}, meta)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip: %w", err)
@@ -186,14 +190,14 @@ func serviceAddr(n topology.Node, bindIP string) string {
 
 // planCheck vets gossip members against the plan: a member must be a gossip node of the plan,
 // at its planned address, claiming its planned role and region and a service at its own address,
-// and its epoch may not run more than db.MaxEpochLead ahead of the highest epoch accepted so far.
+// and its epoch may not run more than db.MaxEpochLead ahead of the highest epoch this node has
+// accepted so far, restarts included (epochs).
 // Every container holds the gossip key, so the key alone does not make a member trustworthy.
-func planCheck(p *topology.Plan) func(gossip.Member) error {
+func planCheck(p *topology.Plan, epochs *epochMemory) func(gossip.Member) error {
 	nodes := map[string]topology.Node{}
 	for _, n := range p.Topology.Nodes() {
 		nodes[n.Name] = n
 	}
-	var maxEpoch uint64
 	return func(m gossip.Member) error {
 		n, ok := nodes[m.Name]
 		switch {
@@ -214,10 +218,10 @@ func planCheck(p *topology.Plan) func(gossip.Member) error {
 				return fmt.Errorf("%s publishes service %s, not at its own address %s", m.Name, m.Meta.Service, n.IP)
 			}
 		}
-		if m.Meta.Epoch > maxEpoch+db.MaxEpochLead {
-			return fmt.Errorf("%s claims epoch %d, more than %d above the highest accepted (%d)", m.Name, m.Meta.Epoch, db.MaxEpochLead, maxEpoch)
+		if highest := epochs.highest(); m.Meta.Epoch > highest+db.MaxEpochLead {
+			return fmt.Errorf("%s claims epoch %d, more than %d above the highest accepted (%d)", m.Name, m.Meta.Epoch, db.MaxEpochLead, highest)
 		}
-		maxEpoch = max(maxEpoch, m.Meta.Epoch)
+		epochs.accept(m.Meta.Epoch)
 		return nil
 	}
 }

@@ -3,10 +3,13 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/drillworks/drill/agents/db"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -192,7 +195,12 @@ func TestControlEndpoint(t *testing.T) {
 // epoch far ahead.
 func TestPlanCheck(t *testing.T) {
 	p := testPlan(t)
-	check := planCheck(p)
+	dir := t.TempDir()
+	epochs, err := loadEpochMemory(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := planCheck(p, epochs)
 	db1, _ := p.Topology.Node("us-east-db-1")
 	good := gossip.Member{Name: db1.Name, Addr: db1.Addr(topology.PortGossip),
 		Meta: gossip.Meta{Region: db1.Region, Role: db1.Role, Epoch: 3, Primary: true, Service: db1.Addr(topology.PortDB)}}
@@ -214,5 +222,31 @@ func TestPlanCheck(t *testing.T) {
 		if err := check(m); err == nil {
 			t.Errorf("%s: accepted %+v", name, m)
 		}
+	}
+
+	// The epochs accepted outlive the process: after more than MaxEpochLead elections a
+	// restarted node still accepts the primary of the day (found by exploration).
+	for e := uint64(4); e <= 3*db.MaxEpochLead; e += db.MaxEpochLead / 2 {
+		m := good
+		m.Meta.Epoch = e
+		if err := check(m); err != nil {
+			t.Fatalf("epoch %d after %d: %v", e, e-db.MaxEpochLead/2, err)
+		}
+	}
+	restarted, err := loadEpochMemory(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(filepath.Join(dir, epochFileName)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("epoch memory file: %v %v", info, err)
+	}
+	m := good
+	m.Meta.Epoch = restarted.highest() + db.MaxEpochLead
+	if err := planCheck(p, restarted)(m); err != nil || restarted.highest() < 3*db.MaxEpochLead-db.MaxEpochLead/2 {
+		t.Fatalf("after a restart (remembering %d): %v", restarted.highest(), err)
+	}
+	m.Meta.Epoch += 2 * db.MaxEpochLead
+	if err := planCheck(p, restarted)(m); err == nil {
+		t.Fatal("after a restart an epoch far ahead was accepted")
 	}
 }
