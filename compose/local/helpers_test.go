@@ -137,10 +137,21 @@ func dumpLogs(t *testing.T, rt *local.Runtime, topo *topology.Topology) {
 			continue
 		}
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		// Errors from anywhere in the log (a process that failed to start says why, then the
+		// next one's lines follow), then the tail.
+		var bad []string
+		for _, l := range lines {
+			if !strings.HasPrefix(l, "{") || strings.Contains(l, `"level":"ERROR"`) {
+				bad = append(bad, l)
+			}
+		}
+		if len(bad) > 20 {
+			bad = bad[len(bad)-20:]
+		}
 		if len(lines) > 30 {
 			lines = lines[len(lines)-30:]
 		}
-		t.Logf("--- %s log (tail) ---\n%s", n.Name, strings.Join(lines, "\n"))
+		t.Logf("--- %s log (errors) ---\n%s\n--- %s log (tail) ---\n%s", n.Name, strings.Join(bad, "\n"), n.Name, strings.Join(lines, "\n"))
 	}
 }
 

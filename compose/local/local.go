@@ -303,14 +303,39 @@ func (r *Runtime) Kill(ctx context.Context, node string) error {
 	return waitGone(ctx, []int{pid}, 5*time.Second)
 }
 
-// Freeze sends SIGSTOP.
+// Freeze sends SIGSTOP and waits until the process is stopped: the signal is delivered when the
+// process next runs, and until then Nodes would still report it running, so a caller pushing
+// rules to every unfrozen node right after would wait on a node that stops mid-call.
 func (r *Runtime) Freeze(ctx context.Context, node string) error {
-	return r.signal(node, syscall.SIGSTOP)
+	return r.signalAndWait(ctx, node, syscall.SIGSTOP, true)
 }
 
-// Thaw sends SIGCONT.
+// Thaw sends SIGCONT and waits until the process runs again.
 func (r *Runtime) Thaw(ctx context.Context, node string) error {
-	return r.signal(node, syscall.SIGCONT)
+	return r.signalAndWait(ctx, node, syscall.SIGCONT, false)
+}
+
+// signalAndWait signals a node and polls its state (up to 5 s) until it is stopped or not.
+func (r *Runtime) signalAndWait(ctx context.Context, node string, sig syscall.Signal, stopped bool) error {
+	pid, err := r.pidOf(node)
+	if err != nil {
+		return err
+	}
+	if err := r.signal(node, sig); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for (procState(pid) == 'T') != stopped {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s (pid %d) not %s 5s after %v", node, pid, map[bool]string{true: "stopped", false: "running"}[stopped], sig)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Start starts a node that is not running, with its existing data.
