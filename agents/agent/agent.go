@@ -1,5 +1,6 @@
 // Package agent is the program every node runs (`drill agent`): it reads the plan, joins gossip,
-// serves the control endpoint drill uses to inject gossip faults, and runs the node's role: web,
+// serves the control endpoint drill uses to inject faults (gossip rules, a db node's clock shift
+// and disk faults, a damaged log record), and runs the node's role: web,
 // db, dns, witness (a lease voter) or wan (the toxiproxy server).
 package agent
 
