@@ -27,10 +27,8 @@ func init() {
 // LogMismatch is one LSN at which two nodes hold different entries.
 type LogMismatch struct {
 	LSN uint64 `json:"lsn"`
-	// A and B are the two nodes and what each holds at LSN.
-	A, B           string           `json:"-"`
-	EntryA, EntryB history.LogEntry `json:"-"`
-	Text           string           `json:"text"`
+	// Text names the two nodes and what each holds at LSN.
+	Text string `json:"text"`
 }
 
 // LogMatchingEvidence is what LogMatching found.
@@ -84,7 +82,7 @@ func LogMatching(ops []history.Op, cfg Config) (Result, *LogMatchingEvidence) {
 					continue
 				}
 				mismatched[lsn] = true
-				ev.Mismatches = append(ev.Mismatches, LogMismatch{LSN: lsn, A: a, B: b, EntryA: ea, EntryB: eb,
+				ev.Mismatches = append(ev.Mismatches, LogMismatch{LSN: lsn,
 					Text: fmt.Sprintf("LSN %d: %s has %s (epoch %d), %s has %s (epoch %d)", lsn, a, ea.Key, ea.Epoch, b, eb.Key, eb.Epoch)})
 			}
 		}
