@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -226,15 +227,26 @@ type LogEntry struct {
 // maxLogPage bounds a page of /v1/log.
 const maxLogPage = 10000
 
-func (n *Node) handleLog(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+// fromLSN reads the from query parameter of /v1/wal and /v1/log (an LSN >= 1), answering 400
+// when it is not one.
+func (n *Node) fromLSN(w http.ResponseWriter, q url.Values) (uint64, bool) {
 	from, err := strconv.ParseUint(q.Get("from"), 10, 64)
 	if err != nil || from < 1 {
 		n.writeError(w, http.StatusBadRequest, errorBody{Error: "from must be an LSN >= 1"})
+		return 0, false
+	}
+	return from, true
+}
+
+func (n *Node) handleLog(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, ok := n.fromLSN(w, q)
+	if !ok {
 		return
 	}
 	limit := uint64(maxLogPage)
 	if l := q.Get("limit"); l != "" {
+		var err error
 		if limit, err = strconv.ParseUint(l, 10, 64); err != nil || limit < 1 || limit > maxLogPage {
 			n.writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("limit must be 1..%d", maxLogPage)})
 			return

@@ -45,9 +45,8 @@ type walResponse struct {
 // truncation point instead of entries (Kafka leader-epoch style).
 func (n *Node) handleWAL(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	from, err := strconv.ParseUint(q.Get("from"), 10, 64)
-	if err != nil || from < 1 {
-		n.writeError(w, http.StatusBadRequest, errorBody{Error: "from must be an LSN >= 1"})
+	from, ok := n.fromLSN(w, q)
+	if !ok {
 		return
 	}
 	lastEpoch, err := parseOptionalUint(q.Get("last_epoch"))
