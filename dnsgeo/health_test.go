@@ -189,23 +189,6 @@ func TestStaticMode(t *testing.T) {
 	}
 }
 
-// startServer starts srv and shuts it down at cleanup.
-func startServer(t *testing.T, srv *Server) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-}
-
 // TestPreBoundSockets: the server serves on sockets the caller bound.
 func TestPreBoundSockets(t *testing.T) {
 	pc, err := net.ListenPacket("udp", testNet+".2.6:0")
@@ -336,9 +319,10 @@ func TestQueryLogAndMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
 		}
 	}
+	changed := gather(t, h.reg)[`drill_dns_region_last_change_timestamp_seconds{region="us-east"}`]
 	h.clock.Advance(1500 * time.Millisecond)
-	if got := gather(t, h.reg)[`drill_dns_region_seconds_since_change{region="us-east"}`]; got != 1.5 {
-		t.Errorf("seconds since change = %v, want 1.5", got)
+	if got := gather(t, h.reg)[`drill_dns_region_last_change_timestamp_seconds{region="us-east"}`]; got != changed || got < 1e9 {
+		t.Errorf("last change timestamp = %v after time passed without a change, want %v (a Unix time)", got, changed)
 	}
 }
 

@@ -213,6 +213,14 @@ func startHarnessGrace(t *testing.T, ip string, topo *topology.Topology, c clust
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	startServer(t, srv)
+	h.srv, h.addr = srv, srv.Addr()
+	return h
+}
+
+// startServer starts srv and shuts it down at cleanup.
+func startServer(t *testing.T, srv *Server) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {
@@ -225,8 +233,6 @@ func startHarnessGrace(t *testing.T, ip string, topo *topology.Topology, c clust
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	h.srv, h.addr = srv, srv.Addr()
-	return h
 }
 
 // set applies a health state synchronously.

@@ -56,12 +56,11 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	}
 	for i, r := range s.regions {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "drill_dns_region_seconds_since_change",
-			Help:        "Seconds since the region's health state last changed, as seen by this instance.",
+			Name:        "drill_dns_region_last_change_timestamp_seconds",
+			Help:        "When the region's health state last changed, as seen by this instance (Unix time; time() minus it is its age).",
 			ConstLabels: prometheus.Labels{"region": r},
 		}, func() float64 {
-			v := s.view.Load()
-			return s.now().Sub(v.regions[i].since).Seconds()
+			return float64(s.view.Load().regions[i].since.UnixNano()) / 1e9
 		}))
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "drill_dns_region_admitted",

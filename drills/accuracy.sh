@@ -2,17 +2,21 @@
 # Verdict accuracy: every built-in drill RUNS times on the correct design (a FAIL is a false
 # alarm) and every known-bad variant RUNS times (a PASS is a miss), each run with its own seed, on
 # each runtime in RUNTIMES; then a table of false fails and catches per drill and runtime. The
-# variants are the README's known-bad settings. Bounded: RUNS x 14 runs per runtime, each tearing
+# variants are the README's known-bad settings. Bounded: RUNS x 25 runs per runtime, each tearing
 # its cluster down (about 25 s each locally, 60 s on Docker).
 #
 #   drills/accuracy.sh                          # RUNS=20 RUNTIMES="local docker"
 #   RUNS=3 RUNTIMES=local drills/accuracy.sh    # a quick sample
 #   CASES='pause|flapping' drills/accuracy.sh   # only the cases whose name matches (grep -E)
+#
+# The report directory and log of every wrong run are kept under WRONG (default
+# ./drill-accuracy-wrong) so that a false fail or a miss can be read afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
 RUNTIMES=${RUNTIMES:-"local docker"}
 CASES=${CASES:-.}
+WRONG=${WRONG:-$PWD/drill-accuracy-wrong}
 work=$(mktemp -d /tmp/drill-accuracy.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/drill" ./cmd/drill
@@ -26,6 +30,12 @@ cases=(
 	"primary-pause|primary-pause|"
 	"flapping-partition|flapping-partition|"
 	"failover-second-failure|failover-second-failure|"
+	"cache-failover|cache-failover|"
+	"cache-stampede|cache-stampede|"
+	"worker-crash|worker-crash|"
+	"queue-region-outage|queue-region-outage|"
+	"queue-region-outage mirror|queue-region-outage --set queue_replication=mirror|"
+	"job-burst|job-burst|"
 	"region-outage bad|region-outage --budget lost_acked_writes=0|lost_acked_writes"
 	"primary-kill bad|primary-kill --budget lost_acked_writes=0|lost_acked_writes"
 	"wan-latency bad|wan-latency --set read_your_writes=off|stale_reads"
@@ -33,6 +43,11 @@ cases=(
 	"primary-pause bad|primary-pause --set failover_after=30s|write_unavailability"
 	"flapping-partition bad|flapping-partition --set fencing=none|split_brain"
 	"failover-second-failure bad|failover-second-failure --set replication=async|lost_acked_writes"
+	"cache-failover bad|cache-failover --set cache_invalidation=local|phantom_reads"
+	"cache-stampede bad|cache-stampede --set cache_coalescing=off|db_read_amplification"
+	"worker-crash bad|worker-crash --set queue_ack=before_work|lost_jobs"
+	"queue-region-outage bad|queue-region-outage --set queue_storage=memory|lost_jobs"
+	"job-burst bad|job-burst --set worker_concurrency=1|backlog_drain"
 )
 
 printf '%-30s %-7s %5s %9s %s\n' case runtime runs wrong "(false fails for good runs, misses for bad)"
@@ -47,11 +62,16 @@ for rt in $RUNTIMES; do
 			code=0
 			"$work/drill" run $args --runtime "$rt" --seed "$((1000 + i))" --state-dir "$work/state" \
 				--report-dir "$dir" >"$dir.log" 2>&1 || code=$?
+			ok=1
 			if [ -z "$check" ]; then
-				[ "$code" -eq 0 ] || wrong=$((wrong + 1))
+				[ "$code" -eq 0 ] || ok=0
 			else
 				verdict=$(tr -d ' \n' <"$dir/report.json" 2>/dev/null | grep -o "\"name\":\"$check\",\"verdict\":\"[a-z]*\"" | grep -o '[a-z]*"$' | tr -d '"' || true)
-				{ [ "$code" -eq 1 ] && [ "$verdict" = fail ]; } || wrong=$((wrong + 1))
+				{ [ "$code" -eq 1 ] && [ "$verdict" = fail ]; } || ok=0
+			fi
+			if [ "$ok" -eq 0 ]; then
+				wrong=$((wrong + 1))
+				mkdir -p "$WRONG" && cp -r "$dir" "$dir.log" "$WRONG/" 2>/dev/null || true
 			fi
 		done
 		printf '%-30s %-7s %5d %9d\n' "$name" "$rt" "$RUNS" "$wrong"

@@ -29,6 +29,15 @@ const (
 	defaultWebNodes       = 2
 	defaultDBNodes        = 1
 	defaultDNSNodes       = 1
+	defaultCacheTTL       = 5 * time.Second
+	defaultCacheMaxMemory = "64mb"
+	defaultCacheEviction  = "allkeys-lru"
+	// Long enough for a job of a few hundred ms on a loaded machine, short enough that a crashed
+	// worker's job is redelivered within a drill's scripted waits.
+	defaultQueueAckWait = 3 * time.Second
+	// JetStream's own default: a client retrying a publish for two minutes is still deduplicated.
+	defaultQueueDuplicateWindow = 2 * time.Minute
+	defaultWorkerConcurrency    = 4
 )
 
 // Load reads and parses the topology file at path.
@@ -129,6 +138,18 @@ func applyDefaults(t *Topology, present map[string]bool) map[string]bool {
 	set("design.read_from", func() { t.Design.ReadFrom = ReadFromLocal })
 	set("design.failover_after", func() { t.Design.FailoverAfter = Duration(defaultFailoverAfter) })
 	set("design.lease_duration", func() { t.Design.LeaseDuration = Duration(defaultLeaseDuration) })
+	set("design.cache_ttl", func() { t.Design.CacheTTL = Duration(defaultCacheTTL) })
+	set("design.cache_coalescing", func() { t.Design.CacheCoalescing = true })
+	set("design.cache_invalidation", func() { t.Design.CacheInvalidation = InvalidateAll })
+	set("cache.max_memory", func() { t.Cache.MaxMemory = defaultCacheMaxMemory })
+	set("cache.eviction", func() { t.Cache.Eviction = defaultCacheEviction })
+	set("cache.persistence", func() { t.Cache.Persistence = PersistenceNone })
+	set("design.queue_replication", func() { t.Design.QueueReplication = QueueReplicationNone })
+	set("design.queue_storage", func() { t.Design.QueueStorage = QueueStorageFile })
+	set("design.queue_ack", func() { t.Design.QueueAck = QueueAckAfterWork })
+	set("queue.ack_wait", func() { t.Queue.AckWait = Duration(defaultQueueAckWait) })
+	set("queue.duplicate_window", func() { t.Queue.DuplicateWindow = Duration(defaultQueueDuplicateWindow) })
+	set("queue.worker_concurrency", func() { t.Queue.WorkerConcurrency = defaultWorkerConcurrency })
 	return defaulted
 }
 

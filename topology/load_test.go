@@ -77,6 +77,14 @@ func TestParseErrors(t *testing.T) {
 			[]wantErr{{4, 18, "regions[0].nodes.web", `must be an integer, not "two"`}}},
 		{"not a bool", "name: t\nregions: [{name: a}]\ndesign: {read_your_writes: yes}\n",
 			[]wantErr{{3, 28, "design.read_your_writes", `must be true or false, not "yes"`}}},
+		{"cache eviction", "name: t\nregions: [{name: a}]\ncache: {eviction: lru}\n",
+			[]wantErr{{3, 19, "cache.eviction", `must be allkeys-lru, allkeys-lfu,`}}},
+		{"cache memory", "name: t\nregions: [{name: a}]\ncache: {max_memory: 64 megs}\n",
+			[]wantErr{{3, 21, "cache.max_memory", `must be a redis memory size such as 64mb`}}},
+		{"cache persistence", "name: t\nregions: [{name: a}]\ncache: {persistence: always}\n",
+			[]wantErr{{3, 22, "cache.persistence", `must be none, rdb or aof, got "always"`}}},
+		{"too many caches", "name: t\nregions:\n  - name: a\n    nodes: {cache: 10}\n",
+			[]wantErr{{4, 20, "regions[0].nodes.cache", "must be between 0 and 9, got 10"}}},
 		{"two documents", "name: t\nregions: [{name: a}]\n---\nname: u\n",
 			[]wantErr{{4, 1, "", "exactly one YAML document"}}},
 
@@ -310,7 +318,11 @@ func TestParseDefaults(t *testing.T) {
 			DNS: DNS{Zone: "drill.test.", TTL: Duration(5 * time.Second), DegradedTTL: Duration(time.Second),
 				HoldDown: Duration(3 * time.Second)},
 			Design: Design{Replication: ReplicationAsync, Fencing: FencingLease, ReadYourWrites: true, ReadFrom: ReadFromLocal,
-				FailoverAfter: Duration(2 * time.Second), LeaseDuration: Duration(3 * time.Second)},
+				FailoverAfter: Duration(2 * time.Second), LeaseDuration: Duration(3 * time.Second),
+				CacheTTL: Duration(5 * time.Second), CacheCoalescing: true, CacheInvalidation: InvalidateAll,
+				QueueReplication: QueueReplicationNone, QueueStorage: QueueStorageFile, QueueAck: QueueAckAfterWork},
+			Cache:  Cache{MaxMemory: "64mb", Eviction: "allkeys-lru", Persistence: PersistenceNone},
+			Queue:  Queue{AckWait: Duration(3 * time.Second), DuplicateWindow: Duration(2 * time.Minute), WorkerConcurrency: 4},
 			Source: "mini.yaml",
 		}
 		edit(top)

@@ -37,7 +37,8 @@ type Plan struct {
 }
 
 // Link is one toxiproxy proxy carrying one direction of cross-site traffic: nodes of FromSite dial
-// Listen to reach node To's db port.
+// Listen to reach node ToNode's service (a db node's or the witness's db port, a cache node's
+// redis port).
 type Link struct {
 	// Name is the toxiproxy proxy name, "<from>--<to>".
 	Name string `json:"name"`
@@ -107,7 +108,7 @@ type PlanOptions struct {
 	LinkListen func(site string, i int) netip.AddrPort
 }
 
-// NewPlan makes a plan: fresh secrets and one WAN link per (site, remote db or witness node),
+// NewPlan makes a plan: fresh secrets and one WAN link per (site, remote db, witness or cache node),
 // laid out as the runtime's options say. The plan's topology is a copy of t carrying the address
 // space; t itself is not changed.
 func NewPlan(t *Topology, o PlanOptions) (*Plan, error) {
@@ -145,11 +146,17 @@ func NewPlan(t *Topology, o PlanOptions) (*Plan, error) {
 			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(100 + i)}), PortDB)
 		}
 	}
-	targets := t.Voters() // db nodes and the witness: everything dialled across sites
+	// Everything dialled across sites: db nodes and the witness (replication, votes, writes), and
+	// caches (a web node invalidating another region's cache). The witness never dials a cache.
+	// Queues too when mirrored: a region's queue links to every other region's leafnode port.
+	targets := append(t.Voters(), t.NodesOf(RoleCache, "")...)
+	if t.Design.QueueReplication == QueueReplicationMirror {
+		targets = append(targets, t.NodesOf(RoleQueue, "")...)
+	}
 	for _, site := range t.Sites() {
 		next := 0
 		for _, to := range targets {
-			if to.Site() == site {
+			if to.Site() == site || (site == WitnessSite && to.Role != RoleDB && to.Role != RoleWitness) {
 				continue
 			}
 			l := listen(site, next)
@@ -160,22 +167,35 @@ func NewPlan(t *Topology, o PlanOptions) (*Plan, error) {
 				ToNode:   to.Name,
 				ToSite:   to.Site(),
 				Listen:   l.String(),
-				Upstream: to.Addr(PortDB),
+				Upstream: to.Addr(ServicePort(to.Role)),
 			})
 		}
 	}
 	return p, nil
 }
 
-// DBAddr is the address a node in site `from` dials to reach node `to`'s db port: direct within a
-// site, through the WAN link across sites.
-func (p *Plan) DBAddr(from string, to string) (string, error) {
+// ServicePort is the port other nodes dial on a node of the role: redis's on a cache node, the
+// leafnode port on a queue node (only other regions' queues dial one; a region's own web and
+// worker nodes use PortQueue), the db port otherwise.
+func ServicePort(r Role) int {
+	switch r {
+	case RoleCache:
+		return PortCache
+	case RoleQueue:
+		return PortLeaf
+	}
+	return PortDB
+}
+
+// DialAddr is the address a node in site `from` dials to reach node `to`'s service (ServicePort):
+// direct within a site, through the WAN link across sites.
+func (p *Plan) DialAddr(from string, to string) (string, error) {
 	n, ok := p.Topology.Node(to)
 	if !ok {
 		return "", fmt.Errorf("unknown node %q", to)
 	}
 	if n.Site() == from {
-		return n.Addr(PortDB), nil
+		return n.Addr(ServicePort(n.Role)), nil
 	}
 	for _, l := range p.Links {
 		if l.FromSite == from && l.ToNode == to {

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -42,6 +43,33 @@ func settings() []setting {
 		{"lease_duration", "design.lease_duration", func(t *Topology, v string) error {
 			return t.Design.LeaseDuration.UnmarshalText([]byte(v))
 		}, checkDesign},
+		{"cache_ttl", "design.cache_ttl", func(t *Topology, v string) error {
+			return t.Design.CacheTTL.UnmarshalText([]byte(v))
+		}, checkDesign},
+		{"cache_coalescing", "design.cache_coalescing", func(t *Topology, v string) (err error) {
+			t.Design.CacheCoalescing, err = parseSwitch(v)
+			return err
+		}, checkDesign},
+		{"cache_invalidation", "design.cache_invalidation", func(t *Topology, v string) error {
+			t.Design.CacheInvalidation = v
+			return nil
+		}, checkDesign},
+		{"queue_replication", "design.queue_replication", func(t *Topology, v string) error {
+			t.Design.QueueReplication = v
+			return nil
+		}, checkDesign},
+		{"queue_storage", "design.queue_storage", func(t *Topology, v string) error {
+			t.Design.QueueStorage = v
+			return nil
+		}, checkDesign},
+		{"queue_ack", "design.queue_ack", func(t *Topology, v string) error {
+			t.Design.QueueAck = v
+			return nil
+		}, checkDesign},
+		{"worker_concurrency", "queue.worker_concurrency", func(t *Topology, v string) (err error) {
+			t.Queue.WorkerConcurrency, err = strconv.Atoi(v)
+			return err
+		}, checkQueue},
 		{"dns_ttl", "dns.ttl", func(t *Topology, v string) error {
 			return t.DNS.TTL.UnmarshalText([]byte(v))
 		}, checkDNS},

@@ -57,8 +57,11 @@ func TestSetRejects(t *testing.T) {
 		{"wan_latency", "-1ms", "wan.latency", "must not be negative"},
 		{"wan_latency", "11s", "wan.latency", "must be at most 10s"},
 		{"gossip_profile", "slow", "gossip.profile", `must be fast, lan or wan, got "slow"`},
+		{"cache_ttl", "1500ms", "design.cache_ttl", "must be whole seconds (redis EX), got 1.5s"},
+		{"cache_coalescing", "sometimes", "design.cache_coalescing", `"sometimes" must be on, off, true or false`},
+		{"cache_invalidation", "global", "design.cache_invalidation", `must be all-regions or local, got "global"`},
 		{"quorum", "2", "quorum", "unknown setting; valid settings: fencing, replication, read_your_writes, read_from, " +
-			"failover_after, lease_duration, dns_ttl, wan_latency, gossip_profile"},
+			"failover_after, lease_duration, cache_ttl, cache_coalescing, cache_invalidation, queue_replication, queue_storage, queue_ack, worker_concurrency, dns_ttl, wan_latency, gossip_profile"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.key+"="+tc.value, func(t *testing.T) {

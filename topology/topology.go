@@ -27,6 +27,15 @@ const (
 	RoleWitness Role = "witness"
 	// RoleWAN is the WAN node: the toxiproxy server through which every cross-region TCP link goes.
 	RoleWAN Role = "wan"
+	// RoleCache is a region's cache: a real redis-server run by drill's agent beside it, which
+	// makes it a gossip member.
+	RoleCache Role = "cache"
+	// RoleQueue is a region's durable job queue: a NATS server with JetStream embedded in drill's
+	// agent, its stream stored in the node's data directory.
+	RoleQueue Role = "queue"
+	// RoleWorker is a worker draining its region's queue: it runs each job and records its
+	// completion in the database.
+	RoleWorker Role = "worker"
 )
 
 // Fixed ports. Every node has an address of its own, so every service can use a fixed port.
@@ -38,19 +47,33 @@ const (
 	PortDNS     = 5353 // GeoDNS, UDP and TCP (non-privileged)
 	PortDNSHTTP = 8053 // GeoDNS metrics and status
 	PortWANAPI  = 8474 // toxiproxy HTTP API on the WAN node
+	PortCache   = 6379 // redis-server on a cache node (password required)
+	PortQueue   = 4222 // NATS clients (web and worker nodes of the region) on a queue node (password required)
+	PortLeaf    = 7422 // NATS leafnode links between regions' queue nodes (queue_replication: mirror)
 )
 
 // Design-setting values.
 const (
-	ReplicationAsync    = "async"
-	ReplicationSemiSync = "semi-sync"
-	FencingLease        = "lease"
-	FencingNone         = "none"
-	ReadFromLocal       = "local"
-	ReadFromPrimary     = "primary"
-	ProfileFast         = "fast"
-	ProfileLAN          = "lan"
-	ProfileWAN          = "wan"
+	ReplicationAsync       = "async"
+	ReplicationSemiSync    = "semi-sync"
+	FencingLease           = "lease"
+	FencingNone            = "none"
+	ReadFromLocal          = "local"
+	ReadFromPrimary        = "primary"
+	ProfileFast            = "fast"
+	ProfileLAN             = "lan"
+	ProfileWAN             = "wan"
+	InvalidateLocal        = "local"
+	InvalidateAll          = "all-regions"
+	PersistenceNone        = "none"
+	PersistenceRDB         = "rdb"
+	PersistenceAOF         = "aof"
+	QueueReplicationNone   = "none"
+	QueueReplicationMirror = "mirror"
+	QueueStorageFile       = "file"
+	QueueStorageMemory     = "memory"
+	QueueAckAfterWork      = "after_work"
+	QueueAckBeforeWork     = "before_work"
 )
 
 // FastGossipMaxOneWay is the slowest WAN (one-way latency + jitter) the fast gossip profile is
@@ -75,6 +98,10 @@ type Topology struct {
 	DNS DNS `yaml:"dns" json:"dns"`
 	// Design holds the design settings drills judge (replication mode, fencing, ...).
 	Design Design `yaml:"design" json:"design"`
+	// Cache configures the redis-server of every cache node (regions with nodes.cache > 0).
+	Cache Cache `yaml:"cache" json:"cache"`
+	// Queue configures the job queue of regions with nodes.queue and their workers.
+	Queue Queue `yaml:"queue" json:"queue"`
 
 	// Source is the file the topology came from ("<default>" for the embedded one). Not in YAML.
 	Source string `yaml:"-" json:"source,omitempty"`
@@ -157,6 +184,37 @@ type NodeCounts struct {
 	Web int `yaml:"web" json:"web"`
 	DB  int `yaml:"db" json:"db"`
 	DNS int `yaml:"dns" json:"dns"`
+	// Cache is how many redis cache nodes the region runs (default 0: no cache); the region's
+	// web nodes read through them, a key on one of them by its hash.
+	Cache int `yaml:"cache,omitempty" json:"cache,omitempty"`
+	// Queue is 0 or 1: a region's job queue (one JetStream server holding the region's stream).
+	Queue int `yaml:"queue,omitempty" json:"queue,omitempty"`
+	// Worker is how many workers drain the region's queue (needs queue: 1).
+	Worker int `yaml:"worker,omitempty" json:"worker,omitempty"`
+}
+
+// Queue configures the queue nodes' stream and the workers' consumer.
+type Queue struct {
+	// AckWait is how long a delivered job may stay unacknowledged before JetStream delivers it
+	// again (to any worker): the longest a crashed worker's job waits.
+	AckWait Duration `yaml:"ack_wait" json:"ack_wait"`
+	// DuplicateWindow is how long the stream remembers a job id: a publish retried inside it with
+	// the same id is stored once.
+	DuplicateWindow Duration `yaml:"duplicate_window" json:"duplicate_window"`
+	// WorkerConcurrency is how many jobs one worker runs at once.
+	WorkerConcurrency int `yaml:"worker_concurrency" json:"worker_concurrency"`
+}
+
+// Cache configures the cache nodes' redis-server; every field maps to a redis directive.
+type Cache struct {
+	// MaxMemory is redis's maxmemory ("64mb", "1gb"; "0" means no limit).
+	MaxMemory string `yaml:"max_memory" json:"max_memory"`
+	// Eviction is redis's maxmemory-policy (allkeys-lru by default: a cache evicts, it does not
+	// refuse writes as redis's own default noeviction would).
+	Eviction string `yaml:"eviction" json:"eviction"`
+	// Persistence is none (the default: a restarted cache comes back empty), rdb (snapshots) or
+	// aof (an append-only file, fsync every second).
+	Persistence string `yaml:"persistence" json:"persistence"`
 }
 
 // WAN is the simulated network between regions.
@@ -212,6 +270,27 @@ type Design struct {
 	FailoverAfter Duration `yaml:"failover_after" json:"failover_after"`
 	// LeaseDuration is how long a primary's lease lasts (fencing: lease).
 	LeaseDuration Duration `yaml:"lease_duration" json:"lease_duration"`
+	// CacheTTL is how long a cached value lives (regions with cache nodes).
+	CacheTTL Duration `yaml:"cache_ttl" json:"cache_ttl"`
+	// CacheCoalescing: concurrent misses of one key in a web node make one database read
+	// (request coalescing); off, every miss reads the database.
+	CacheCoalescing bool `yaml:"cache_coalescing" json:"cache_coalescing"`
+	// CacheInvalidation is all-regions (a write deletes the key from every region's cache, and
+	// an entry filled under an older primary epoch is not served) or local (a write deletes the
+	// key from its own region's cache only; entries live until their TTL whatever happened).
+	CacheInvalidation string `yaml:"cache_invalidation" json:"cache_invalidation"`
+	// QueueReplication is none (a region's jobs wait in its own stream while it is lost and are
+	// drained after it heals) or mirror (every other region's queue mirrors the stream over a
+	// NATS leafnode link, asynchronously, and its workers drain the mirror while the region's own
+	// queue is dead; the database's completion record keeps a job from running twice in effect).
+	QueueReplication string `yaml:"queue_replication" json:"queue_replication"`
+	// QueueStorage is file (the stream is written to the queue node's data directory: an
+	// acknowledged job survives a crash of the queue process) or memory (it does not).
+	QueueStorage string `yaml:"queue_storage" json:"queue_storage"`
+	// QueueAck is after_work (a worker acknowledges a job once its completion is recorded: a
+	// worker crash means redelivery) or before_work (acknowledged on receipt, as a known-bad
+	// design: a worker crash mid-job loses the job).
+	QueueAck string `yaml:"queue_ack" json:"queue_ack"`
 }
 
 // Node is one planned node, with its deterministic address.
@@ -265,6 +344,31 @@ func Default() *Topology {
 	return t
 }
 
+//go:embed cache.yaml
+var cacheYAML []byte
+
+//go:embed queue.yaml
+var queueYAML []byte
+
+// builtins are the embedded topologies by name.
+var builtins = map[string]*[]byte{"default": &defaultYAML, "cache": &cacheYAML, "queue": &queueYAML}
+
+// BuiltinNames lists the embedded topologies' names.
+func BuiltinNames() []string { return []string{"default", "cache", "queue"} }
+
+// Builtin returns an embedded topology by name ("default", "cache", "queue").
+func Builtin(name string) (*Topology, bool) {
+	b, ok := builtins[name]
+	if !ok {
+		return nil, false
+	}
+	t, err := Parse("<"+name+">", *b)
+	if err != nil {
+		panic("embedded topology " + name + " is invalid: " + err.Error())
+	}
+	return t, true
+}
+
 // Region returns the named region.
 func (t *Topology) Region(name string) (Region, bool) {
 	for _, r := range t.Regions {
@@ -315,11 +419,12 @@ func (t *Topology) RegionPrefix(name string) netip.Prefix {
 	return netip.PrefixFrom(t.addr(t.RegionIndex(name), 0), 24)
 }
 
-// Role offsets inside a region's /24: web .10+, db .20+, dns .30+, proxies .100+ (see compose).
-var roleOffset = map[Role]int{RoleWeb: 10, RoleDB: 20, RoleDNS: 30}
+// Role offsets inside a region's /24: web .10+, db .20+, dns .30+, cache .40+, queue .50,
+// worker .60+, proxies .100+ (see compose).
+var roleOffset = map[Role]int{RoleWeb: 10, RoleDB: 20, RoleDNS: 30, RoleCache: 40, RoleQueue: 50, RoleWorker: 60}
 
 // Nodes lists every node, deterministically ordered: the WAN node, the witness, then per region
-// (file order) web, db, dns nodes.
+// (file order) web, db, dns, cache, queue and worker nodes.
 func (t *Topology) Nodes() []Node {
 	nodes := []Node{
 		{Name: "wan", Role: RoleWAN, Index: 1, IP: t.addr(0, 1)},
@@ -329,7 +434,7 @@ func (t *Topology) Nodes() []Node {
 		for _, rc := range []struct {
 			role  Role
 			count int
-		}{{RoleWeb, r.Nodes.Web}, {RoleDB, r.Nodes.DB}, {RoleDNS, r.Nodes.DNS}} {
+		}{{RoleWeb, r.Nodes.Web}, {RoleDB, r.Nodes.DB}, {RoleDNS, r.Nodes.DNS}, {RoleCache, r.Nodes.Cache}, {RoleQueue, r.Nodes.Queue}, {RoleWorker, r.Nodes.Worker}} {
 			for i := 1; i <= rc.count; i++ {
 				nodes = append(nodes, Node{
 					Name:   fmt.Sprintf("%s-%s-%d", r.Name, rc.role, i),
@@ -371,6 +476,30 @@ func (t *Topology) Voters() []Node {
 	v := t.NodesOf(RoleDB, "")
 	w, _ := t.Node("witness")
 	return append(v, w)
+}
+
+// HasCache reports whether any region runs cache nodes.
+func (t *Topology) HasCache() bool {
+	for _, r := range t.Regions {
+		if r.Nodes.Cache > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// JobDoneKey is the database key under which a worker records that job id ran: the contract
+// between the workers (agents/queue) and the checkers that look for it in the final logs.
+func JobDoneKey(id string) string { return "done-" + id }
+
+// HasQueue reports whether any region runs a queue node.
+func (t *Topology) HasQueue() bool {
+	for _, r := range t.Regions {
+		if r.Nodes.Queue > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // LinkLatency is the one-way latency and jitter between two regions (zero within a region).

@@ -114,7 +114,11 @@ func TestThreeRegions(t *testing.T) {
 		DNS: DNS{Zone: "geo.drill.test.", TTL: Duration(10 * time.Second), DegradedTTL: Duration(2 * time.Second),
 			HoldDown: Duration(5 * time.Second)},
 		Design: Design{Replication: ReplicationSemiSync, Fencing: FencingLease, ReadYourWrites: false, ReadFrom: ReadFromLocal,
-			FailoverAfter: Duration(3 * time.Second), LeaseDuration: Duration(1500 * time.Millisecond)},
+			FailoverAfter: Duration(3 * time.Second), LeaseDuration: Duration(1500 * time.Millisecond),
+			CacheTTL: Duration(5 * time.Second), CacheCoalescing: true, CacheInvalidation: InvalidateAll,
+			QueueReplication: QueueReplicationNone, QueueStorage: QueueStorageFile, QueueAck: QueueAckAfterWork},
+		Cache:  Cache{MaxMemory: "64mb", Eviction: "allkeys-lru", Persistence: PersistenceNone},
+		Queue:  Queue{AckWait: Duration(3 * time.Second), DuplicateWindow: Duration(2 * time.Minute), WorkerConcurrency: 4},
 		Source: "testdata/good/three-regions.yaml",
 	}
 	if !reflect.DeepEqual(top, want) {
@@ -157,5 +161,47 @@ func TestRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(again, top) {
 			t.Errorf("%s: round trip changed the topology\nbefore %+v\nafter  %+v\nyaml:\n%s", top.Name, top, again, out)
 		}
+	}
+}
+
+func TestCacheTopology(t *testing.T) {
+	top, ok := Builtin("cache")
+	if !ok {
+		t.Fatal("no built-in cache topology")
+	}
+	caches := top.NodesOf(RoleCache, "")
+	if len(caches) != 2 || caches[0].Name != "us-east-cache-1" || caches[0].IP.String() != "127.79.1.40" {
+		t.Fatalf("cache nodes = %+v, want us-east-cache-1 at 127.79.1.40 and eu-west-cache-1", caches)
+	}
+	if !top.HasCache() || Default().HasCache() {
+		t.Error("HasCache: want true for the cache topology, false for the default")
+	}
+	p, err := NewPlan(top, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A web node in us-east reaches its own cache directly and eu-west's through a WAN link to
+	// redis's port; the witness has no link to a cache.
+	if got, _ := p.DialAddr("us-east", "us-east-cache-1"); got != "127.79.1.40:6379" {
+		t.Errorf("own cache at %s", got)
+	}
+	got, err := p.DialAddr("us-east", "eu-west-cache-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upstream string
+	for _, l := range p.Links {
+		if l.Listen == got {
+			upstream = l.Upstream
+		}
+		if l.FromSite == WitnessSite && l.ToNode == "eu-west-cache-1" {
+			t.Errorf("witness has a link to a cache: %+v", l)
+		}
+	}
+	if upstream != "127.79.2.40:6379" {
+		t.Errorf("link %s goes to %q, want eu-west's redis", got, upstream)
+	}
+	if _, ok := Builtin("nope"); ok {
+		t.Error("Builtin(nope) found something")
 	}
 }

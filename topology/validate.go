@@ -14,7 +14,7 @@ const (
 	maxRegions     = 200
 	maxLabelLen    = 63  // one DNS label
 	maxZoneLen     = 253 // a DNS name without its final dot
-	maxNodesOfRole = 9   // role offsets in a region's /24 are 10 apart (web .10, db .20, dns .30)
+	maxNodesOfRole = 9   // role offsets in a region's /24 are 10 apart (web .10, db .20, dns .30, cache .40, queue .50, worker .60)
 	maxWANLatency  = 10 * time.Second
 )
 
@@ -35,6 +35,8 @@ func validate(t *Topology) ErrorList {
 	checkGossip(&p, t)
 	checkDNS(&p, t)
 	checkDesign(&p, t)
+	checkCache(&p, t)
+	checkQueue(&p, t)
 	return p.list
 }
 
@@ -105,6 +107,15 @@ func checkRegions(p *problems, t *Topology) {
 		checkCount(p, field+".nodes.web", r.Nodes.Web, 1)
 		checkCount(p, field+".nodes.db", r.Nodes.DB, 1)
 		checkCount(p, field+".nodes.dns", r.Nodes.DNS, 0)
+		checkCount(p, field+".nodes.cache", r.Nodes.Cache, 0)
+		if r.Nodes.Queue < 0 || r.Nodes.Queue > 1 {
+			// One JetStream server holds the region's stream (R1): more would need a NATS cluster.
+			p.add(field+".nodes.queue", "must be 0 or 1, got %d", r.Nodes.Queue)
+		}
+		checkCount(p, field+".nodes.worker", r.Nodes.Worker, 0)
+		if r.Nodes.Worker > 0 && r.Nodes.Queue == 0 {
+			p.add(field+".nodes.worker", "workers drain the region's queue: set nodes.queue: 1 too")
+		}
 		if r.DockerHost != "" {
 			if msg := checkDockerHost(r.DockerHost); msg != "" {
 				p.add(field+".docker_host", "%s", msg)
@@ -295,6 +306,51 @@ func checkDesign(p *problems, t *Topology) {
 	checkOneOf(p, "design.read_from", t.Design.ReadFrom, ReadFromLocal, ReadFromPrimary)
 	checkPositive(p, "design.failover_after", t.Design.FailoverAfter)
 	checkPositive(p, "design.lease_duration", t.Design.LeaseDuration)
+	if checkPositive(p, "design.cache_ttl", t.Design.CacheTTL) && t.Design.CacheTTL.D()%time.Second != 0 {
+		// redis's EX takes whole seconds; a TTL that is not one would be rounded silently.
+		p.add("design.cache_ttl", "must be whole seconds (redis EX), got %s", t.Design.CacheTTL.D())
+	}
+	checkOneOf(p, "design.cache_invalidation", t.Design.CacheInvalidation, InvalidateAll, InvalidateLocal)
+	checkOneOf(p, "design.queue_replication", t.Design.QueueReplication, QueueReplicationNone, QueueReplicationMirror)
+	checkOneOf(p, "design.queue_storage", t.Design.QueueStorage, QueueStorageFile, QueueStorageMemory)
+	checkOneOf(p, "design.queue_ack", t.Design.QueueAck, QueueAckAfterWork, QueueAckBeforeWork)
+}
+
+func checkQueue(p *problems, t *Topology) {
+	checkPositive(p, "queue.ack_wait", t.Queue.AckWait)
+	checkPositive(p, "queue.duplicate_window", t.Queue.DuplicateWindow)
+	if c := t.Queue.WorkerConcurrency; c < 1 || c > 64 {
+		p.add("queue.worker_concurrency", "must be between 1 and 64, got %d", c)
+	}
+}
+
+// cacheEvictions are redis's maxmemory-policy values.
+var cacheEvictions = []string{"allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
+	"volatile-random", "volatile-ttl", "noeviction"}
+
+func checkCache(p *problems, t *Topology) {
+	if !validMemory(t.Cache.MaxMemory) {
+		p.add("cache.max_memory", "must be a redis memory size such as 64mb, 1gb or 0 (no limit), got %q", t.Cache.MaxMemory)
+	}
+	checkOneOf(p, "cache.eviction", t.Cache.Eviction, cacheEvictions...)
+	checkOneOf(p, "cache.persistence", t.Cache.Persistence, PersistenceNone, PersistenceRDB, PersistenceAOF)
+}
+
+// validMemory accepts redis's memory units: digits, then nothing, b, k, kb, m, mb, g or gb.
+func validMemory(s string) bool {
+	s = strings.ToLower(s)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 15 {
+		return false
+	}
+	switch s[i:] {
+	case "", "b", "k", "kb", "m", "mb", "g", "gb":
+		return true
+	}
+	return false
 }
 
 func checkOneOf(p *problems, field, value string, allowed ...string) {

@@ -102,7 +102,9 @@ func Run(ctx context.Context, o Options) error {
 		}()
 	}
 	run("control", func(ctx context.Context) error { return ctl.Serve(ctx, bindIP) })
-	role, err := newRole(o, node, bindIP, g, clk, faults, log)
+	reg := nodeRegistry(log)
+	ctl.registerMetrics(reg)
+	role, err := newRole(o, node, bindIP, g, clk, faults, reg, log)
 	if err != nil {
 		cancel()
 		_ = g.Shutdown()
@@ -185,8 +187,12 @@ func serviceAddr(n topology.Node, bindIP string) string {
 		return netip.AddrPortFrom(ip, topology.PortDB).String()
 	case topology.RoleDNS:
 		return netip.AddrPortFrom(ip, topology.PortDNS).String()
+	case topology.RoleCache:
+		return netip.AddrPortFrom(ip, topology.PortCache).String()
+	case topology.RoleQueue:
+		return netip.AddrPortFrom(ip, topology.PortQueue).String()
 	}
-	return ""
+	return "" // a worker serves nothing
 }
 
 // planCheck vets gossip members against the plan: a member must be a gossip node of the plan,

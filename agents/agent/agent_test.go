@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/drillworks/drill/agents/db"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/drillworks/drill/agents/clock"
+	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
@@ -74,6 +76,27 @@ func TestControlEndpoint(t *testing.T) {
 	clk := clock.New()
 	faults := &disk.Faults{}
 	c := newControl(p, node, g, clk, faults, t.TempDir(), slog.New(slog.DiscardHandler))
+	reg := prometheus.NewRegistry()
+	c.registerMetrics(reg)
+	// active is drill_node_fault_active of the layer, as the node's /metrics would say it.
+	active := func(layer string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if mf.GetName() == "drill_node_fault_active" && l.GetName() == "layer" && l.GetValue() == layer {
+						return m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		t.Fatalf("no drill_node_fault_active{layer=%q}", layer)
+		return 0
+	}
 	srv := httptest.NewServer(c.handler())
 	t.Cleanup(srv.Close)
 
@@ -125,6 +148,9 @@ func TestControlEndpoint(t *testing.T) {
 	if !slices.Equal(back.DropOut, rules.DropOut) || len(back.Delays) != 1 {
 		t.Fatalf("rules read back as %+v", back)
 	}
+	if active("network") != 1 || active("clock") != 0 || active("disk") != 0 {
+		t.Fatalf("fault gauges network %v clock %v disk %v, want 1 0 0", active("network"), active("clock"), active("disk"))
+	}
 	// The transport's rules: the fault's, plus the base delay to us-east (the fault's delay to the
 	// witness replaces the base one).
 	applied := g.Faults().Rules()
@@ -145,6 +171,9 @@ func TestControlEndpoint(t *testing.T) {
 	if applied := g.Faults().Rules(); len(applied.DropOut) != 0 || len(applied.Delays) != 2 {
 		t.Fatalf("after delete the transport keeps %+v, want the base delays only", applied)
 	}
+	if active("network") != 0 {
+		t.Fatal("the network fault gauge stays 1 after the rules were deleted (the base delays are no fault)")
+	}
 	if r := call(http.MethodPut, "/v1/gossip/faults", p.Secret, "not rules"); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad rules: %s", r.Status)
 	}
@@ -161,6 +190,9 @@ func TestControlEndpoint(t *testing.T) {
 	if behind := time.Since(clk.Now()); behind < time.Second {
 		t.Fatalf("the node's clock is %s behind real time after a -2s shift", behind)
 	}
+	if active("clock") != 1 {
+		t.Fatal("no clock fault gauge while the clock is shifted")
+	}
 	if r := call(http.MethodPut, "/v1/clock", p.Secret, shift); r.StatusCode != http.StatusOK {
 		t.Fatalf("put clock again: %s", r.Status)
 	}
@@ -174,6 +206,9 @@ func TestControlEndpoint(t *testing.T) {
 	// The disk: faults set, read back and cleared; a web node has no log to damage.
 	if r := call(http.MethodPut, "/v1/disk", p.Secret, disk.State{Stall: true}); r.StatusCode != http.StatusOK || !faults.State().Stall {
 		t.Fatalf("put disk: %s, state %+v", r.Status, faults.State())
+	}
+	if active("disk") != 1 || active("clock") != 0 {
+		t.Fatalf("disk gauge %v, clock gauge %v after the clock was put back; want 1 and 0", active("disk"), active("clock"))
 	}
 	var ds disk.State
 	if err := json.NewDecoder(call(http.MethodGet, "/v1/disk", p.Secret, nil).Body).Decode(&ds); err != nil || !ds.Stall || ds.Full {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/disk"
@@ -80,6 +82,33 @@ func (c *control) handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]uint64{"lsn": lsn})
 	})
 	return peerauth.Require(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), mux)
+}
+
+// registerMetrics exports whether drill has set faults on this node, one series per layer
+// (drill_node_fault_active{layer="network|clock|disk"}, 1 while set): a dashboard marks them.
+// Faults a node cannot report itself (killed, frozen, cut off) show as its failed scrapes.
+func (c *control) registerMetrics(reg prometheus.Registerer) {
+	layers := map[string]func() bool{
+		"network": func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return !c.fault.Empty()
+		},
+		"clock": func() bool { return c.clock.Shift() != (clock.Shift{}) },
+		"disk":  func() bool { return c.disk.State() != (disk.State{}) },
+	}
+	for layer, active := range layers {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "drill_node_fault_active",
+			Help:        "1 while drill has set a fault of the layer on this node (network: its gossip rules; clock; disk).",
+			ConstLabels: prometheus.Labels{"layer": layer},
+		}, func() float64 {
+			if active() {
+				return 1
+			}
+			return 0
+		}))
+	}
 }
 
 // faultState serves one of the node's fault states at path: GET reads it, PUT sets it from a JSON

@@ -8,16 +8,22 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"time"
 
+	gometrics "github.com/hashicorp/go-metrics"
+	gometricsprom "github.com/hashicorp/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/drillworks/drill/agents/cache"
 	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
 	"github.com/drillworks/drill/agents/disk"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
+	"github.com/drillworks/drill/agents/queue"
 	"github.com/drillworks/drill/agents/serve"
 	"github.com/drillworks/drill/agents/web"
 	"github.com/drillworks/drill/dnsgeo"
@@ -25,23 +31,32 @@ import (
 )
 
 // newRole builds the node's role service; the returned func runs it until ctx is done.
-func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *clock.Clock, faults *disk.Faults, log *slog.Logger) (func(context.Context) error, error) {
+func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *clock.Clock, faults *disk.Faults, reg *prometheus.Registry, log *slog.Logger) (func(context.Context) error, error) {
 	p, t := o.Plan, o.Plan.Topology
-	dbAddr := func(name string) (string, error) { return p.DBAddr(node.Site(), name) }
+	dbAddr := func(name string) (string, error) { return p.DialAddr(node.Site(), name) }
 	switch node.Role {
 	case topology.RoleWeb:
+		aside := webCache(p, node, log)
+		jobs := webQueue(p, node, log)
 		w, err := web.New(web.Config{
 			Name: node.Name, Region: node.Region, Listen: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortWeb)),
 			Members: g, DBAddr: dbAddr, ReadYourWrites: t.Design.ReadYourWrites,
 			ReadFromPrimary: t.Design.ReadFrom == topology.ReadFromPrimary, Logger: log,
 			DBKey: peerauth.Derive(p.Secret, peerauth.PurposeDB),
 			// A client whose address the node's gossip fault rules drop is black-holed too.
-			Drop: g.Faults().Blocks,
+			Drop:     g.Faults().Blocks,
+			Cache:    aside,
+			Jobs:     jobs,
+			Registry: reg,
 		})
 		if err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context) error {
+			defer aside.Close()
+			if jobs != nil {
+				defer jobs.Close()
+			}
 			go publishLoop(ctx, g, nil, func() func(*gossip.Meta) {
 				healthy := w.Healthy()
 				return func(m *gossip.Meta) { m.Healthy = healthy }
@@ -70,7 +85,7 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *
 			Clock:    clk.Now,
 			Disk:     faults,
 			Logger:   log,
-			Registry: prometheus.NewRegistry(),
+			Registry: reg,
 			AuthKey:  peerauth.Derive(p.Secret, peerauth.PurposeDB),
 			Peers:    dbRegions(t),
 		})
@@ -92,8 +107,83 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *
 			return n.Serve(ctx)
 		}, nil
 
+	case topology.RoleCache:
+		return func(ctx context.Context) error {
+			srv, err := cache.Start(ctx, cache.ServerConfig{
+				Host: bindIP, Port: topology.PortCache, Password: peerauth.CachePassword(p.Secret),
+				DataDir: filepath.Join(o.DataDir, "redis"), MaxMemory: t.Cache.MaxMemory,
+				Eviction: t.Cache.Eviction, Persistence: t.Cache.Persistence, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			defer srv.Stop()
+			go publishLoop(ctx, g, nil, func() func(*gossip.Meta) {
+				healthy := srv.Healthy(ctx, 200*time.Millisecond)
+				return func(m *gossip.Meta) { m.Healthy = healthy }
+			})
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-srv.Done():
+				// The node is its redis: without it the agent ends too, as the process would.
+				return fmt.Errorf("redis-server exited: %v", srv.Err())
+			}
+		}, nil
+
+	case topology.RoleQueue:
+		return func(ctx context.Context) error {
+			srv, err := queue.StartServer(ctx, queue.ServerConfig{
+				Name: node.Name, Region: node.Region, Host: bindIP, Port: topology.PortQueue, LeafPort: topology.PortLeaf,
+				Password: peerauth.QueuePassword(p.Secret), StoreDir: filepath.Join(o.DataDir, "jetstream"),
+				Memory:          t.Design.QueueStorage == topology.QueueStorageMemory,
+				DuplicateWindow: t.Queue.DuplicateWindow.D(), AckWait: t.Queue.AckWait.D(), Mirrors: queueMirrors(p, node), Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			defer srv.Stop()
+			go publishLoop(ctx, g, nil, func() func(*gossip.Meta) {
+				backlog, err := srv.Backlog(ctx)
+				if err != nil {
+					// Not healthy, and the backlog unknown: the last count stays published, never
+					// a zero that would read as drained.
+					return func(m *gossip.Meta) { m.Healthy = false }
+				}
+				// Healthy once JetStream answers and the mirrors (queue_replication: mirror) exist.
+				healthy := srv.Ready()
+				return func(m *gossip.Meta) { m.Healthy, m.Backlog = healthy, backlog }
+			})
+			<-ctx.Done()
+			return nil
+		}, nil
+
+	case topology.RoleWorker:
+		var mirrors []string
+		if t.Design.QueueReplication == topology.QueueReplicationMirror {
+			for _, r := range t.Regions {
+				if r.Name != node.Region && r.Nodes.Queue > 0 {
+					mirrors = append(mirrors, r.Name)
+				}
+			}
+		}
+		w, err := queue.NewWorker(queue.WorkerConfig{
+			Name: node.Name, Region: node.Region, QueueAddr: regionQueueAddr(t, node.Region),
+			Password: peerauth.QueuePassword(p.Secret), Mirrors: mirrors,
+			QueueAlive:    func(region string) bool { return queueAlive(g, region) },
+			Store:         queue.NewDBStore(g, dbAddr, peerauth.Derive(p.Secret, peerauth.PurposeDB)),
+			AckBeforeWork: t.Design.QueueAck == topology.QueueAckBeforeWork,
+			AckWait:       t.Queue.AckWait.D(), Concurrency: t.Queue.WorkerConcurrency, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) error {
+			go publishLoop(ctx, g, nil, healthyAlways)
+			return w.Run(ctx)
+		}, nil
+
 	case topology.RoleDNS:
-		reg := prometheus.NewRegistry()
 		s, err := dnsgeo.New(dnsgeo.Config{
 			Topology: t, Listen: net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDNS)),
 			Instance: node.Name, Region: node.Region, Members: g, Logger: log, Registry: reg,
@@ -117,6 +207,101 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *
 		}, nil
 	}
 	return nil, fmt.Errorf("role %q has no service", node.Role)
+}
+
+// nodeRegistry is a node's metrics registry, with the Go runtime's and the process's collectors
+// and memberlist's metrics beside the role's own. memberlist reports through go-metrics' global
+// sink, so the sink is the process's: one node per agent process.
+func nodeRegistry(log *slog.Logger) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sink, err := gometricsprom.NewPrometheusSinkFrom(gometricsprom.PrometheusOpts{Registerer: reg, Expiration: time.Minute, Name: "memberlist"})
+	if err == nil {
+		cfg := gometrics.DefaultConfig("drill")
+		cfg.EnableHostname, cfg.EnableRuntimeMetrics, cfg.EnableServiceLabel = false, false, false
+		_, err = gometrics.NewGlobal(cfg, sink)
+	}
+	if err != nil {
+		log.Warn("memberlist metrics not exported", "err", err)
+	}
+	return reg
+}
+
+// regionQueueAddr is the client address of region's queue node ("" without one): within the
+// region, so never through the WAN.
+func regionQueueAddr(t *topology.Topology, region string) string {
+	for _, q := range t.NodesOf(topology.RoleQueue, region) {
+		return q.Addr(topology.PortQueue)
+	}
+	return ""
+}
+
+// queueMirrors are the other regions' queues a queue node mirrors (queue_replication: mirror),
+// over leafnode links through the WAN; of each pair the later region in the file dials.
+func queueMirrors(p *topology.Plan, node topology.Node) []queue.Remote {
+	t := p.Topology
+	if t.Design.QueueReplication != topology.QueueReplicationMirror {
+		return nil
+	}
+	var out []queue.Remote
+	for _, q := range t.NodesOf(topology.RoleQueue, "") {
+		if q.Region == node.Region {
+			continue
+		}
+		addr, err := p.DialAddr(node.Site(), q.Name)
+		if err != nil {
+			continue // no link to it (NewPlan makes one per mirrored queue)
+		}
+		out = append(out, queue.Remote{Region: q.Region, LeafAddr: addr,
+			Dial: t.RegionIndex(q.Region) < t.RegionIndex(node.Region)})
+	}
+	return out
+}
+
+// queueAlive reports whether region's queue node is alive in gossip.
+func queueAlive(g *gossip.Node, region string) bool {
+	for _, m := range g.Members() {
+		if m.Meta.Role == topology.RoleQueue && m.Meta.Region == region && m.Alive() {
+			return true
+		}
+	}
+	return false
+}
+
+// webQueue is a web node's publisher to its region's queue (nil without one).
+func webQueue(p *topology.Plan, node topology.Node, log *slog.Logger) *queue.Publisher {
+	addr := regionQueueAddr(p.Topology, node.Region)
+	if addr == "" {
+		return nil
+	}
+	pub, err := queue.NewPublisher(node.Name, node.Region, addr, peerauth.QueuePassword(p.Secret), 2*time.Second)
+	if err != nil {
+		log.Warn("no queue publisher", "err", err)
+		return nil
+	}
+	return pub
+}
+
+// webCache is a web node's cache-aside client over every region's cache nodes (nil without
+// caches in the node's region).
+func webCache(p *topology.Plan, node topology.Node, log *slog.Logger) *cache.Aside {
+	t := p.Topology
+	if len(t.NodesOf(topology.RoleCache, node.Region)) == 0 {
+		return nil
+	}
+	var nodes []cache.Node
+	for _, c := range t.NodesOf(topology.RoleCache, "") {
+		addr, err := p.DialAddr(node.Site(), c.Name)
+		if err != nil {
+			continue // no link to it: never invalidated from here (NewPlan makes one per cache)
+		}
+		nodes = append(nodes, cache.Node{Name: c.Name, Region: c.Region, Addr: addr})
+	}
+	return cache.NewAside(cache.AsideConfig{
+		Region: node.Region, Nodes: nodes, Password: peerauth.CachePassword(p.Secret),
+		TTL: t.Design.CacheTTL.D(), Coalesce: t.Design.CacheCoalescing,
+		AllRegions: t.Design.CacheInvalidation == topology.InvalidateAll, Logger: log,
+	})
 }
 
 // publishLoop copies the role's state into gossip metadata whenever it changes (and every 250 ms,

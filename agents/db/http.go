@@ -124,38 +124,21 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	q := r.URL.Query()
-	minLSN, err := parseOptionalUint(q.Get("min_lsn"))
-	if err != nil {
-		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad min_lsn"})
+	minLSN, ok := n.uintParam(w, q, "min_lsn")
+	if !ok {
 		return
 	}
-	minEpoch, err := parseOptionalUint(q.Get("min_epoch"))
-	if err != nil {
-		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad min_epoch"})
+	minEpoch, ok := n.uintParam(w, q, "min_epoch")
+	if !ok {
 		return
 	}
-	wait, err := parseWait(q.Get("wait_ms"), defaultReadWait)
-	if err != nil {
-		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad wait_ms"})
+	wait, ok := n.waitParam(w, q, defaultReadWait)
+	if !ok {
 		return
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
 	n.mu.Lock()
-	for timedOut := false; !n.holdsLocked(minLSN, minEpoch) && !timedOut; {
-		wake := n.applied
-		n.mu.Unlock()
-		select {
-		case <-wake:
-		case <-timer.C:
-			timedOut = true
-		case <-r.Context().Done():
-			return
-		case <-n.ctx.Done():
-			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "node closed"})
-			return
-		}
-		n.mu.Lock()
+	if !n.awaitLocked(w, r, wait, func() bool { return n.holdsLocked(minLSN, minEpoch) }) {
+		return
 	}
 	if !n.holdsLocked(minLSN, minEpoch) {
 		n.mu.Unlock()
@@ -236,6 +219,54 @@ func (n *Node) fromLSN(w http.ResponseWriter, q url.Values) (uint64, bool) {
 		return 0, false
 	}
 	return from, true
+}
+
+// uintParam reads the optional unsigned query parameter name ("" is 0), answering 400 "bad <name>"
+// when it is not one.
+func (n *Node) uintParam(w http.ResponseWriter, q url.Values, name string) (uint64, bool) {
+	v, err := parseOptionalUint(q.Get(name))
+	if err != nil {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad " + name})
+		return 0, false
+	}
+	return v, true
+}
+
+// waitParam reads the wait_ms query parameter (parseWait: "" is def, capped at maxWait), answering
+// 400 "bad wait_ms" when it is not a wait.
+func (n *Node) waitParam(w http.ResponseWriter, q url.Values, def time.Duration) (time.Duration, bool) {
+	wait, err := parseWait(q.Get("wait_ms"), def)
+	if err != nil {
+		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad wait_ms"})
+		return 0, false
+	}
+	return wait, true
+}
+
+// awaitLocked is the long-poll of a request: with n.mu held, it waits until ready() holds or wait
+// has passed, releasing n.mu while it sleeps on n.applied (closed whenever the log changes) and
+// calling ready again, n.mu held, after every wake-up. It returns true with n.mu held. It returns
+// false, n.mu released, when the request is over first: its client went away, or the node closed
+// (answered 503 "node closed").
+func (n *Node) awaitLocked(w http.ResponseWriter, r *http.Request, wait time.Duration, ready func() bool) bool {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for timedOut := false; !ready() && !timedOut; {
+		wake := n.applied
+		n.mu.Unlock()
+		select {
+		case <-wake:
+		case <-timer.C:
+			timedOut = true
+		case <-r.Context().Done():
+			return false
+		case <-n.ctx.Done():
+			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "node closed"})
+			return false
+		}
+		n.mu.Lock()
+	}
+	return true
 }
 
 func (n *Node) handleLog(w http.ResponseWriter, r *http.Request) {

@@ -51,7 +51,7 @@ func newNodeMetrics(reg *prometheus.Registry, n *Node) (*nodeMetrics, error) {
 		gauge("drill_db_epoch", "Epoch the node knows.", func(s State) float64 { return float64(s.Epoch) }),
 		gauge("drill_db_is_primary", "1 if the node is the primary.", func(s State) float64 { return boolean(s.Primary) }),
 		gauge("drill_db_has_lease", "1 if the primary holds a valid majority lease.", func(s State) float64 { return boolean(s.HasLease) }),
-		gauge("drill_db_replication_lag_ms", "Replica staleness bound in milliseconds (see State.LagMS).", func(s State) float64 { return float64(s.LagMS) }),
+		gauge("drill_db_replication_lag_seconds", "Replica staleness bound in seconds (see State.LagMS).", func(s State) float64 { return float64(s.LagMS) / 1000 }),
 	}
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {

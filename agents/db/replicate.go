@@ -49,19 +49,16 @@ func (n *Node) handleWAL(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	lastEpoch, err := parseOptionalUint(q.Get("last_epoch"))
-	if err != nil {
-		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad last_epoch"})
+	lastEpoch, ok := n.uintParam(w, q, "last_epoch")
+	if !ok {
 		return
 	}
-	replicaEpoch, err := parseOptionalUint(q.Get("epoch"))
-	if err != nil {
-		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad epoch"})
+	replicaEpoch, ok := n.uintParam(w, q, "epoch")
+	if !ok {
 		return
 	}
-	wait, err := parseWait(q.Get("wait_ms"), pullWait)
-	if err != nil {
-		n.writeError(w, http.StatusBadRequest, errorBody{Error: "bad wait_ms"})
+	wait, ok := n.waitParam(w, q, pullWait)
+	if !ok {
 		return
 	}
 	replica, region := q.Get("replica"), q.Get("region")
@@ -111,28 +108,15 @@ func (n *Node) handleWAL(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for timedOut := false; from > n.lastLSNLocked() && !timedOut; {
-		wake := n.applied
+	// Long-poll until the log holds LSN from, or this node stops being primary.
+	if !n.awaitLocked(w, r, wait, func() bool { return from <= n.lastLSNLocked() || n.role != RolePrimary }) {
+		return
+	}
+	if n.role != RolePrimary {
+		following := n.following
 		n.mu.Unlock()
-		select {
-		case <-wake:
-		case <-timer.C:
-			timedOut = true
-		case <-r.Context().Done():
-			return
-		case <-n.ctx.Done():
-			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "node closed"})
-			return
-		}
-		n.mu.Lock()
-		if n.role != RolePrimary {
-			following := n.following
-			n.mu.Unlock()
-			n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "not primary", Primary: following})
-			return
-		}
+		n.writeError(w, http.StatusServiceUnavailable, errorBody{Error: "not primary", Primary: following})
+		return
 	}
 	var batch []Entry
 	if last := n.lastLSNLocked(); from <= last {

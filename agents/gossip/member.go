@@ -29,6 +29,9 @@ type Meta struct {
 	Unfit bool `json:"u,omitempty"`
 	// Service is the node's main service address (ip:port), e.g. the web or db HTTP listener.
 	Service string `json:"s,omitempty"`
+	// Backlog is a queue node's count of jobs in its region's stream not yet acknowledged by a
+	// worker (waiting or being worked on).
+	Backlog uint64 `json:"b,omitempty"`
 }
 
 // State is a member's liveness as this node sees it.
@@ -59,3 +62,14 @@ type Member struct {
 
 // Alive reports whether the member is alive.
 func (m Member) Alive() bool { return m.State == StateAlive }
+
+// PrimaryOf is the current primary in a gossip view: the alive db node claiming primary with the
+// highest epoch ("" if none). The web tier writes to it and workers record completions on it.
+func PrimaryOf(ms []Member) (name string, epoch uint64) {
+	for _, m := range ms {
+		if m.Meta.Role == topology.RoleDB && m.Alive() && m.Meta.Primary && (name == "" || m.Meta.Epoch > epoch) {
+			name, epoch = m.Name, m.Meta.Epoch
+		}
+	}
+	return name, epoch
+}

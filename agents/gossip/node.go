@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -29,6 +30,18 @@ const (
 	quickRejoinDelay = 250 * time.Millisecond
 	// maxQuickRejoins bounds consecutive quick retries.
 	maxQuickRejoins = 3
+	// maxJoinsPerRound bounds the seeds one rejoin round joins, picked at random among those
+	// not seen alive. Each join is a push/pull of the whole member list, and one that succeeds
+	// merges both sides' views, so a few reach everyone. Eight joins every target of the
+	// built-in topologies (a cut-off region of up to 8 nodes) as before; at 110 nodes, joining
+	// all 109 seeds at once from every node (12,000 push/pulls) overran memberlist's 128
+	// pending push/pulls and its message queue, and the pool never converged.
+	maxJoinsPerRound = 8
+	// maxJoinsPerRoundLarge is maxJoinsPerRound in a pool above SmallPoolLimit, which also makes
+	// no quick rejoins: every member a push/pull teaches a node is broadcast again by it (an
+	// alive message retransmitted a dozen times), so at 110 nodes each extra join at start
+	// was a hundred broadcasts. Two seeds, in case one is down, teach a starting node the pool.
+	maxJoinsPerRoundLarge = 2
 	// leavingMsgPrefix starts the user message a leaving node sends every member directly, so a
 	// peer that hears the leave before the Leaving metadata still reports "left", not "dead".
 	leavingMsgPrefix = "drill-gossip/leaving:"
@@ -162,6 +175,9 @@ func Start(cfg Config, meta Meta) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
+	if cfg.Profile == ProfileFast {
+		scaleFast(mlc, len(cfg.Seeds)+1)
+	}
 	metaBuf, err := encodeMeta(meta)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
@@ -211,6 +227,10 @@ func Start(cfg Config, meta Meta) (*Node, error) {
 	mlc.Transport = tr
 	mlc.Keyring = keyring
 	mlc.Label = cfg.Label
+	// No LZW: every pool drill runs is on loopback or container bridges, where bandwidth costs
+	// nothing and CPU is what a hundred agents on two cores run out of (compression was the
+	// largest user-space cost of a 110-node pool converging).
+	mlc.EnableCompression = false
 	mlc.Logger = newStdLogger(log)
 	d := &delegate{n: n}
 	mlc.Delegate = d
@@ -458,13 +478,21 @@ func (n *Node) rejoinLoop() {
 		}
 		next := n.cfg.RejoinInterval
 		targets := n.seedsToJoin()
+		perRound, quickRejoins := maxJoinsPerRound, maxQuickRejoins
+		if len(n.seeds)+1 > SmallPoolLimit {
+			perRound, quickRejoins = maxJoinsPerRoundLarge, 0
+		}
+		if len(targets) > perRound {
+			rand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+			targets = targets[:perRound]
+		}
 		if len(targets) > 0 {
 			joined, err := n.joinEach(targets)
 			switch {
 			case joined > 0:
 				n.log.Info("gossip joined seeds", "joined", joined, "tried", len(targets))
 				everJoined = true
-				if quick < maxQuickRejoins && len(n.seedsToJoin()) > 0 {
+				if quick < quickRejoins && len(n.seedsToJoin()) > 0 {
 					next, quick = quickRejoinDelay, quick+1
 				} else {
 					quick = 0
@@ -476,6 +504,11 @@ func (n *Node) rejoinLoop() {
 				warned = true
 			default:
 				n.log.Debug("gossip rejoin failed", "tried", len(targets), "err", err)
+			}
+			if !everJoined {
+				// Not in any pool yet: the seeds are most likely still starting (a refused
+				// dial costs nothing), and a node alone in its pool is no use to anyone.
+				next = quickRejoinDelay
 			}
 		}
 		timer.Reset(next)
@@ -595,14 +628,16 @@ func (d *delegate) decodeMeta(node *memberlist.Node) Meta {
 	return m
 }
 
-// record returns the member's record, creating it. Callers hold n.mu.
-func (d *delegate) record(node *memberlist.Node) *memberRecord {
+// record returns the member's record, creating it, updated to node's address and to meta (its
+// decoded metadata). Callers hold n.mu.
+func (d *delegate) record(node *memberlist.Node, meta Meta) *memberRecord {
 	r, ok := d.n.members[node.Name]
 	if !ok {
 		r = &memberRecord{Member: Member{Name: node.Name}}
 		d.n.members[node.Name] = r
 	}
 	r.Addr = node.Address()
+	r.Meta = meta
 	return r
 }
 
@@ -612,8 +647,7 @@ func (d *delegate) NotifyJoin(node *memberlist.Node) {
 	n := d.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	r := d.record(node)
-	r.Meta = meta
+	r := d.record(node, meta)
 	r.leaving, r.leavingAt = meta.Leaving, time.Time{}
 	if r.State != StateAlive {
 		r.State, r.Since = StateAlive, time.Now()
@@ -633,8 +667,7 @@ func (d *delegate) NotifyLeave(node *memberlist.Node) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	r := d.record(node)
-	r.Meta = meta
+	r := d.record(node, meta)
 	state := StateDead
 	if r.leaving || meta.Leaving || (!r.leavingAt.IsZero() && time.Since(r.leavingAt) < leavingNoticeTTL) {
 		state = StateLeft
@@ -653,8 +686,7 @@ func (d *delegate) NotifyUpdate(node *memberlist.Node) {
 	n := d.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	r := d.record(node)
-	r.Meta = meta
+	r := d.record(node, meta)
 	// The member's own latest word: a forged "leaving" it later refutes does not stick.
 	r.leaving = meta.Leaving
 	n.notifyLocked()

@@ -101,3 +101,35 @@ func fastConfig() *memberlist.Config {
 	c.DeadNodeReclaimTime = time.Second
 	return c
 }
+
+// SmallPoolLimit is the largest pool that keeps the small-pool behaviour: the fast profile's
+// timings (scaleFast) and eager rejoins (the rejoin loop, whatever the profile). Every built-in
+// topology (up to 18 gossip members) is within it.
+const SmallPoolLimit = 24
+
+// scaleFast adapts the fast profile to a pool of n members above SmallPoolLimit. Its small-pool
+// timings assume each node answers a probe within 500 ms and that a suspicion needs no second
+// opinion; a hundred agents sharing two cores break both: measured at 110 agents, probes went
+// unanswered for want of CPU, suspects were declared dead after 1.2 s "with 0 peer
+// confirmations", their refutations and the alive storms that followed overflowed memberlist's
+// message queue, and the pool never converged. Large pools trade detection speed for stability:
+func scaleFast(c *memberlist.Config, n int) {
+	if n <= SmallPoolLimit {
+		return
+	}
+	// One probe a second per member, as memberlist's LAN preset: a busy host answers within it.
+	c.ProbeInterval = time.Second
+	// A second opinion before a death: with SuspicionMult 3 one peer's confirmation is awaited
+	// (k = mult − 2), and the timer runs between 3 × log10(n) probe intervals (about 6 s at
+	// 110) and six times that without confirmations. A truly dead member is confirmed by the
+	// many members that probe it, so detection stays near the minimum.
+	c.SuspicionMult = 3
+	// Lifeguard may slow an overloaded member's own probing up to 4x (the fast preset's 2
+	// bounded detection in small pools; here false suspicions cost more than slow ones).
+	c.AwarenessMaxMultiplier = 4
+	// Gossip five times a second and retransmit each broadcast 4 × log10(n+1) times (12 at 110):
+	// every node re-broadcasts what it learns, so the small-pool 6 multiplied into thousands of
+	// copies of each state change.
+	c.GossipInterval = 200 * time.Millisecond
+	c.RetransmitMult = 4
+}

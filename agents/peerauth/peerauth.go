@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,21 @@ const (
 	PurposeControl = "control" // the agents' control endpoints
 	PurposeDB      = "db"      // the database API and lease votes (db nodes, witness)
 	PurposeWAN     = "wan"     // the WAN node's toxiproxy API
+	PurposeCache   = "cache"   // the cache nodes' redis password (CachePassword)
+	PurposeQueue   = "queue"   // the queue nodes' NATS password (QueuePassword)
 )
+
+// CachePassword is the redis password of a run's cache nodes: derived from the run's secret, so
+// it is never stored apart from the plan.
+func CachePassword(secret string) string {
+	return hex.EncodeToString(Derive(secret, PurposeCache))
+}
+
+// QueuePassword is the NATS password of a run's queue nodes (clients and leafnode links), derived
+// from the run's secret like CachePassword.
+func QueuePassword(secret string) string {
+	return hex.EncodeToString(Derive(secret, PurposeQueue))
+}
 
 // Limits.
 const (

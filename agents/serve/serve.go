@@ -22,10 +22,25 @@ const (
 	MaxHeaderBytes    = 64 << 10
 )
 
-// Server is an http.Server for h with the limits above.
-func Server(addr string, h http.Handler) *http.Server {
-	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
+// Limits are an HTTP server's timeouts and header cap.
+type Limits struct {
+	ReadHeader, Read, Write, Idle time.Duration
+	MaxHeaderBytes                int
+}
+
+// NodeLimits are the limits of every node's HTTP server (the constants above).
+func NodeLimits() Limits {
+	return Limits{ReadHeader: ReadHeaderTimeout, Read: ReadTimeout, Write: WriteTimeout, Idle: IdleTimeout,
+		MaxHeaderBytes: MaxHeaderBytes}
+}
+
+// Server is an http.Server for h with NodeLimits.
+func Server(addr string, h http.Handler) *http.Server { return NodeLimits().Server(addr, h) }
+
+// Server is an http.Server for h with these limits.
+func (l Limits) Server(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: l.ReadHeader, ReadTimeout: l.Read,
+		WriteTimeout: l.Write, IdleTimeout: l.Idle, MaxHeaderBytes: l.MaxHeaderBytes}
 }
 
 // IsLoopback reports whether a listen address ("host:port") binds loopback only ("localhost"

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -63,4 +64,76 @@ func TestIsLoopback(t *testing.T) {
 			t.Errorf("IsLoopback(%s) accepted", bad)
 		}
 	}
+}
+
+// A client that sends its headers and then its body a byte at a time is cut at the read timeout,
+// and one that never reads a large answer at the write timeout. Short limits of the same
+// construction as NodeLimits keep the test fast; TestSlowClientIsCut checks NodeLimits are set.
+func TestSlowBodyAndSlowReaderAreCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a read and a write timeout (2 s each); skipped in -short mode")
+	}
+	t.Parallel()
+	lim := Limits{ReadHeader: time.Second, Read: 2 * time.Second, Write: 2 * time.Second, Idle: 2 * time.Second, MaxHeaderBytes: 1 << 10}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 64<<20)
+	srv := lim.Server("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			_, _ = io.Copy(io.Discard, r.Body)
+			return
+		}
+		_, _ = w.Write(big)
+	}))
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	t.Run("slow body", func(t *testing.T) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		if _, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: drill\r\nContent-Length: 1000\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		// One byte every 100 ms, for at most 10 s: the server must cut it long before.
+		for i := 0; i < 100; i++ {
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Logf("cut after %s", time.Since(start).Round(time.Millisecond))
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+			_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+				t.Logf("cut after %s", time.Since(start).Round(time.Millisecond))
+				return
+			}
+		}
+		t.Fatalf("a body sent a byte every 100 ms was still accepted after %s (read timeout %s)", time.Since(start).Round(time.Millisecond), lim.Read)
+	})
+	t.Run("slow reader", func(t *testing.T) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: drill\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(lim.Write + time.Second) // never read while the server writes 64 MiB
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		if n >= int64(len(big)) {
+			t.Fatalf("the whole %d-byte answer reached a client that did not read for %s (write timeout %s)", n, lim.Write+time.Second, lim.Write)
+		}
+	})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

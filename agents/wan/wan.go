@@ -16,6 +16,8 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/collectors"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/drillworks/drill/agents/internal/ctlauth"
@@ -50,7 +52,12 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	zerolog.SetGlobalLevel(zerolog.WarnLevel) // toxics/bandwidth.go logs through zerolog's global logger
-	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	// toxiproxy's own metrics (per proxy: bytes and connections; the runtime's), served at
+	// /metrics without a signature (they hold no data), everything else of the API signed.
+	metrics := toxiproxy.NewMetricsContainer(prometheus.NewRegistry())
+	metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
+	metrics.RuntimeMetrics = collectors.NewRuntimeMetricCollectors()
+	api := toxiproxy.NewServer(metrics, zerolog.Nop())
 	s := &Server{cfg: cfg, api: api}
 	t := cfg.Plan.Topology
 	for _, l := range cfg.Plan.Links {
@@ -72,7 +79,15 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	s.http = serve.Server("", peerauth.Require(peerauth.Derive(cfg.Plan.Secret, peerauth.PurposeWAN), api.Routes()))
+	routes := api.Routes()
+	signed := peerauth.Require(peerauth.Derive(cfg.Plan.Secret, peerauth.PurposeWAN), routes)
+	s.http = serve.Server("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/metrics" {
+			routes.ServeHTTP(w, r)
+			return
+		}
+		signed.ServeHTTP(w, r)
+	}))
 	return s, nil
 }
 

@@ -18,13 +18,16 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/drillworks/drill/agents/cache"
 	"github.com/drillworks/drill/agents/gossip"
 	"github.com/drillworks/drill/agents/peerauth"
+	"github.com/drillworks/drill/agents/queue"
 	"github.com/drillworks/drill/agents/serve"
 	"github.com/drillworks/drill/topology"
 )
@@ -67,6 +70,11 @@ type Config struct {
 	DropHold time.Duration
 	// DBKey signs the node's calls to the database API (peerauth, the run's db key). Required.
 	DBKey peerauth.Key
+	// Cache, when its region has cache nodes, serves reads cache-aside and is invalidated by
+	// writes; nil or without nodes of the region, every read goes to the database.
+	Cache *cache.Aside
+	// Jobs publishes POST /jobs to the region's queue; nil where the region has none (404).
+	Jobs *queue.Publisher
 }
 
 // MaxValueBytes caps a PUT body (the database's own cap); a larger one is refused with 413,
@@ -114,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 			Name: "drill_web_requests_total", Help: "Requests served by the web tier, by operation and status code.",
 		}, []string{"op", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "drill_web_request_seconds", Help: "Web request latency by operation.",
+			Name: "drill_web_request_duration_seconds", Help: "Web request latency by operation.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"op"}),
 	}
@@ -122,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /kv/{key}", s.put)
 	mux.HandleFunc("GET /kv/{key}", s.get)
+	mux.HandleFunc("POST /jobs", s.postJob)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /status", s.status)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
@@ -192,9 +201,10 @@ func (s *Server) Serve(ctx context.Context) error {
 // local replica counts only when caught up with it (so a region returning from an outage is sent
 // users only after its database has caught up).
 func (s *Server) Healthy() bool {
-	primary, epoch := s.Primary()
+	members := s.cfg.Members.Members() // one view for both questions (and one copy: it is per call)
+	primary, epoch := gossip.PrimaryOf(members)
 	var local *gossip.Member
-	for _, m := range s.cfg.Members.Members() {
+	for _, m := range members {
 		if m.Meta.Role == topology.RoleDB && m.Alive() && m.Meta.Region == s.cfg.Region {
 			if local == nil || m.Name == primary {
 				m := m
@@ -216,12 +226,18 @@ func (s *Server) Healthy() bool {
 
 // Primary is the alive db node claiming primary with the highest epoch ("" if none).
 func (s *Server) Primary() (name string, epoch uint64) {
+	return gossip.PrimaryOf(s.cfg.Members.Members())
+}
+
+// newestEpoch is the highest epoch an alive db node reports (0 if none).
+func (s *Server) newestEpoch() uint64 {
+	var e uint64
 	for _, m := range s.cfg.Members.Members() {
-		if m.Meta.Role == topology.RoleDB && m.Alive() && m.Meta.Primary && (name == "" || m.Meta.Epoch > epoch) {
-			name, epoch = m.Name, m.Meta.Epoch
+		if m.Meta.Role == topology.RoleDB && m.Alive() {
+			e = max(e, m.Meta.Epoch)
 		}
 	}
-	return name, epoch
+	return e
 }
 
 // localDB is an alive db node of this region (most advanced first), "" if none.
@@ -264,7 +280,43 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code, out := s.call(r.Context(), http.MethodPut, primary, "/v1/kv/"+url.PathEscape(key), body)
+	if code == http.StatusOK && s.cfg.Cache.Enabled() {
+		// After the write, so that a read filling the cache from then on sees it; a failed
+		// delete leaves the old value until its TTL (or, with all-regions, the next epoch).
+		out["cache_invalidated"] = s.cfg.Cache.Invalidate(r.Context(), key) == nil
+	}
 	s.reply(w, "put", start, code, out)
+}
+
+// postJob publishes a job ({"id": ..., "work_ms": ...}) to the region's queue and answers once
+// JetStream acknowledged it: 200, 503 when it definitely was not stored (outcome fail), 504 when
+// it may have been (outcome unknown; a retry with the same id is stored once).
+func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if s.cfg.Jobs == nil {
+		s.reply(w, "job", start, http.StatusNotFound, map[string]any{"error": "this region has no queue", "outcome": "fail"})
+		return
+	}
+	var job queue.Job
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&job); err != nil {
+		s.reply(w, "job", start, http.StatusBadRequest, map[string]any{"error": "decode job: " + err.Error(), "outcome": "fail"})
+		return
+	}
+	if err := job.Validate(); err != nil {
+		s.reply(w, "job", start, http.StatusBadRequest, map[string]any{"error": err.Error(), "outcome": "fail"})
+		return
+	}
+	pub, err := s.cfg.Jobs.Publish(r.Context(), job)
+	switch {
+	case errors.Is(err, queue.ErrUnknown):
+		s.reply(w, "job", start, http.StatusGatewayTimeout, map[string]any{"id": job.ID, "error": err.Error(), "outcome": "unknown"})
+	case err != nil:
+		s.reply(w, "job", start, http.StatusServiceUnavailable, map[string]any{"id": job.ID, "error": err.Error(), "outcome": "fail"})
+	default:
+		s.reply(w, "job", start, http.StatusOK, map[string]any{"id": job.ID, "stream": pub.Stream, "seq": pub.Seq, "duplicate": pub.Duplicate})
+	}
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
@@ -283,13 +335,52 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.ReadYourWrites {
 		minLSN, minEpoch = 0, 0 // the known-bad design: the client's last write is ignored
 	}
+	if !s.cfg.Cache.Enabled() {
+		code, out := s.load(r.Context(), key, minLSN, minEpoch)
+		s.reply(w, "get", start, code, out)
+		return
+	}
+	// The newest epoch any database node reports, not only the primary's: a node that rejoined
+	// under a new primary knows the new epoch before this node has heard from that primary.
+	// Without a primary in view, or unhealthy, the view is in doubt.
+	primary, _ := s.Primary()
+	want := cache.Want{MinLSN: minLSN, MinEpoch: minEpoch, Epoch: s.newestEpoch(), Unsettled: primary == "" || !s.Healthy()}
+	// A client's Cache-Control: no-cache asks for the database's answer, as HTTP caches honour
+	// it; the answer refills the cache.
+	want.Refresh = strings.Contains(strings.ToLower(r.Header.Get("Cache-Control")), "no-cache")
+	l, source := s.cfg.Cache.Get(r.Context(), key, want,
+		func(ctx context.Context) cache.Loaded {
+			code, out := s.load(ctx, key, minLSN, minEpoch)
+			return loaded(code, out)
+		})
+	l.Body["cache"] = string(source)
+	l.Body["cache_ttl_ms"] = s.cfg.Cache.TTL().Milliseconds()
+	s.reply(w, "get", start, l.Code, l.Body)
+}
+
+// loaded turns a database answer into what the cache keeps.
+func loaded(code int, out map[string]any) cache.Loaded {
+	num := func(k string) uint64 {
+		f, _ := out[k].(float64)
+		return uint64(f)
+	}
+	found, _ := out["found"].(bool)
+	value, _ := out["value"].(string)
+	dbNode, _ := out["db_node"].(string)
+	return cache.Loaded{Code: code, Body: out, Found: found, Entry: cache.Entry{
+		Value: value, Absent: code == http.StatusNotFound && !found, LSN: num("lsn"), KeyLSN: num("key_lsn"),
+		Epoch: num("epoch"), DBNode: dbNode}}
+}
+
+// load reads key from the database: the region's own, or the primary (read_from: primary, or no
+// local database), honouring the client's last write.
+func (s *Server) load(ctx context.Context, key string, minLSN, minEpoch uint64) (int, map[string]any) {
 	target := s.localDB()
 	if target == "" || s.cfg.ReadFromPrimary {
 		target, _ = s.Primary()
 	}
 	if target == "" {
-		s.reply(w, "get", start, http.StatusServiceUnavailable, map[string]any{"error": "no database reachable"})
-		return
+		return http.StatusServiceUnavailable, map[string]any{"error": "no database reachable"}
 	}
 	q := url.Values{}
 	if minLSN > 0 {
@@ -306,15 +397,15 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	code, out := s.call(r.Context(), http.MethodGet, target, path, nil)
+	code, out := s.call(ctx, http.MethodGet, target, path, nil)
 	if code == http.StatusConflict && minLSN > 0 {
 		// The local replica is behind the client's last write: read from the primary instead.
 		if primary, _ := s.Primary(); primary != "" && primary != target {
-			code, out = s.call(r.Context(), http.MethodGet, primary, path, nil)
+			code, out = s.call(ctx, http.MethodGet, primary, path, nil)
 			out["fallback"] = "primary"
 		}
 	}
-	s.reply(w, "get", start, code, out)
+	return code, out
 }
 
 // queryUint is an optional whole-number query parameter (0 when absent).

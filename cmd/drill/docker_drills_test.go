@@ -33,19 +33,26 @@ func TestDockerDrills(t *testing.T) {
 		args []string
 		// failCheck is empty for a run that must pass; else the check that must fail.
 		failCheck string
+		// topology is the built-in topology the drill runs on ("": default).
+		topology string
 	}{
-		{"region-outage passes", []string{"region-outage"}, ""},
-		{"region-outage loses writes under async", []string{"region-outage", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
-		{"primary-kill passes", []string{"primary-kill"}, ""},
-		{"primary-kill loses writes under async", []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes"},
-		{"wan-latency passes", []string{"wan-latency"}, ""},
-		{"wan-latency reads stale without read-your-writes", []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads"},
-		{"region-partition passes with lease fencing", []string{"region-partition"}, ""},
-		{"region-partition splits brain without fencing", []string{"region-partition", "--set", "fencing=none"}, "split_brain"},
+		{"region-outage passes", []string{"region-outage"}, "", ""},
+		{"region-outage loses writes under async", []string{"region-outage", "--budget", "lost_acked_writes=0"}, "lost_acked_writes", ""},
+		{"primary-kill passes", []string{"primary-kill"}, "", ""},
+		{"primary-kill loses writes under async", []string{"primary-kill", "--budget", "lost_acked_writes=0"}, "lost_acked_writes", ""},
+		{"wan-latency passes", []string{"wan-latency"}, "", ""},
+		{"wan-latency reads stale without read-your-writes", []string{"wan-latency", "--set", "read_your_writes=off"}, "stale_reads", ""},
+		{"region-partition passes with lease fencing", []string{"region-partition"}, "", ""},
+		{"region-partition splits brain without fencing", []string{"region-partition", "--set", "fencing=none"}, "split_brain", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			parallelDrill(t)
-			e := newEnv(t, fmt.Sprintf("docker-%d", i))
+			parallelDockerDrill(t)
+			if tc.topology == "" {
+				tc.topology = "default"
+			} else {
+				needRedis(t)
+			}
+			e := newEnvOf(t, fmt.Sprintf("docker-%d", i), tc.topology)
 			start := time.Now()
 			code, out := e.run(append(tc.args, "--runtime", "docker")...)
 			r := e.reportJSON()
@@ -53,18 +60,7 @@ func TestDockerDrills(t *testing.T) {
 			t.Logf("%s on docker: %s wall, exit %d, verdict %s; dns failover %v s, rto %v, lost %v, split brain %v s, stale reads %v",
 				tc.args[0], time.Since(start).Round(time.Second), code, r.Verdict, deref(r.Metrics.DNSFailoverS), r.Metrics.RTOS,
 				derefInt(r.Metrics.LostAckedWrites), deref(r.Metrics.SplitBrainS), derefInt(r.Metrics.StaleReads))
-			if tc.failCheck == "" {
-				if code != 0 || r.Verdict != "pass" {
-					t.Fatalf("want a pass; exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
-				}
-				return
-			}
-			v, measured, detail := r.check(t, tc.failCheck)
-			if code != 1 || v != "fail" || measured <= 0 {
-				t.Fatalf("want exit 1 and %s failing with a measured flaw; exit %d, check %s measured %v (%s)\n%s",
-					tc.failCheck, code, v, measured, detail, out)
-			}
-			t.Logf("%s: %v (%s)", tc.failCheck, measured, detail)
+			e.judge(code, out, tc.failCheck)
 		})
 	}
 }
@@ -73,7 +69,7 @@ func TestDockerDrills(t *testing.T) {
 // undo it, tear down (no labelled container or network left) and report verdict aborted.
 func TestDockerInterruptMidFault(t *testing.T) {
 	needDocker(t)
-	parallelDrill(t)
+	parallelDockerDrill(t)
 	e := newEnv(t, "docker-interrupt")
 	e.interruptMidFault("docker")
 	e.assertNoDockerObjects()
@@ -84,7 +80,7 @@ func TestDockerInterruptMidFault(t *testing.T) {
 // leave no labelled container or network.
 func TestDockerKill9MidFaultThenRecover(t *testing.T) {
 	needDocker(t)
-	parallelDrill(t)
+	parallelDockerDrill(t)
 	e := newEnv(t, "docker-kill9")
 	rt, err := docker.New(docker.Config{RunDir: filepath.Join(e.state, "docker-kill9")})
 	if err != nil {

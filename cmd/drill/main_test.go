@@ -92,7 +92,7 @@ func TestQuickstart(t *testing.T) {
 // addresses from each GeoDNS instance on the first try.
 func TestUpReadyDocker(t *testing.T) {
 	needDocker(t)
-	parallelDrill(t)
+	parallelDockerDrill(t)
 	e := newEnv(t, "ready-docker")
 	drill := func(args ...string) string {
 		t.Helper()

@@ -117,6 +117,7 @@ type cluster struct {
 func startCluster(t *testing.T, name string, rulesFrom string) *cluster {
 	t.Helper()
 	eng := needEngine(t)
+	netalloc.DockerSlot(t) // before the cluster slot, as every Docker cluster test takes them
 	netalloc.ClusterSlot(t)
 	topo := topology.Default()
 	topo.Name = name
@@ -199,13 +200,13 @@ func TestImageBuildIsIdempotent(t *testing.T) {
 	bin := drillBinary(t)
 	ctx := context.Background()
 	start := time.Now()
-	ref, _, err := docker.EnsureImage(ctx, eng, bin, nil)
+	ref, _, err := docker.EnsureImage(ctx, eng, docker.ImageSpec{Binary: bin}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := time.Since(start)
 	start = time.Now()
-	ref2, built, err := docker.EnsureImage(ctx, eng, bin, nil)
+	ref2, built, err := docker.EnsureImage(ctx, eng, docker.ImageSpec{Binary: bin}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,18 +11,15 @@ import (
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
-	"github.com/docker/go-connections/nat"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 )
 
-// Engine is every Docker call drill makes, in drill's own types: the docker/docker module is the
-// last of its line (v29 ships as github.com/moby/moby/client), so nothing outside this file
-// imports it.
+// Engine is every Docker call drill makes, in drill's own types: nothing outside this file
+// imports the Docker client (github.com/moby/moby/client, which speaks to engines from API 1.40,
+// Docker 19.03, on).
 type Engine interface {
 	// Ping checks the engine answers (and negotiates the API version).
 	Ping(ctx context.Context) error
@@ -177,7 +174,7 @@ type apiEngine struct {
 // NewEngine connects to the engine the environment names (DOCKER_HOST, default the local
 // socket), negotiating the API version (engines as old as 20.10, API 1.41, answer).
 func NewEngine() (Engine, error) {
-	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
@@ -187,10 +184,9 @@ func NewEngine() (Engine, error) {
 func (e *apiEngine) Close() error { return e.c.Close() }
 
 func (e *apiEngine) Ping(ctx context.Context) error {
-	if _, err := e.c.Ping(ctx); err != nil {
+	if _, err := e.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
-	e.c.NegotiateAPIVersion(ctx)
 	return nil
 }
 
@@ -206,14 +202,14 @@ func (e *apiEngine) ImageExists(ctx context.Context, ref string) (bool, error) {
 }
 
 func (e *apiEngine) ImageRemove(ctx context.Context, ref string) error {
-	if _, err := e.c.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
+	if _, err := e.c.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
 		return fmt.Errorf("remove image %s: %w", ref, err)
 	}
 	return nil
 }
 
 func (e *apiEngine) ImageImport(ctx context.Context, rootfs io.Reader, ref string, changes []string) error {
-	rc, err := e.c.ImageImport(ctx, image.ImportSource{Source: rootfs, SourceName: "-"}, ref, image.ImportOptions{Changes: changes})
+	rc, err := e.c.ImageImport(ctx, client.ImageImportSource{Source: rootfs, SourceName: "-"}, ref, client.ImageImportOptions{Changes: changes})
 	if err != nil {
 		return fmt.Errorf("import image %s: %w", ref, err)
 	}
@@ -238,18 +234,18 @@ func (e *apiEngine) ImageImport(ctx context.Context, rootfs io.Reader, ref strin
 	}
 }
 
-func labelFilter(labels map[string]string) filters.Args {
-	args := filters.NewArgs()
+func labelFilter(labels map[string]string) client.Filters {
+	f := client.Filters{}
 	for k, v := range labels {
-		args.Add("label", k+"="+v)
+		f.Add("label", k+"="+v)
 	}
-	return args
+	return f
 }
 
 func (e *apiEngine) NetworkCreate(ctx context.Context, s NetworkSpec) (string, error) {
-	resp, err := e.c.NetworkCreate(ctx, s.Name, network.CreateOptions{
+	resp, err := e.c.NetworkCreate(ctx, s.Name, client.NetworkCreateOptions{
 		Driver: "bridge",
-		IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: s.Subnet.String(), Gateway: s.Gateway.String()}}},
+		IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: s.Subnet, Gateway: s.Gateway}}},
 		Labels: s.Labels,
 		// No NAT to the outside: drill's nodes talk to each other and to the host only.
 		Options: map[string]string{"com.docker.network.bridge.enable_ip_masquerade": "false"},
@@ -260,11 +256,11 @@ func (e *apiEngine) NetworkCreate(ctx context.Context, s NetworkSpec) (string, e
 	return resp.ID, nil
 }
 
-func toNetwork(n network.Inspect) Network {
+func toNetwork(n network.Network) Network {
 	out := Network{ID: n.ID, Name: n.Name, Labels: n.Labels}
 	for _, c := range n.IPAM.Config {
-		if p, err := netip.ParsePrefix(c.Subnet); err == nil {
-			out.Subnet = p
+		if c.Subnet.IsValid() {
+			out.Subnet = c.Subnet
 			break
 		}
 	}
@@ -272,33 +268,34 @@ func toNetwork(n network.Inspect) Network {
 }
 
 func (e *apiEngine) NetworkInspect(ctx context.Context, name string) (Network, error) {
-	n, err := e.c.NetworkInspect(ctx, name, network.InspectOptions{})
+	n, err := e.c.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
 	if err != nil {
 		return Network{}, err
 	}
-	return toNetwork(n), nil
+	return toNetwork(n.Network.Network), nil
 }
 
 func (e *apiEngine) NetworkList(ctx context.Context, labels map[string]string) ([]Network, error) {
-	ns, err := e.c.NetworkList(ctx, network.ListOptions{Filters: labelFilter(labels)})
+	ns, err := e.c.NetworkList(ctx, client.NetworkListOptions{Filters: labelFilter(labels)})
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
-	out := make([]Network, 0, len(ns))
-	for _, n := range ns {
-		out = append(out, toNetwork(n))
+	out := make([]Network, 0, len(ns.Items))
+	for _, n := range ns.Items {
+		out = append(out, toNetwork(n.Network))
 	}
 	return out, nil
 }
 
 func (e *apiEngine) NetworkRemove(ctx context.Context, id string) error {
-	return e.c.NetworkRemove(ctx, id)
+	_, err := e.c.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+	return err
 }
 
 func (e *apiEngine) ContainerCreate(ctx context.Context, s ContainerSpec) (string, error) {
 	cfg := &container.Config{Image: s.Image, Cmd: s.Cmd, Labels: s.Labels, Hostname: s.Hostname, User: s.User,
-		ExposedPorts: nat.PortSet{}}
-	hc := &container.HostConfig{Binds: s.Binds, CapAdd: s.CapAdd, PortBindings: nat.PortMap{},
+		ExposedPorts: network.PortSet{}}
+	hc := &container.HostConfig{Binds: s.Binds, CapAdd: s.CapAdd, PortBindings: network.PortMap{},
 		NetworkMode: container.NetworkMode(s.NetworkMode)}
 	if s.Init {
 		init := true
@@ -311,13 +308,24 @@ func (e *apiEngine) ContainerCreate(ctx context.Context, s ContainerSpec) (strin
 		hc.Tmpfs = map[string]string{hardenedTmpfs: hardenedTmpfsOpts}
 	}
 	for _, p := range s.Ports {
-		port := nat.Port(fmt.Sprintf("%d/%s", p.Port, p.Proto))
+		port, ok := network.PortFrom(uint16(p.Port), network.IPProtocol(p.Proto))
+		if !ok {
+			return "", fmt.Errorf("container %s: bad port %d/%s", s.Name, p.Port, p.Proto)
+		}
 		cfg.ExposedPorts[port] = struct{}{}
 		hp := ""
 		if p.HostPort > 0 {
 			hp = fmt.Sprint(p.HostPort)
 		}
-		hc.PortBindings[port] = append(hc.PortBindings[port], nat.PortBinding{HostIP: p.HostIP, HostPort: hp})
+		b := network.PortBinding{HostPort: hp}
+		if p.HostIP != "" {
+			ip, err := netip.ParseAddr(p.HostIP)
+			if err != nil {
+				return "", fmt.Errorf("container %s: host address %q: %w", s.Name, p.HostIP, err)
+			}
+			b.HostIP = ip
+		}
+		hc.PortBindings[port] = append(hc.PortBindings[port], b)
 	}
 	var nc *network.NetworkingConfig
 	if len(s.Networks) > 0 {
@@ -326,12 +334,12 @@ func (e *apiEngine) ContainerCreate(ctx context.Context, s ContainerSpec) (strin
 		hc.NetworkMode = container.NetworkMode(first.Network)
 		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{first.Network: endpoint(first)}}
 	}
-	resp, err := e.c.ContainerCreate(ctx, cfg, hc, nc, nil, s.Name)
+	resp, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, NetworkingConfig: nc, Name: s.Name})
 	if err != nil {
 		return "", err
 	}
 	for _, ep := range s.Networks[min(1, len(s.Networks)):] {
-		if err := e.c.NetworkConnect(ctx, ep.Network, resp.ID, endpoint(ep)); err != nil {
+		if _, err := e.c.NetworkConnect(ctx, ep.Network, client.NetworkConnectOptions{Container: resp.ID, EndpointConfig: endpoint(ep)}); err != nil {
 			return resp.ID, fmt.Errorf("connect %s to network %s: %w", s.Name, ep.Network, err)
 		}
 	}
@@ -339,36 +347,37 @@ func (e *apiEngine) ContainerCreate(ctx context.Context, s ContainerSpec) (strin
 }
 
 func endpoint(ep Endpoint) *network.EndpointSettings {
-	return &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ep.IP.String()}, Aliases: ep.Aliases}
+	return &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ep.IP}, Aliases: ep.Aliases}
 }
 
 func (e *apiEngine) ContainerList(ctx context.Context, labels map[string]string) ([]Container, error) {
-	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: labelFilter(labels)})
+	cs, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labelFilter(labels)})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	out := make([]Container, 0, len(cs))
-	for _, c := range cs {
+	out := make([]Container, 0, len(cs.Items))
+	for _, c := range cs.Items {
 		name := ""
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
-		out = append(out, Container{ID: c.ID, Name: name, Labels: c.Labels, Image: c.Image, State: c.State})
+		out = append(out, Container{ID: c.ID, Name: name, Labels: c.Labels, Image: c.Image, State: string(c.State)})
 	}
 	return out, nil
 }
 
 func (e *apiEngine) ContainerInspect(ctx context.Context, id string) (Container, error) {
-	c, err := e.c.ContainerInspect(ctx, id)
+	r, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return Container{}, err
 	}
+	c := r.Container
 	out := Container{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/")}
 	if c.Config != nil {
 		out.Labels, out.Image = c.Config.Labels, c.Config.Image
 	}
 	if c.State != nil {
-		out.State, out.Pid, out.ExitCode = c.State.Status, c.State.Pid, c.State.ExitCode
+		out.State, out.Pid, out.ExitCode = string(c.State.Status), c.State.Pid, c.State.ExitCode
 	}
 	if hc := c.HostConfig; hc != nil {
 		out.Hardened = slices.Contains(hc.CapDrop, "ALL") && len(hc.CapAdd) == 0 &&
@@ -378,36 +387,40 @@ func (e *apiEngine) ContainerInspect(ctx context.Context, id string) (Container,
 }
 
 func (e *apiEngine) ContainerStart(ctx context.Context, id string) error {
-	return e.c.ContainerStart(ctx, id, container.StartOptions{})
+	_, err := e.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	return err
 }
 
 func (e *apiEngine) ContainerKill(ctx context.Context, id, signal string) error {
-	return e.c.ContainerKill(ctx, id, signal)
+	_, err := e.c.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: signal})
+	return err
 }
 
 func (e *apiEngine) ContainerPause(ctx context.Context, id string) error {
-	return e.c.ContainerPause(ctx, id)
+	_, err := e.c.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+	return err
 }
 
 func (e *apiEngine) ContainerUnpause(ctx context.Context, id string) error {
-	return e.c.ContainerUnpause(ctx, id)
+	_, err := e.c.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+	return err
 }
 
 func (e *apiEngine) ContainerWait(ctx context.Context, id string) (int64, error) {
-	okCh, errCh := e.c.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	w := e.c.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 	select {
-	case r := <-okCh:
+	case r := <-w.Result:
 		if r.Error != nil && r.Error.Message != "" {
 			return r.StatusCode, errors.New(r.Error.Message)
 		}
 		return r.StatusCode, nil
-	case err := <-errCh:
+	case err := <-w.Error:
 		return -1, err
 	}
 }
 
 func (e *apiEngine) ContainerLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	rc, err := e.c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	rc, err := e.c.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		return err
 	}
@@ -418,5 +431,6 @@ func (e *apiEngine) ContainerLogs(ctx context.Context, id string, stdout, stderr
 }
 
 func (e *apiEngine) ContainerRemove(ctx context.Context, id string) error {
-	return e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	_, err := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	return err
 }

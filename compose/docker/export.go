@@ -11,11 +11,10 @@ import (
 	"github.com/drillworks/drill/topology"
 )
 
-// composeFile is the subset of the Compose specification drill writes.
+// composeFile is the subset of the Compose specification drill writes. It has no top-level
+// version: the Compose Specification made it obsolete, and docker-compose from 1.27 on (1.29 is
+// Debian's) as well as Compose v2 read it so, static addresses, IPAM and init included.
 type composeFile struct {
-	// Version 2.4 is understood by both docker-compose v1 and Compose v2, and has static
-	// addresses, IPAM and init.
-	Version  string                    `yaml:"version"`
 	Services map[string]composeService `yaml:"services"`
 	Networks map[string]composeNetwork `yaml:"networks"`
 }
@@ -66,7 +65,7 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 	if !isDockerPlan(plan) {
 		return fmt.Errorf("compose export: the plan has no Docker addresses")
 	}
-	f := composeFile{Version: "2.4", Services: map[string]composeService{}, Networks: map[string]composeNetwork{}}
+	f := composeFile{Services: map[string]composeService{}, Networks: map[string]composeNetwork{}}
 	netLabels := func() map[string]string {
 		return objectLabels(t.Name, plan.RunID, RoleNetwork, "")
 	}

@@ -79,8 +79,16 @@ func TestExportComposeValidates(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(buf.String(), "version:") {
+		t.Errorf("the export has a top-level version, obsolete in the Compose Specification:\n%s", buf.String())
+	}
 	cmd := exec.Command(tool, append([]string{"-f", filepath.Join(dir, "compose.yaml")}, args...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s rejects the export: %v\n%s", tool, err, out)
+	}
+	// Read back as Compose reads it: the static addresses survive without a version.
+	out, err := exec.Command(tool, "-f", filepath.Join(dir, "compose.yaml"), "config").Output()
+	if err != nil || strings.Count(string(out), "ipv4_address") < len(plan.Topology.Nodes()) {
+		t.Fatalf("%s config lost static addresses: %v\n%s", tool, err, out)
 	}
 }

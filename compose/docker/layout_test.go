@@ -42,13 +42,13 @@ func TestPlanAddresses(t *testing.T) {
 	if got := regionNetwork(dt, "eu-west"); got != netip.MustParsePrefix("10.77.2.0/24") {
 		t.Errorf("eu-west network %s", got)
 	}
-	if got, _ := p.DBAddr("us-east", "eu-west-db-1"); got != "10.77.1.100:7100" {
+	if got, _ := p.DialAddr("us-east", "eu-west-db-1"); got != "10.77.1.100:7100" {
 		t.Errorf("us-east reaches eu-west-db-1 at %s, want its link on the us-east network", got)
 	}
-	if got, _ := p.DBAddr("witness", "us-east-db-1"); got != "10.77.128.1:7100" {
+	if got, _ := p.DialAddr("witness", "us-east-db-1"); got != "10.77.128.1:7100" {
 		t.Errorf("witness reaches us-east-db-1 at %s", got)
 	}
-	if got, _ := p.DBAddr("us-east", "us-east-db-1"); got != "10.77.129.20:7000" {
+	if got, _ := p.DialAddr("us-east", "us-east-db-1"); got != "10.77.129.20:7000" {
 		t.Errorf("same-site db addr %s", got)
 	}
 	for _, l := range p.Links {
@@ -62,7 +62,7 @@ func TestPlanAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := lp.DBAddr("us-east", "eu-west-db-1"); got != "127.77.1.100:7000" {
+	if got, _ := lp.DialAddr("us-east", "eu-west-db-1"); got != "127.77.1.100:7000" {
 		t.Errorf("local link %s", got)
 	}
 	if isDockerPlan(lp) {

@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// A node image holds host binaries (drill itself; later others, e.g. redis-server) and, for a
+// A node image holds host binaries (drill itself and, for cache nodes, redis-server) and, for a
 // dynamically linked one, everything the dynamic loader needs to start it: its ELF interpreter
 // (PT_INTERP) and the closure of its DT_NEEDED libraries, each found as the loader finds it and
 // placed in the image at the path where it was found. No toolchain, no source tree, no registry.
@@ -196,11 +196,14 @@ func findLibrary(name string, dirs []string, obj *elf.File) (string, *elf.File, 
 	return "", nil, errors.New("not found in " + strings.Join(slices.Compact(dirs), ":"))
 }
 
-// libraryDirs are the directories of the libraries packed, for LD_LIBRARY_PATH in the image (it
-// has no loader cache).
-func libraryDirs(files []PackedFile) []string {
+// libraryDirs are the directories of the libraries packed (every file but the binaries), in
+// order, for LD_LIBRARY_PATH in the image (it has no loader cache).
+func libraryDirs(files []PackedFile, binaries []string) []string {
 	var dirs []string
-	for _, f := range files[1:] {
+	for _, f := range files {
+		if slices.Contains(binaries, f.Path) {
+			continue
+		}
 		if d := filepath.Dir(f.Path); !slices.Contains(dirs, d) {
 			dirs = append(dirs, d)
 		}

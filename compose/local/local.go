@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drillworks/drill/agents/cache"
 	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/topology"
 	"github.com/google/renameio/v2"
@@ -87,12 +89,33 @@ func Descriptor() runtime.Descriptor {
 		},
 		NewPlan:  NewPlan,
 		PlanPath: PlanPath,
+		Capacity: func() (int, string) { return Capacity(goruntime.NumCPU()) },
 	}
+}
+
+// NodesPerCore is how many node processes one core holds with the cluster converging in time.
+// Measured on a 2-core machine with the fast gossip profile: 112 nodes (10 regions of 11, the
+// WAN node and the witness) converged in 13.5–18 s and then idled at 0.6–0.8 % of a core each;
+// 167 nodes (15 regions of 11) did not converge in 90 s (a node's probes and the witness's
+// answers came too late on the starved cores).
+const NodesPerCore = 60
+
+// Capacity is how many nodes the local runtime runs on a machine of cpus cores, and why.
+func Capacity(cpus int) (int, string) {
+	return max(cpus, 1) * NodesPerCore, fmt.Sprintf("%d per core on %d cores: measured, 112 nodes converged in 13.5-18 s on 2 cores and 167 did not in 90 s", NodesPerCore, max(cpus, 1))
 }
 
 // NewPlan makes a plan in the loopback layout: every node on its own address of the topology's
 // loopback_base.
 func NewPlan(t *topology.Topology, runDir string) (*topology.Plan, error) {
+	for i, r := range t.Regions {
+		// Here users are told apart by their source address alone (no EDNS Client Subnet on
+		// loopback): without a loopback subnet, a region's users could never be sent to it.
+		if !r.ClientSource(0).IsValid() {
+			return nil, fmt.Errorf("regions[%d] (%s): client_subnets has no loopback subnet (a /24 or wider inside 127.0.0.0/8) "+
+				"for the region's simulated users, which the local runtime needs", i, r.Name)
+		}
+	}
 	return topology.NewPlan(t, topology.PlanOptions{Runtime: Name, RunDir: runDir})
 }
 
@@ -145,6 +168,12 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	defer r.mu.Unlock()
 	if pids := r.agentPIDs(); len(pids) > 0 {
 		return runtime.ErrAlreadyUp
+	}
+	if plan.Topology.HasCache() {
+		// Cache nodes run the host's redis-server: refused before anything starts without one.
+		if _, err := cache.FindBinary(); err != nil {
+			return err
+		}
 	}
 	// A fresh cluster every time: old data would carry an old epoch and divergent history.
 	for _, d := range []string{"data", "logs"} {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sort"
@@ -78,6 +79,11 @@ type NodeStatus struct {
 	LSN     uint64        `json:"lsn"`
 	LagMS   int64         `json:"lag_ms"`
 	Lease   bool          `json:"lease,omitempty"`
+	// Backlog is a queue node's jobs not yet acknowledged by a worker, as it last published them
+	// in gossip.
+	Backlog uint64 `json:"backlog,omitempty"`
+	// Ready is a queue node's own verdict in gossip: JetStream answers and its mirrors exist.
+	Ready bool `json:"ready,omitempty"`
 }
 
 // DNSStatus is one GeoDNS instance and a ready-to-copy dig line.
@@ -97,6 +103,9 @@ type Observer struct {
 	// HTTP is the client of the control endpoints and DBHTTP of the database API, each signing
 	// with the run's key (short timeouts: a black-holed node must not stall status).
 	HTTP, DBHTTP *http.Client
+	// Logger, when set, receives at debug level what WaitConverged still waits for, each time
+	// that changes (where the time of a slow convergence goes).
+	Logger *slog.Logger
 }
 
 // NewObserver returns an observer with a client suited to status polling.
@@ -247,6 +256,9 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 		if d, ok := dbs[n.Name]; ok {
 			ns.Primary, ns.Epoch, ns.LSN, ns.LagMS, ns.Lease = d.Primary, d.Epoch, d.LSN, d.LagMS, d.HasLease
 		}
+		if n.Role == topology.RoleQueue && ns.State == StateAlive {
+			ns.Backlog, ns.Ready = meta[n.Name].Backlog, meta[n.Name].Healthy
+		}
 		st.Nodes = append(st.Nodes, ns)
 	}
 	for _, r := range t.Regions {
@@ -292,8 +304,12 @@ func mainPort(r topology.Role) int {
 		return topology.PortDNS
 	case topology.RoleWAN:
 		return topology.PortWANAPI
+	case topology.RoleQueue:
+		return topology.PortQueue
+	case topology.RoleWorker:
+		return topology.PortControl // a worker serves nothing but its agent's control endpoint
 	}
-	return topology.PortDB
+	return topology.ServicePort(r)
 }
 
 // Primaries lists the alive db nodes that claim primary.
@@ -360,12 +376,15 @@ func (s *Status) Converged(t *topology.Topology) (bool, string) {
 // WaitConverged polls Status until Converged and every GeoDNS instance sends the users near each
 // region to that region (DNSReady), or the timeout; the error names what was missing.
 func (o *Observer) WaitConverged(ctx context.Context, timeout time.Duration) (*Status, error) {
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	reason := "no status yet"
 	for {
+		var why string
 		st, err := o.Status(ctx)
 		if err == nil {
-			ok, why := st.Converged(o.Plan.Topology)
+			var ok bool
+			ok, why = st.Converged(o.Plan.Topology)
 			if ok {
 				// Ready means answering: every GeoDNS instance sends each region's users home.
 				routes, err := o.DNSRoutes(ctx)
@@ -379,10 +398,13 @@ func (o *Observer) WaitConverged(ctx context.Context, timeout time.Duration) (*S
 			if ok {
 				return st, nil
 			}
-			reason = why
 		} else {
-			reason = err.Error()
+			why = err.Error()
 		}
+		if why != reason && o.Logger != nil {
+			o.Logger.Debug("not converged yet", "waiting_for", why, "after", time.Since(start).Round(time.Millisecond))
+		}
+		reason = why
 		if time.Now().After(deadline) {
 			return st, fmt.Errorf("cluster did not converge within %s: %s", timeout, reason)
 		}

@@ -121,6 +121,10 @@ type Descriptor struct {
 	// Available reports whether the runtime can run here now, within timeout (nil: always).
 	// --runtime auto picks the first available runtime in registration order.
 	Available func(ctx context.Context, timeout time.Duration) error
+	// Capacity is how many nodes the runtime runs on this host with the cluster converging in
+	// time, and the measurement behind that number (nil: no known ceiling). `up` refuses a
+	// larger plan before starting anything, unless told to try anyway.
+	Capacity func() (nodes int, basis string)
 }
 
 // PlanPath is the plan file of a run directory, where the built-in runtimes keep it.

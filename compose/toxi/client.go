@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // Client talks to one toxiproxy API.
@@ -37,6 +39,33 @@ type Proxy struct {
 	Upstream string  `json:"upstream"`
 	Enabled  bool    `json:"enabled"`
 	Toxics   []Toxic `json:"toxics"`
+}
+
+// attempts is how often a call is tried when the connection fails (an EOF on a reused keep-alive
+// connection the server closed, seen on a loaded machine in the middle of a drill's undo); an
+// answer from the API, whatever its status, is never retried.
+const attempts = 3
+
+// call is do, tried again after a failed connection. Every call drill makes is safe to repeat:
+// reads, deletes (a second finds nothing: done), enabling a proxy, and adding a toxic (a second
+// finds it there: done, see AddToxic).
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var err error
+	for i := range attempts {
+		if err = c.do(ctx, method, path, in, out); err == nil {
+			return nil
+		}
+		var apiErr *Error
+		if errors.As(err, &apiErr) || ctx.Err() != nil || i == attempts-1 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i+1) * 100 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -87,20 +116,25 @@ func NotFound(err error) bool {
 // Proxies lists every proxy with its toxics.
 func (c *Client) Proxies(ctx context.Context) (map[string]Proxy, error) {
 	out := map[string]Proxy{}
-	return out, c.do(ctx, http.MethodGet, "/proxies", nil, &out)
+	return out, c.call(ctx, http.MethodGet, "/proxies", nil, &out)
 }
 
-// AddToxic adds a toxic to a proxy.
+// AddToxic adds a toxic to a proxy. Toxic names are unique per fault, so a toxic of that name
+// already there (409) is this one, added by an earlier attempt whose answer was lost.
 func (c *Client) AddToxic(ctx context.Context, proxy string, t Toxic) error {
 	if t.Toxicity == 0 {
 		t.Toxicity = 1
 	}
-	return c.do(ctx, http.MethodPost, "/proxies/"+url.PathEscape(proxy)+"/toxics", t, nil)
+	err := c.call(ctx, http.MethodPost, "/proxies/"+url.PathEscape(proxy)+"/toxics", t, nil)
+	if e, ok := err.(*Error); ok && e.Status == http.StatusConflict {
+		return nil
+	}
+	return err
 }
 
 // RemoveToxic removes a toxic; a missing toxic is not an error (undo must be idempotent).
 func (c *Client) RemoveToxic(ctx context.Context, proxy, name string) error {
-	err := c.do(ctx, http.MethodDelete, "/proxies/"+url.PathEscape(proxy)+"/toxics/"+url.PathEscape(name), nil, nil)
+	err := c.call(ctx, http.MethodDelete, "/proxies/"+url.PathEscape(proxy)+"/toxics/"+url.PathEscape(name), nil, nil)
 	if NotFound(err) {
 		return nil
 	}
@@ -109,10 +143,10 @@ func (c *Client) RemoveToxic(ctx context.Context, proxy, name string) error {
 
 // SetEnabled enables or disables a proxy (disabled = connections refused and cut).
 func (c *Client) SetEnabled(ctx context.Context, proxy string, enabled bool) error {
-	return c.do(ctx, http.MethodPost, "/proxies/"+url.PathEscape(proxy), map[string]bool{"enabled": enabled}, nil)
+	return c.call(ctx, http.MethodPost, "/proxies/"+url.PathEscape(proxy), map[string]bool{"enabled": enabled}, nil)
 }
 
 // Version checks the API answers.
 func (c *Client) Version(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, "/version", nil, nil)
+	return c.call(ctx, http.MethodGet, "/version", nil, nil)
 }

@@ -9,7 +9,8 @@ import (
 func TestBuiltinsParseAndResolve(t *testing.T) {
 	names := Names()
 	want := map[string]bool{"region-outage": true, "primary-kill": true, "wan-latency": true, "region-partition": true,
-		"primary-pause": true, "flapping-partition": true, "failover-second-failure": true}
+		"primary-pause": true, "flapping-partition": true, "failover-second-failure": true,
+		"cache-failover": true, "cache-stampede": true}
 	for _, n := range names {
 		delete(want, n)
 		d, err := Load(n)
@@ -19,8 +20,12 @@ func TestBuiltinsParseAndResolve(t *testing.T) {
 		if d.Name != n {
 			t.Fatalf("%s: drill names itself %q", n, d.Name)
 		}
-		if _, err := d.Resolve(topology.Default()); err != nil {
-			t.Fatalf("%s against the default topology: %v", n, err)
+		top := topology.Default()
+		if d.Topology != "" {
+			top, _ = topology.Builtin(d.Topology)
+		}
+		if _, err := d.Resolve(top); err != nil {
+			t.Fatalf("%s against the %s topology: %v", n, top.Name, err)
 		}
 	}
 	if len(want) > 0 {

@@ -67,7 +67,7 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 	for _, r := range results {
 		names = append(names, r.Name)
 		// The invariants are judged against 0 without a budget; every other check only with one.
-		judged := r.Name == NameLostWrites || r.Name == NameOnePrimaryPerEpoch || r.Name == NameLogMatching
+		judged := r.Name == NameLostWrites || r.Name == NameOnePrimaryPerEpoch || r.Name == NameLogMatching || r.Name == NameLostJobs
 		if !judged && r.HasBudget {
 			t.Fatalf("%s claims a budget", r.Name)
 		}
@@ -78,7 +78,8 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 			t.Fatalf("%s evidence does not encode: %v", r.Name, err)
 		}
 	}
-	want := "dns_failover write_unavailability lost_acked_writes rpo rpo_beyond_lag split_brain stale_reads replication_lag dns_failback linearizable one_primary_per_epoch log_matching"
+	want := "dns_failover write_unavailability lost_acked_writes rpo rpo_beyond_lag split_brain stale_reads replication_lag dns_failback linearizable one_primary_per_epoch log_matching " +
+		"phantom_reads stale_beyond_ttl db_read_amplification cache_hit_ratio read_latency lost_jobs duplicate_jobs backlog_drain publish_latency"
 	if strings.Join(names, " ") != want {
 		t.Fatalf("order %v", names)
 	}
@@ -89,7 +90,10 @@ func TestRunOrderAndEvidenceEncodes(t *testing.T) {
 
 func TestBudgetNames(t *testing.T) {
 	got := strings.Join(BudgetNames(), " ")
-	want := "dns_failback_early_s dns_failover_s epochs_with_two_primaries log_mismatches lost_acked_writes nonlinearizable_keys replication_lag_p99_ms rpo_beyond_lag_s rpo_s rto_s split_brain_s stale_reads"
+	want := "backlog_drain_s cache_miss_pct db_reads_per_key_ttl dns_failback_early_s dns_failover_s duplicate_jobs " +
+		"epochs_with_two_primaries log_mismatches lost_acked_writes lost_jobs nonlinearizable_keys phantom_s publish_p99_ms " +
+		"read_p99_ms replication_lag_p99_ms rpo_beyond_lag_s rpo_s rto_s " +
+		"split_brain_s stale_beyond_ttl_s stale_reads"
 	if got != want {
 		t.Fatalf("BudgetNames = %s", got)
 	}

@@ -46,7 +46,8 @@ type LostWritesEvidence struct {
 	// Acked is the number of acknowledged writes.
 	Acked int `json:"acked"`
 	// Lost are acknowledged writes whose key is missing from the final read or holds a value no
-	// later (or concurrent) write of that key wrote; sorted by invoke index.
+	// later (or concurrent) write of that key wrote, or that no node's final log holds; sorted by
+	// invoke index.
 	Lost []WriteRef `json:"lost"`
 	// Unverified are acknowledged writes whose key has no final read at all.
 	Unverified []WriteRef `json:"unverified"`
@@ -79,7 +80,9 @@ type LostWritesEvidence struct {
 // LostWrites counts acknowledged ("ok") writes that the final read after heal does not show, in
 // the manner of Jepsen's set checker. A write whose key reads back another value counts as lost
 // unless another write of the same key that may have followed it (it had not completed before
-// this one was invoked) wrote that value. Indeterminate writes that appear are "recovered", never
+// this one was invoked) wrote that value. Where the history holds the database nodes' final logs,
+// an acknowledged write that no log holds at its LSN and epoch is lost too, which catches the
+// writes of a key overwritten since (a later value hides them from the final read). Indeterminate writes that appear are "recovered", never
 // lost; indeterminate or failed writes that are missing are fine. Measured is the number of lost
 // writes, judged against BudgetLostAckedWrites.
 //
@@ -147,6 +150,7 @@ func analyseLost(ops []history.Op) (*LostWritesEvidence, string) {
 		return ev, fmt.Sprintf("no acknowledged write in the history (%d writes attempted)", len(writes))
 	}
 
+	logged := history.FinalLogs(ops)
 	for _, w := range writes {
 		ref := writeRef(w)
 		f, read := final[ref.Key]
@@ -162,6 +166,10 @@ func analyseLost(ops []history.Op) (*LostWritesEvidence, string) {
 		switch w.Outcome() {
 		case history.TypeOK:
 			switch {
+			case logged.Discarded(w):
+				// No node's log holds it: lost, even where a later overwrite hides that from the
+				// final read of a key written many times.
+				ev.Lost = append(ev.Lost, ref)
 			case !read:
 				ev.Unverified = append(ev.Unverified, ref)
 			case present:

@@ -194,3 +194,31 @@ func TestRPO(t *testing.T) {
 	r, _ = RPO(clean.build(), budgets(BudgetRPO, 0))
 	expectVerdict(t, r, verdict.Pass, 0)
 }
+
+// A hot key written at LSN 2 in epoch 1, discarded by a failover, then overwritten at epoch 2:
+// the final read shows the later value, the final logs show the loss.
+func TestLostWriteHiddenByAnOverwriteIsFoundInTheLogs(t *testing.T) {
+	var h hist
+	h.writeValue(1, "us-east", "k", "a", 0, history.TypeOK, 0.1, "us-east-db-1", 1)
+	h.writeValue(1, "us-east", "k", "b", 1, history.TypeOK, 1.1, "us-east-db-1", 2)
+	h.add(history.Op{Type: history.TypeInvoke, F: history.FWrite, Process: 2, ClientRegion: "eu-west", Key: "k", Value: "c"}, 5)
+	h.add(history.Op{Type: history.TypeOK, F: history.FWrite, Process: 2, ClientRegion: "eu-west", Key: "k", Value: "c",
+		DBNode: "eu-west-db-1", LSN: 2, Epoch: 2}, 5.1)
+	h.final("k", "c", true, 9)
+	withoutLogs := h.build()
+	if r, _ := LostWrites(withoutLogs, budgets(BudgetLostAckedWrites, 0)); r.Verdict != verdict.Pass {
+		t.Fatalf("without logs the overwrite hides the loss: %+v", r)
+	}
+	h.add(history.Op{Type: history.TypeLog, Node: "eu-west-db-1", Log: []history.LogEntry{{LSN: 1, Epoch: 1, Key: "k"}, {LSN: 2, Epoch: 2, Key: "k"}}}, 10)
+	r, ev := LostWrites(h.build(), budgets(BudgetLostAckedWrites, 0))
+	expectVerdict(t, r, verdict.Fail, 1)
+	if len(ev.Lost) != 1 || ev.Lost[0].Value != "b" {
+		t.Errorf("lost %+v, want the write of b", ev.Lost)
+	}
+	// Its writer's later read of k, which can no longer return b, is a lost write, not a stale read.
+	h.read(1, "us-east", "k", 6, history.TypeOK, 6.1, true, 2, "c")
+	sr, sev := StaleReads(h.build(), budgets(BudgetStaleReads, 0))
+	if sr.Verdict != verdict.Unknown || sev.OfLostWrites != 1 {
+		t.Errorf("stale reads %+v (%+v), want the read not judged, counted as after a lost write", sr, sev)
+	}
+}

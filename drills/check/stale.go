@@ -50,6 +50,9 @@ type StaleReadsEvidence struct {
 	Judged int `json:"judged"`
 	// Stale is the number of those that missed the write.
 	Stale int `json:"stale"`
+	// OfLostWrites counts the reads not judged because the client's write they followed was
+	// discarded by a failover (absent from every final log).
+	OfLostWrites int `json:"of_lost_writes,omitempty"`
 	// ByRegion counts per client region (JSON sorts the keys).
 	ByRegion map[string]ReadCounts `json:"by_region"`
 	// Examples are the first stale reads, in history order (at most Config.MaxExamples).
@@ -60,7 +63,8 @@ type StaleReadsEvidence struct {
 // p's own write of k was acknowledged (with LSN L) is stale when it returned not-found, or a value
 // written at KeyLSN < L (when the read reports no KeyLSN, a value other than the one written).
 // Reads that failed or are indeterminate, reads of keys the process did not successfully write,
-// and reads before any write are not judged. Measured is the number of stale reads, judged
+// reads before any write, and reads after a write that a failover discarded (no node's final log
+// holds it: that is a lost write, which lost_acked_writes judges) are not judged. Measured is the number of stale reads, judged
 // against BudgetStaleReads; unknown when no read could be judged.
 func StaleReads(ops []history.Op, cfg Config) (Result, *StaleReadsEvidence) {
 	const unit = "reads"
@@ -73,6 +77,8 @@ func StaleReads(ops []history.Op, cfg Config) (Result, *StaleReadsEvidence) {
 		value string
 		acked time.Time
 		index int64 // completion index
+		// discarded: no node's final log holds the write (history.Logged.Discarded)
+		discarded bool
 	}
 	// own[process][key] is the process's latest acknowledged write of key, by completion index.
 	own := map[int]map[string]ackedWrite{}
@@ -80,6 +86,7 @@ func StaleReads(ops []history.Op, cfg Config) (Result, *StaleReadsEvidence) {
 	// read is visited its earlier writes are known; the index comparison makes "began after the
 	// acknowledgement" exact.
 	ev := &StaleReadsEvidence{ByRegion: map[string]ReadCounts{}}
+	logged := history.FinalLogs(ops)
 	for _, p := range pairs {
 		key := p.Key()
 		switch p.Invoke.F {
@@ -90,10 +97,17 @@ func StaleReads(ops []history.Op, cfg Config) (Result, *StaleReadsEvidence) {
 			if own[p.Invoke.Process] == nil {
 				own[p.Invoke.Process] = map[string]ackedWrite{}
 			}
-			own[p.Invoke.Process][key] = ackedWrite{lsn: p.Done.LSN, value: p.Value(), acked: p.End(), index: p.Done.Index}
+			own[p.Invoke.Process][key] = ackedWrite{lsn: p.Done.LSN, value: p.Value(), acked: p.End(), index: p.Done.Index,
+				discarded: logged.Discarded(p)}
 		case history.FRead:
 			w, wrote := own[p.Invoke.Process][key]
 			if !wrote || !p.Acked() || w.index > p.Invoke.Index {
+				continue
+			}
+			if w.discarded {
+				// A failover discarded the write: no read can return it any more. It is a lost
+				// write (lost_acked_writes, rpo), not a stale read.
+				ev.OfLostWrites++
 				continue
 			}
 			region := p.Invoke.ClientRegion

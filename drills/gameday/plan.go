@@ -142,6 +142,14 @@ type Webhook struct {
 	Timeout time.Duration
 	// Retries is how many times a failed attempt is retried (network error, 5xx, 429).
 	Retries int
+	// Headers are sent with every POST (e.g. an Authorization the receiver wants).
+	Headers map[string]string
+	// SecretEnv names the environment variable holding the key that signs every POST
+	// (X-Drill-Signature); empty: unsigned. Secret is its value, read by Resolve.
+	SecretEnv string
+	Secret    []byte
+	// secretAt is where secret_env is in the file.
+	secretAt Pos
 }
 
 // Schedule is when a plan runs by itself.
@@ -160,6 +168,8 @@ type LoadOptions struct {
 	Topology *topology.Topology
 	// CheckRuntime reports whether a runtime name is usable (nil: only "local" is).
 	CheckRuntime func(name string) error
+	// Getenv reads the environment (the webhook's secret_env; nil: os.Getenv).
+	Getenv func(string) string
 }
 
 // Load reads a plan file, parses it and resolves it (Resolve). On failure the error is an
@@ -341,7 +351,7 @@ func (d *decoder) drillStep(drillE entry, fields map[string]entry) *DrillStep {
 }
 
 func (d *decoder) webhook(e entry) *Webhook {
-	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, []string{"url", "timeout", "retries"})
+	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field, []string{"url", "timeout", "retries", "headers", "secret_env"})
 	if !ok {
 		return nil
 	}
@@ -368,6 +378,27 @@ func (d *decoder) webhook(e entry) *Webhook {
 		case "retries":
 			if v, ok := d.Integer(f, 0, maxWebhookRetries); ok {
 				w.Retries = v
+			}
+		case "headers":
+			hs, ok := d.Mapping(f.Value, f.ValuePos(), f.Field, nil)
+			if !ok {
+				continue
+			}
+			w.Headers = map[string]string{}
+			for _, h := range hs {
+				v, ok := d.Str(h)
+				if !ok {
+					continue
+				}
+				if reservedHeader(h.Key) {
+					d.Errorf(h.KeyPos, h.Field, "%s is set by drill itself", h.Key)
+					continue
+				}
+				w.Headers[h.Key] = v
+			}
+		case "secret_env":
+			if v, ok := d.Str(f); ok {
+				w.SecretEnv, w.secretAt = v, f.ValuePos()
 			}
 		}
 	}
@@ -435,6 +466,17 @@ func (p *Plan) Resolve(dir string, o LoadOptions) error {
 			at = Pos{Line: 1, Column: 1}
 		}
 		errorf(at, "runtime", "%v", err)
+	}
+	if w := p.Webhook; w != nil && w.SecretEnv != "" {
+		getenv := o.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		if v := getenv(w.SecretEnv); v == "" {
+			errorf(w.secretAt, "webhook.secret_env", "environment variable %s is not set: it must hold the webhook's signing key", w.SecretEnv)
+		} else {
+			w.Secret = []byte(v)
+		}
 	}
 	loadTopo := func(path string) (*topology.Topology, error) { return topology.Load(path) }
 	base := o.Topology

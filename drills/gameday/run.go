@@ -90,6 +90,10 @@ type Config struct {
 
 // Summary is the outcome of one run, as written to summary.json.
 type Summary struct {
+	// SchemaVersion and DrillVersion: what the fields mean, and the drill that wrote them
+	// (report.SchemaVersion, report.DrillVersion).
+	SchemaVersion int    `json:"schema_version"`
+	DrillVersion  string `json:"drill_version"`
 	// ID is the run's id (its directory name under runs/).
 	ID string `json:"id"`
 	// Plan is the plan's name; PlanFile the plan file.
@@ -242,7 +246,7 @@ func runLocked(ctx context.Context, cfg Config) (s *Summary, waitWebhook func(),
 		return nil, func() {}, err
 	}
 	dir := filepath.Join(cfg.History.Dir(), RunsDir, id)
-	s = &Summary{ID: id, Plan: p.Name, PlanFile: p.Source, Mode: p.Mode, Trigger: cfg.Trigger, Runtime: p.Runtime,
+	s = &Summary{SchemaVersion: report.SchemaVersion, DrillVersion: report.DrillVersion(), ID: id, Plan: p.Name, PlanFile: p.Source, Mode: p.Mode, Trigger: cfg.Trigger, Runtime: p.Runtime,
 		Start: start, Dir: dir, FailedChecks: []FailedCheck{}}
 	out := cfg.Stdout
 	fmt.Fprintf(out, "gameday %s: run %s (%d steps, %s, %s)\n", p.Name, id, len(p.Steps), p.Mode, cfg.Trigger)
@@ -478,7 +482,8 @@ func notify(ctx context.Context, cfg Config, s *Summary) func() {
 	if wh == nil || wh.URL == "" {
 		return func() {}
 	}
-	n := &Notifier{URL: wh.URL, Timeout: wh.Timeout, Retries: wh.Retries, Backoff: cfg.WebhookBackoff, Client: cfg.HTTPClient, Logger: cfg.Logger}
+	n := &Notifier{URL: wh.URL, Timeout: wh.Timeout, Retries: wh.Retries, Backoff: cfg.WebhookBackoff, Client: cfg.HTTPClient, Logger: cfg.Logger,
+		Headers: wh.Headers, Secret: wh.Secret}
 	payload := PayloadFor(s)
 	done := make(chan Delivery, 1)
 	// Not cancelled with ctx: an aborted game day is news worth delivering. Bound limits it.
@@ -507,7 +512,7 @@ func notify(ctx context.Context, cfg Config, s *Summary) func() {
 
 // PayloadFor is the webhook payload of a run.
 func PayloadFor(s *Summary) Payload {
-	p := Payload{Event: EventFinished, Plan: s.Plan, RunID: s.ID, Verdict: s.Verdict, Trigger: s.Trigger, Start: s.Start, End: s.End,
+	p := Payload{SchemaVersion: report.SchemaVersion, DrillVersion: report.DrillVersion(), Event: EventFinished, Plan: s.Plan, RunID: s.ID, Verdict: s.Verdict, Trigger: s.Trigger, Start: s.Start, End: s.End,
 		ReportPath: filepath.Join(s.Dir, FileIndex), SummaryPath: filepath.Join(s.Dir, FileSummary),
 		FailedChecks: append([]FailedCheck{}, s.FailedChecks...), Drills: []PayloadDrill{}, Error: s.Error}
 	for _, st := range s.Steps {

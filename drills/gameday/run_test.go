@@ -432,7 +432,11 @@ func TestSummaryJSONIsWellFormed(t *testing.T) {
 	if err := json.Unmarshal(data, &generic); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"id", "plan", "verdict", "start", "end", "steps", "failed_checks", "dir"} {
+	prom, err := os.ReadFile(filepath.Join(s.Dir, report.FileProm))
+	if err != nil || !strings.Contains(string(prom), "drill_gameday_verdict{") || !strings.Contains(string(prom), "drill_gameday_failed_checks{") {
+		t.Errorf("metrics.prom of the game day: %v\n%s", err, prom)
+	}
+	for _, k := range []string{"schema_version", "drill_version", "id", "plan", "verdict", "start", "end", "steps", "failed_checks", "dir"} {
 		if _, ok := generic[k]; !ok {
 			t.Errorf("summary.json lacks %q", k)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"html/template"
 	"io"
 	"os"
@@ -28,12 +29,36 @@ func writeRunFiles(dir string, s *Summary) error {
 		{FileSummary, func(w io.Writer) error { return writeJSON(w, s) }},
 		{FileJUnit, func(w io.Writer) error { return WriteJUnit(w, s) }},
 		{FileIndex, func(w io.Writer) error { return WriteRunHTML(w, s) }},
+		{report.FileProm, func(w io.Writer) error { return writeProm(w, s) }},
 	} {
 		if err := writeFileAtomic(filepath.Join(dir, f.name), f.write); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// writeProm writes the game day's outcome in the Prometheus text format (its drills' own results
+// are in each drill's report directory): the verdict, when it ended, and how many drills failed.
+func writeProm(w io.Writer, s *Summary) error {
+	reg := prometheus.NewRegistry()
+	v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drill_gameday_verdict",
+		Help: "1 for the game day's verdict (pass, fail, error, aborted), 0 for the others."}, []string{"plan", "verdict"})
+	end := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drill_gameday_end_timestamp_seconds",
+		Help: "When the game day ended (Unix time)."}, []string{"plan"})
+	failed := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drill_gameday_failed_checks",
+		Help: "Failed checks over every drill of the game day."}, []string{"plan"})
+	reg.MustRegister(v, end, failed)
+	for _, x := range []verdict.Verdict{verdict.Pass, verdict.Fail, verdict.Error, verdict.Aborted} {
+		val := 0.0
+		if s.Verdict == x {
+			val = 1
+		}
+		v.WithLabelValues(s.Plan, string(x)).Set(val)
+	}
+	end.WithLabelValues(s.Plan).Set(float64(s.End.UnixNano()) / 1e9)
+	failed.WithLabelValues(s.Plan).Set(float64(len(s.FailedChecks)))
+	return report.WriteGathered(w, reg)
 }
 
 func writeJSON(w io.Writer, v any) error {

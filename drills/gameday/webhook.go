@@ -3,11 +3,16 @@ package gameday
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/drillworks/drill/drills/verdict"
@@ -25,6 +30,9 @@ const EventFinished = "gameday.finished"
 
 // Payload is the JSON body posted to the webhook at the end of a run.
 type Payload struct {
+	// SchemaVersion and DrillVersion: what the fields mean, and the drill that posted them.
+	SchemaVersion int    `json:"schema_version"`
+	DrillVersion  string `json:"drill_version"`
 	// Event is EventFinished.
 	Event string `json:"event"`
 	// Plan is the plan's name; RunID the run's id.
@@ -74,6 +82,34 @@ type Notifier struct {
 	Client *http.Client
 	// Logger receives one line per failed attempt.
 	Logger *slog.Logger
+	// Headers are added to every request.
+	Headers map[string]string
+	// Secret, when set, signs every request: X-Drill-Timestamp is the Unix time and
+	// X-Drill-Signature is "sha256=" and the hex HMAC-SHA256 of "<timestamp>.<body>" with it.
+	Secret []byte
+}
+
+// Signature headers (see Notifier.Secret).
+const (
+	HeaderTimestamp = "X-Drill-Timestamp"
+	HeaderSignature = "X-Drill-Signature"
+)
+
+// reservedHeader reports whether a header is drill's own, which a plan may not set.
+func reservedHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Content-Type", "User-Agent", "Content-Length", HeaderTimestamp, HeaderSignature:
+		return true
+	}
+	return false
+}
+
+// Sign is the signature of body sent at timestamp (Unix seconds) with secret.
+func Sign(secret []byte, timestamp int64, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	fmt.Fprintf(m, "%d.", timestamp)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
 // Delivery is the outcome of Send.
@@ -115,7 +151,7 @@ func (n *Notifier) backoff(attempt int) time.Duration {
 func (n *Notifier) Bound() time.Duration {
 	total := time.Duration(n.Retries+1) * n.timeout()
 	for i := range n.Retries {
-		total += n.backoff(i)
+		total += n.backoff(i) * 3 / 2 // the most jitter makes of it
 	}
 	return total
 }
@@ -141,9 +177,14 @@ func (n *Notifier) Send(ctx context.Context, body any) Delivery {
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.Bound())
 	defer cancel()
+	var retryAfter time.Duration // what the receiver asked for with its last answer
 	for attempt := 0; attempt <= n.Retries; attempt++ {
 		if attempt > 0 {
-			t := time.NewTimer(n.backoff(attempt - 1))
+			wait := jitter(n.backoff(attempt - 1))
+			if retryAfter > 0 {
+				wait = retryAfter // the receiver said when (bounded by Bound through ctx)
+			}
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -154,7 +195,8 @@ func (n *Notifier) Send(ctx context.Context, body any) Delivery {
 			}
 		}
 		d.Attempts++
-		retry := n.attempt(ctx, client, data, &d)
+		retry, after := n.attempt(ctx, client, data, &d)
+		retryAfter = after
 		if d.Delivered {
 			d.TookS = time.Since(start).Seconds()
 			return d
@@ -168,21 +210,30 @@ func (n *Notifier) Send(ctx context.Context, body any) Delivery {
 	return d
 }
 
-// attempt makes one request; it reports whether a failure is worth retrying.
-func (n *Notifier) attempt(ctx context.Context, client *http.Client, data []byte, d *Delivery) bool {
+// attempt makes one request; it reports whether a failure is worth retrying, and how long the
+// receiver asked to wait first (Retry-After; 0: not said).
+func (n *Notifier) attempt(ctx context.Context, client *http.Client, data []byte, d *Delivery) (bool, time.Duration) {
 	actx, cancel := context.WithTimeout(ctx, n.timeout())
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, n.URL, bytes.NewReader(data))
 	if err != nil {
 		d.Error = fmt.Sprintf("request: %v", err)
-		return false
+		return false, 0
+	}
+	for k, v := range n.Headers {
+		req.Header.Set(k, v)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "drill-gameday")
+	if len(n.Secret) > 0 {
+		ts := time.Now().Unix()
+		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+		req.Header.Set(HeaderSignature, Sign(n.Secret, ts, data))
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		d.Status, d.Error = 0, err.Error()
-		return true
+		return true, 0
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64*1024))
 	resp.Body.Close()
@@ -190,11 +241,34 @@ func (n *Notifier) attempt(ctx context.Context, client *http.Client, data []byte
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		d.Delivered, d.Error = true, ""
-		return false
+		return false, 0
 	case resp.StatusCode >= 500, resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout:
 		d.Error = "receiver answered " + resp.Status
-		return true
+		return true, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	d.Error = "receiver answered " + resp.Status + " (not retried)"
-	return false
+	return false, 0
+}
+
+// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date (RFC 9110 10.2.3); 0 when
+// absent, unreadable or in the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return max(0, time.Duration(secs)*time.Second)
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// jitter spreads a wait over [d/2, 3d/2), so that many senders do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d/2 + rand.N(d)
 }

@@ -9,12 +9,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/drills/report"
 	"github.com/drillworks/drill/drills/verdict"
 )
 
@@ -170,12 +172,89 @@ func TestWebhookPayload(t *testing.T) {
 	if err := json.Unmarshal(posts[1], &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Event != EventFinished || got.Verdict != verdict.Fail || got.RunID != s.ID || got.Plan != "test-plan" ||
+	if got.SchemaVersion != report.SchemaVersion || got.DrillVersion == "" || got.Event != EventFinished || got.Verdict != verdict.Fail || got.RunID != s.ID || got.Plan != "test-plan" ||
 		got.ReportPath != filepath.Join(s.Dir, FileIndex) || len(got.FailedChecks) != 1 || got.FailedChecks[0].Drill != "beta" ||
 		len(got.Drills) != 3 || got.Drills[1].ReportDir != filepath.Join(s.Dir, "02-beta") {
 		t.Fatalf("payload: %+v", got)
 	}
 	if _, err := os.Stat(got.ReportPath); err != nil {
 		t.Fatalf("report path does not exist: %v", err)
+	}
+}
+
+// A signed POST carries the plan's headers, a timestamp and the HMAC the receiver can check; a
+// 503 with Retry-After is retried after the wait the receiver asked for, not the backoff.
+func TestWebhookSignedWithHeadersAndRetryAfter(t *testing.T) {
+	secret := []byte("webhook-secret")
+	var mu sync.Mutex
+	var got []http.Header
+	var at []time.Time
+	var bodies [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		got, at, bodies = append(got, req.Header.Clone()), append(at, time.Now()), append(bodies, body)
+		n := len(got)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	n := &Notifier{URL: srv.URL, Retries: 2, Backoff: 10 * time.Millisecond, Secret: secret,
+		Headers: map[string]string{"X-Team": "sre"}}
+	d := n.Send(context.Background(), map[string]string{"hello": "world"})
+	if !d.Delivered || d.Attempts != 2 {
+		t.Fatalf("delivery %+v, want delivered on the second attempt", d)
+	}
+	if wait := at[1].Sub(at[0]); wait < 900*time.Millisecond {
+		t.Errorf("retried after %s, want the 1 s the receiver asked for (backoff 10 ms)", wait)
+	}
+	for i, h := range got {
+		ts, err := strconv.ParseInt(h.Get(HeaderTimestamp), 10, 64)
+		if err != nil || h.Get("X-Team") != "sre" || h.Get(HeaderSignature) != Sign(secret, ts, bodies[i]) {
+			t.Errorf("request %d: headers %v; want X-Team and a signature over its timestamp and body", i, h)
+		}
+		if Sign([]byte("other"), ts, bodies[i]) == h.Get(HeaderSignature) {
+			t.Errorf("request %d: another key gives the same signature", i)
+		}
+	}
+	if parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", time.Now()) != 0 || parseRetryAfter("soon", time.Now()) != 0 {
+		t.Error("a past date or junk must mean no wait")
+	}
+	now := time.Now()
+	if w := parseRetryAfter(now.Add(3*time.Second).UTC().Format(http.TimeFormat), now); w < 2*time.Second || w > 3*time.Second {
+		t.Errorf("an HTTP date 3 s ahead: %s", w)
+	}
+}
+
+func TestWebhookPlanFields(t *testing.T) {
+	plan := "name: p\ndrills: [{drill: region-outage}]\nwebhook:\n  url: http://127.0.0.1:1/hook\n" +
+		"  headers: {X-Team: sre}\n  secret_env: DRILL_TEST_WEBHOOK_KEY\n"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(path, []byte(plan), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	opts := LoadOptions{Getenv: func(k string) string { return env[k] }}
+	if _, err := Load(path, opts); err == nil || !strings.Contains(err.Error(), "plan.yaml:6:15: webhook.secret_env: environment variable DRILL_TEST_WEBHOOK_KEY is not set") {
+		t.Fatalf("unset secret: %v", err)
+	}
+	env["DRILL_TEST_WEBHOOK_KEY"] = "k"
+	p, err := Load(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(p.Webhook.Secret) != "k" || p.Webhook.Headers["X-Team"] != "sre" {
+		t.Fatalf("webhook %+v", p.Webhook)
+	}
+	bad := strings.Replace(plan, "X-Team: sre", "X-Drill-Signature: forged", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, opts); err == nil || !strings.Contains(err.Error(), "X-Drill-Signature is set by drill itself") {
+		t.Fatalf("reserved header: %v", err)
 	}
 }

@@ -46,6 +46,8 @@ const (
 	TypeFinal = "final"
 	// TypeLog is one database node's whole log after the final read (Node, Log).
 	TypeLog = "log"
+	// TypeQueue is a sample of one region's queue (Region, Node, Backlog).
+	TypeQueue = "queue"
 )
 
 // Op functions.
@@ -54,11 +56,35 @@ const (
 	FWrite = "write"
 	// FRead is a client read.
 	FRead = "read"
+	// FEnqueue is a client publishing a job (POST /jobs; Key is the job id): ok once the queue
+	// acknowledged it.
+	FEnqueue = "enqueue"
 	// FStart starts a fault.
 	FStart = "start"
 	// FStop stops (heals) a fault.
 	FStop = "stop"
 )
+
+// CacheSource is how a read was served in a region with a cache (Op.Cache); the values are
+// agents/cache.Source's.
+type CacheSource string
+
+// Cache sources.
+const (
+	// CacheHit: the cache held a usable entry; no database read.
+	CacheHit CacheSource = "hit"
+	// CacheMiss: not cached; the read loaded from the database and filled the cache.
+	CacheMiss CacheSource = "miss"
+	// CacheShared: another read's database load answered it (request coalescing).
+	CacheShared CacheSource = "shared"
+	// CacheSkip: the cached entry was too old for the read; it loaded from the database.
+	CacheSkip CacheSource = "skip"
+	// CacheDown: the cache did not answer; the read loaded from the database.
+	CacheDown CacheSource = "down"
+)
+
+// LoadsDatabase reports whether a read so served made a database read of its own.
+func (s CacheSource) LoadsDatabase() bool { return s == CacheMiss || s == CacheSkip || s == CacheDown }
 
 // Op is one entry of the history. Zero-valued fields are left out of the JSON line and read back
 // as zero. Which fields are set depends on Type (see the field comments).
@@ -68,7 +94,7 @@ type Op struct {
 	Index int64 `json:"index"`
 	// Type is invoke, ok, fail or info for client ops; fault, dns, lag, epoch or final otherwise.
 	Type string `json:"type"`
-	// F is write or read for client ops, start or stop for faults.
+	// F is write, read or enqueue for client ops, start or stop for faults.
 	F string `json:"f,omitempty"`
 	// Process is the client id of client and dns ops; meaningless (0) for the others.
 	Process int `json:"process"`
@@ -99,6 +125,12 @@ type Op struct {
 	MinLSN uint64 `json:"min_lsn,omitempty"`
 	// Found is whether a read (or final read) found the key.
 	Found bool `json:"found,omitempty"`
+	// Cache is how a read was served in a region with a cache: hit, miss, shared, skip or down
+	// (agents/cache.Source); empty without a cache.
+	Cache CacheSource `json:"cache,omitempty"`
+	// CacheTTLMS is the cache's TTL in milliseconds, as the web tier reported it with a read
+	// served through a cache.
+	CacheTTLMS int64 `json:"cache_ttl_ms,omitempty"`
 	// Error is the error a client op or lookup saw.
 	Error string `json:"error,omitempty"`
 	// Fault is the fault id, e.g. blackhole:us-east (fault ops).
@@ -109,18 +141,22 @@ type Op struct {
 	// start ops of kinds that have settings).
 	FaultParams string `json:"fault_params,omitempty"`
 	// Region is a fault's target region (empty for a fault between several regions, whose id
-	// names them, or one on the whole WAN), or the sampled node's region (lag, epoch ops).
+	// names them, or one on the whole WAN), the sampled node's region (lag, epoch ops), or the
+	// region of the web node that served a read.
 	Region string `json:"region,omitempty"`
 	// Node is a fault's target node, the sampled node (lag) or the new primary (epoch).
 	Node string `json:"node,omitempty"`
 	// LagMS is the replication lag in milliseconds (lag ops).
 	LagMS int64 `json:"lag_ms,omitempty"`
+	// Backlog is how many jobs a region's queue held, published and not yet acknowledged by a
+	// worker (queue ops).
+	Backlog uint64 `json:"backlog,omitempty"`
 	// Log is a database node's log, LSN by LSN (log ops).
 	Log []LogEntry `json:"log,omitempty"`
 }
 
 // LogEntry is one entry of a node's log: its LSN, the epoch of the primary that wrote it and the
-// key it wrote (every write's key is unique, so the key names the write).
+// key it wrote (with unique keys the key names the write; with hot keys, LSN and epoch do).
 type LogEntry struct {
 	LSN   uint64 `json:"l"`
 	Epoch uint64 `json:"e"`
@@ -234,7 +270,7 @@ func Read(r io.Reader) ([]Op, error) {
 
 func knownType(t string) bool {
 	switch t {
-	case TypeInvoke, TypeOK, TypeFail, TypeInfo, TypeFault, TypeDNS, TypeLag, TypeEpoch, TypeFinal, TypeLog:
+	case TypeInvoke, TypeOK, TypeFail, TypeInfo, TypeFault, TypeDNS, TypeLag, TypeEpoch, TypeFinal, TypeLog, TypeQueue:
 		return true
 	}
 	return false

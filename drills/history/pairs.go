@@ -3,6 +3,7 @@ package history
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/drillworks/drill/compose/fault"
@@ -84,8 +85,8 @@ func Pairs(ops []Op) ([]Pair, error) {
 			if i, busy := pending[op.Process]; busy {
 				return nil, fmt.Errorf("op %d: process %d invoked while op %d is pending", op.Index, op.Process, out[i].Invoke.Index)
 			}
-			if op.F != FWrite && op.F != FRead {
-				return nil, fmt.Errorf("op %d: client op with f %q (want write or read)", op.Index, op.F)
+			if op.F != FWrite && op.F != FRead && op.F != FEnqueue {
+				return nil, fmt.Errorf("op %d: client op with f %q (want write, read or enqueue)", op.Index, op.F)
 			}
 			pending[op.Process] = len(out)
 			out = append(out, Pair{Invoke: op})
@@ -168,4 +169,58 @@ func FaultWindows(ops []Op) []FaultWindow {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
+}
+
+// Logged is the set of writes the database nodes' final logs hold (the log ops), each named by its
+// LSN, epoch and key: a write acknowledged at (LSN, epoch) survived iff some node's final log holds
+// that entry for its key, however often the key was overwritten since.
+type Logged struct {
+	entries map[LogEntry]bool
+	perKey  map[string]int // distinct entries per key
+	nodes   int
+}
+
+// FinalLogs collects the log ops of a history.
+func FinalLogs(ops []Op) Logged {
+	l := Logged{entries: map[LogEntry]bool{}, perKey: map[string]int{}}
+	for _, op := range ops {
+		if op.Type != TypeLog {
+			continue
+		}
+		l.nodes++
+		for _, e := range op.Log {
+			if !l.entries[e] {
+				l.entries[e] = true
+				l.perKey[e.Key]++
+			}
+		}
+	}
+	return l
+}
+
+// Writes is how many distinct writes of key the final logs hold (each its own LSN).
+func (l Logged) Writes(key string) int { return l.perKey[key] }
+
+// KeysWithPrefix calls fn with every key the final logs hold that starts with prefix and how
+// many distinct writes of it they hold.
+func (l Logged) KeysWithPrefix(prefix string, fn func(key string, writes int)) {
+	for k, n := range l.perKey {
+		if strings.HasPrefix(k, prefix) {
+			fn(k, n)
+		}
+	}
+}
+
+// Known reports whether the history holds any node's final log.
+func (l Logged) Known() bool { return l.nodes > 0 }
+
+// Holds reports whether some final log holds the write of key acknowledged at lsn in epoch.
+func (l Logged) Holds(lsn, epoch uint64, key string) bool {
+	return l.entries[LogEntry{LSN: lsn, Epoch: epoch, Key: key}]
+}
+
+// Discarded reports whether an acknowledged write (a write pair completed ok) is missing from
+// every final log: the logs are known and hold no entry at its LSN and epoch for its key.
+func (l Logged) Discarded(w Pair) bool {
+	return l.Known() && w.Acked() && w.Done.LSN > 0 && !l.Holds(w.Done.LSN, w.Done.Epoch, w.Key())
 }

@@ -49,6 +49,7 @@ type timeline struct {
 	Lanes                 []tlLane
 	Epochs                []tlEpoch
 	Lag                   tlLag
+	Queue                 *tlLag // nil without queue samples
 	Axis                  []tlTick
 	AxisY, TickBottom     float64
 	Legend                []tlLegend
@@ -81,15 +82,53 @@ type tlEpoch struct {
 	Label     string
 }
 
+// tlLag is a panel of one line per node over time (replication lag, queue backlog).
 type tlLag struct {
-	Top, H, Base float64
-	MaxLabel     string
-	Lines        []tlLine
-	Empty        bool
+	PlotLeft, PlotRight int
+	Top, H, Base        float64
+	Title               string
+	MaxLabel            string
+	Lines               []tlLine
+	Empty               bool
 }
 
 type tlLine struct {
-	Points, Color, Node string
+	Points, Color, Node, Title string
+}
+
+// seriesPanel draws the samples of type typ (value by value) as one line per node in the
+// region's colour, scaled to the largest value, in a panel whose top is top.
+func seriesPanel(ops []history.Op, typ string, top float64, title, lineTitle string, colors map[string]string, sc scale,
+	value func(history.Op) float64, label func(float64) string) tlLag {
+	p := tlLag{PlotLeft: plotLeft, PlotRight: plotRight, Top: top, H: lagPanelHeight - 20, Title: title}
+	p.Base = p.Top + p.H
+	byNode := map[string][]history.Op{}
+	var peak float64
+	for _, op := range ops {
+		if op.Type == typ {
+			byNode[op.Node] = append(byNode[op.Node], op)
+			peak = max(peak, value(op))
+		}
+	}
+	p.Empty = len(byNode) == 0
+	p.MaxLabel = label(peak)
+	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+		var pts strings.Builder
+		region := ""
+		for i, op := range byNode[node] {
+			region = op.Region
+			if i > 0 {
+				pts.WriteByte(' ')
+			}
+			fmt.Fprintf(&pts, "%.1f,%.1f", sc.x(op.Time), p.Base-value(op)/max(peak, 1)*p.H)
+		}
+		color := colors[region]
+		if color == "" {
+			color = colorInfo
+		}
+		p.Lines = append(p.Lines, tlLine{Points: pts.String(), Color: color, Node: node, Title: lineTitle + " " + node})
+	}
+	return p
 }
 
 type tlTick struct {
@@ -210,37 +249,15 @@ func buildTimeline(r *Report, ops []history.Op) timeline {
 	}
 	tl.LanesBottom = y
 
-	// Replication lag panel.
-	tl.Lag = tlLag{Top: y + 10, H: lagPanelHeight - 20}
-	tl.Lag.Base = tl.Lag.Top + tl.Lag.H
-	lagByNode := map[string][]history.Op{}
-	var maxLag int64
-	for _, op := range ops {
-		if op.Type == history.TypeLag {
-			lagByNode[op.Node] = append(lagByNode[op.Node], op)
-			maxLag = max(maxLag, op.LagMS)
-		}
-	}
-	tl.Lag.Empty = len(lagByNode) == 0
-	tl.Lag.MaxLabel = fmt.Sprintf("%d ms", maxLag)
-	for _, node := range slices.Sorted(maps.Keys(lagByNode)) {
-		var pts strings.Builder
-		region := ""
-		for i, op := range lagByNode[node] {
-			region = op.Region
-			if i > 0 {
-				pts.WriteByte(' ')
-			}
-			frac := float64(op.LagMS) / float64(max(maxLag, 1))
-			fmt.Fprintf(&pts, "%.1f,%.1f", sc.x(op.Time), tl.Lag.Base-frac*tl.Lag.H)
-		}
-		color := colors[region]
-		if color == "" {
-			color = colorInfo
-		}
-		tl.Lag.Lines = append(tl.Lag.Lines, tlLine{Points: pts.String(), Color: color, Node: node})
-	}
+	// Replication lag panel, then the queues' backlog panel when the history has queue samples.
+	tl.Lag = seriesPanel(ops, history.TypeLag, y+10, "replication lag", "lag of", colors, sc,
+		func(op history.Op) float64 { return float64(op.LagMS) }, func(v float64) string { return fmt.Sprintf("%.0f ms", v) })
 	bottom := tl.Lag.Top + lagPanelHeight
+	if q := seriesPanel(ops, history.TypeQueue, bottom+10, "queue backlog", "jobs queued in", colors, sc,
+		func(op history.Op) float64 { return float64(op.Backlog) }, func(v float64) string { return fmt.Sprintf("%.0f jobs", v) }); !q.Empty {
+		tl.Queue = &q
+		bottom = q.Top + lagPanelHeight
+	}
 
 	// Fault windows span lanes and the lag panel; labels stack above.
 	for i, w := range windows {
@@ -331,7 +348,7 @@ type settingRow struct{ Key, Value string }
 // changes as vertical markers, a replication-lag line per node), then the checks, metrics,
 // faults, residue and settings. ops is the drill's history (nil draws an empty timeline).
 func WriteHTML(w io.Writer, r *Report, ops []history.Op) error {
-	tmpl, err := template.New("report").Funcs(template.FuncMap{"value": fmtValue}).Parse(pageTemplate)
+	tmpl, err := template.New("report").Funcs(template.FuncMap{"value": fmtValue}).Parse(pageTemplate + seriesTemplate)
 	if err != nil {
 		return fmt.Errorf("html template: %w", err)
 	}
@@ -427,13 +444,7 @@ svg .lane { fill: #fafafa; stroke: #eee; }
 {{if .FailPath}}<path class="failed" d="{{.FailPath}}" stroke="#d62728" stroke-width="1"></path>{{end}}
 {{if .InfoPath}}<path class="indeterminate" d="{{.InfoPath}}" stroke="#7f7f7f" stroke-width="1"></path>{{end}}{{end}}
 </g>
-<g class="lag">
-<text x="8" y="{{printf "%.1f" .Lag.Top}}" dy="12">replication lag</text>
-<text x="8" y="{{printf "%.1f" .Lag.Top}}" dy="26">max {{.Lag.MaxLabel}}</text>
-<line class="axis" x1="{{.PlotLeft}}" x2="{{.PlotRight}}" y1="{{printf "%.1f" .Lag.Base}}" y2="{{printf "%.1f" .Lag.Base}}"></line>
-{{if .Lag.Empty}}<text x="{{.PlotLeft}}" y="{{printf "%.1f" .Lag.Base}}" dy="-6">no lag samples</text>{{end}}
-{{range .Lag.Lines}}<polyline points="{{.Points}}" fill="none" stroke="{{.Color}}" stroke-width="1.5"><title>lag of {{.Node}}</title></polyline>{{end}}
-</g>
+{{template "series" .Lag}}{{with .Queue}}{{template "series" .}}{{end}}
 <g class="epochs">{{range .Epochs}}
 <line class="epoch" x1="{{printf "%.1f" .X}}" x2="{{printf "%.1f" .X}}" y1="{{printf "%.1f" $.Timeline.LanesTop}}" y2="{{printf "%.1f" $.Timeline.LanesBottom}}"></line>
 <text x="{{printf "%.1f" .X}}" y="{{printf "%.1f" .LabelY}}" dx="3">{{.Label}}</text>{{end}}
@@ -479,3 +490,12 @@ svg .lane { fill: #fafafa; stroke: #eee; }
 </body>
 </html>
 `
+
+// seriesTemplate draws one tlLag panel.
+const seriesTemplate = `{{define "series"}}<g class="lag">
+<text x="8" y="{{printf "%.1f" .Top}}" dy="12">{{.Title}}</text>
+<text x="8" y="{{printf "%.1f" .Top}}" dy="26">max {{.MaxLabel}}</text>
+<line class="axis" x1="{{.PlotLeft}}" x2="{{.PlotRight}}" y1="{{printf "%.1f" .Base}}" y2="{{printf "%.1f" .Base}}"></line>
+{{if .Empty}}<text x="{{.PlotLeft}}" y="{{printf "%.1f" .Base}}" dy="-6">no {{.Title}} samples</text>{{end}}
+{{range .Lines}}<polyline points="{{.Points}}" fill="none" stroke="{{.Color}}" stroke-width="1.5"><title>{{.Title}}</title></polyline>{{end}}
+</g>{{end}}`

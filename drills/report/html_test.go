@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drillworks/drill/drills/history"
 	"github.com/drillworks/drill/drills/verdict"
 )
 
@@ -134,7 +135,7 @@ func TestWriteHTMLWithoutHistory(t *testing.T) {
 	}
 	page := buf.String()
 	svgOf(t, page)
-	for _, want := range []string{"no lag samples", "bring-up failed", "No fault was injected.", "Residue was not checked."} {
+	for _, want := range []string{"no replication lag samples", "bring-up failed", "No fault was injected.", "Residue was not checked."} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -190,5 +191,33 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 	if strings.Contains(dom, "<script") {
 		t.Error("the rendered DOM holds a script element: data escaped badly")
+	}
+}
+
+// TestWriteHTMLQueuePanel: a history with queue samples gets a queue backlog panel, one line per
+// queue node titled with it; one without has none.
+func TestWriteHTMLQueuePanel(t *testing.T) {
+	ops, _ := drillHistory(t, "f1")
+	page := func(ops []history.Op) string {
+		var buf bytes.Buffer
+		if err := WriteHTML(&buf, buildReport(t, ops, nil), ops); err != nil {
+			t.Fatal(err)
+		}
+		return svgOf(t, buf.String())
+	}
+	if strings.Contains(page(ops), "queue backlog") {
+		t.Fatal("a queue panel without queue samples")
+	}
+	last := ops[len(ops)-1]
+	for _, n := range []uint64{0, 40, 12, 0} {
+		last.Index++
+		last.Time = last.Time.Add(100 * time.Millisecond)
+		ops = append(ops, history.Op{Index: last.Index, Time: last.Time, Type: history.TypeQueue, Node: "eu-west-queue-1", Region: "eu-west", Backlog: n})
+	}
+	svg := page(ops)
+	for _, want := range []string{"queue backlog", "max 40 jobs", "<title>jobs queued in eu-west-queue-1</title>"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the timeline lacks %q", want)
+		}
 	}
 }

@@ -32,6 +32,10 @@ const (
 
 // Report is the outcome of one drill run, as written to report.json.
 type Report struct {
+	// SchemaVersion is SchemaVersion: what this JSON's fields mean.
+	SchemaVersion int `json:"schema_version"`
+	// DrillVersion is the drill binary that ran (DrillVersion).
+	DrillVersion string `json:"drill_version"`
 	// Drill is the drill's name.
 	Drill string `json:"drill"`
 	// Verdict is pass, fail, error or aborted.
@@ -181,6 +185,7 @@ type Input struct {
 // A pass with residue left behind becomes error: the run did not clean up after itself.
 func Build(in Input) *Report {
 	r := &Report{
+		SchemaVersion: SchemaVersion, DrillVersion: DrillVersion(),
 		Drill: in.Drill, Runtime: in.Runtime, Seed: in.Seed, Start: in.Start, End: in.End,
 		Topology: in.Topology, Settings: map[string]string{}, Residue: append([]Residue{}, in.Residue...),
 		Checks: ChecksFrom(in.Results), Metrics: MetricsFrom(in.Results), Faults: FaultsFrom(in.History, in.Undone),
@@ -350,6 +355,7 @@ func WriteAll(dir string, r *Report, ops []history.Op) error {
 		{FileJSON, func(w io.Writer) error { return WriteJSON(w, r) }},
 		{FileJUnit, func(w io.Writer) error { return WriteJUnit(w, r) }},
 		{FileHTML, func(w io.Writer) error { return WriteHTML(w, r, ops) }},
+		{FileProm, func(w io.Writer) error { return WriteProm(w, r) }},
 	}
 	var errs []error
 	for _, wr := range writers {

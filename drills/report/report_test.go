@@ -6,6 +6,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -200,8 +202,24 @@ func TestWriteAllAndLoad(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "history.jsonl junit.xml report.html report.json" {
+	if strings.Join(names, " ") != "history.jsonl junit.xml metrics.prom report.html report.json" {
 		t.Fatalf("files %v (no temporary file may remain)", names)
+	}
+	// The results in the Prometheus text format parse, and carry the verdict and the checks.
+	prom, err := os.Open(filepath.Join(dir, FileProm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prom.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(prom)
+	if err != nil {
+		t.Fatalf("metrics.prom does not parse: %v", err)
+	}
+	for _, name := range []string{"drill_run_verdict", "drill_run_duration_seconds", "drill_check_passed", "drill_check_measured"} {
+		if families[name] == nil || len(families[name].Metric) == 0 {
+			t.Errorf("metrics.prom lacks %s", name)
+		}
 	}
 	loaded, err := Load(dir)
 	if err != nil {
@@ -226,13 +244,16 @@ func TestWriteAllAndLoad(t *testing.T) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	expectKeys(t, "report", doc, "checks drill end faults metrics residue runtime seed settings start topology verdict")
+	expectKeys(t, "report", doc, "checks drill drill_version end faults metrics residue runtime schema_version seed settings start topology verdict")
+	if string(doc["schema_version"]) != "1" {
+		t.Errorf("schema_version %s, want 1", doc["schema_version"])
+	}
 	var checks []map[string]json.RawMessage
 	json.Unmarshal(doc["checks"], &checks)
 	expectKeys(t, "check", checks[0], "budget detail measured name unit verdict")
 	var metrics map[string]json.RawMessage
 	json.Unmarshal(doc["metrics"], &metrics)
-	expectKeys(t, "metrics", metrics, "dns_failback_early_s dns_failover_s epochs_with_two_primaries log_mismatches lost_acked_writes nonlinearizable_keys replication_lag_p99_ms rpo_beyond_lag_s rpo_s rto_s split_brain_s stale_reads")
+	expectKeys(t, "metrics", metrics, "backlog_drain_s cache_miss_pct db_reads_per_key_ttl dns_failback_early_s dns_failover_s duplicate_jobs epochs_with_two_primaries log_mismatches lost_acked_writes lost_jobs nonlinearizable_keys phantom_s publish_p99_ms read_p99_ms replication_lag_p99_ms rpo_beyond_lag_s rpo_s rto_s split_brain_s stale_beyond_ttl_s stale_reads")
 	var faults []map[string]json.RawMessage
 	json.Unmarshal(doc["faults"], &faults)
 	expectKeys(t, "fault", faults[0], "end id kind start target undone")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/drillworks/drill/compose/observe"
@@ -96,6 +97,9 @@ func (r *run) holds(ctx context.Context, c spec.Condition, base baseline) (bool,
 		return found, fmt.Sprintf("replicas of %s caught up with %s (epoch %d, lag 0)", c.Region, p.Name, p.Epoch)
 	case spec.CondConverged:
 		return r.converged(ctx, st)
+	case spec.CondQueueBacklog, spec.CondQueueDrained:
+		r.recordQueues(st)
+		return queueCondition(st, c)
 	case spec.CondNoFailover:
 		p := st.Primary(r.topo, false)
 		same := p.Name == base.primary && p.Epoch == base.epoch
@@ -110,6 +114,9 @@ func (r *run) converged(ctx context.Context, st *observe.Status) (bool, string) 
 		// The WAN node is no gossip member: running is all it can be.
 		if n.State != observe.StateAlive && !(n.Role == topology.RoleWAN && n.State == observe.StateRunning) {
 			return false, fmt.Sprintf("%s is %s", n.Name, n.State)
+		}
+		if n.Role == topology.RoleQueue && !n.Ready {
+			return false, fmt.Sprintf("%s is not ready (JetStream or its mirrors)", n.Name)
 		}
 	}
 	for _, reg := range st.Regions {
@@ -247,4 +254,36 @@ func (r *run) expect(ctx context.Context, e *spec.Expect) {
 	res.Verdict = verdict.Pass
 	r.expects = append(r.expects, res)
 	r.progress("ok   %s", res.Detail)
+}
+
+// queueCondition is CondQueueBacklog or CondQueueDrained on a status: the queues' backlogs as
+// they publish them in gossip.
+func queueCondition(st *observe.Status, c spec.Condition) (bool, string) {
+	var parts []string
+	found := false
+	for _, n := range st.Nodes {
+		if n.Role != topology.RoleQueue || (c.Region != "" && n.Region != c.Region) {
+			continue
+		}
+		found = true
+		if n.State != observe.StateAlive {
+			return false, fmt.Sprintf("%s is %s", n.Name, n.State)
+		}
+		if !n.Ready {
+			// Its JetStream did not answer (or its mirrors are not made yet): the backlog it
+			// published last may be old.
+			return false, fmt.Sprintf("%s is not ready: its backlog is unknown", n.Name)
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", n.Name, n.Backlog))
+		if c.Kind == spec.CondQueueDrained && n.Backlog > 0 {
+			return false, fmt.Sprintf("%s holds %d jobs", n.Name, n.Backlog)
+		}
+		if c.Kind == spec.CondQueueBacklog && n.Backlog == 0 {
+			return false, fmt.Sprintf("%s holds no job", n.Name)
+		}
+	}
+	if !found {
+		return false, "no queue node (the topology has none there)"
+	}
+	return true, "backlog: " + strings.Join(parts, ", ")
 }

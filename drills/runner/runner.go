@@ -49,6 +49,8 @@ type System interface {
 	Residue(ctx context.Context) []inject.ResidueItem
 	// Endpoint is where a node's port is reached from here.
 	Endpoint(node string, port int) (string, error)
+	// Active lists the faults in force.
+	Active() []fault.Fault
 }
 
 // Options configure one run.
@@ -65,6 +67,11 @@ type Options struct {
 	KeyPrefix string
 	// Progress receives live progress lines (nil: none).
 	Progress io.Writer
+	// Live says Progress is a terminal: a status line under the progress lines is redrawn in
+	// place (step, elapsed time, workload counters, faults in force).
+	Live bool
+	// Color colours the status line (a terminal without NO_COLOR).
+	Color bool
 	// Logger receives logs.
 	Logger *slog.Logger
 }
@@ -85,6 +92,10 @@ type run struct {
 	injected map[string]fault.Fault
 	undone   map[string]bool
 	progMu   sync.Mutex
+	// liveStep and liveFaults are the step and the faults in force the live status line shows
+	// (progMu).
+	liveStep   string
+	liveFaults []string
 }
 
 // Run runs the drill and writes its report. The returned report's verdict is pass, fail, error
@@ -117,6 +128,12 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 	go func() { defer close(probesDone); r.probeDNS(sampleCtx) }()
 
 	var runErr error
+	stopLive, liveDone := make(chan struct{}), make(chan struct{})
+	if o.Live {
+		go func() { defer close(liveDone); r.live(stopLive) }()
+	} else {
+		close(liveDone)
+	}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -125,12 +142,18 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 		}()
 		runErr = r.steps(ctx)
 	}()
+	close(stopLive)
+	<-liveDone
 	// Teardown never runs on the cancelled context: undo must happen after Ctrl-C too.
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	defer cancel()
+	if r.wl != nil && r.wlEnd.IsZero() {
+		// The window ends when the stop is asked for: the clients' last requests, ended by the
+		// stop, say nothing about the system (on a loaded machine Stop itself can take seconds).
+		r.wlEnd = time.Now()
+	}
 	if r.wl != nil {
 		r.wl.Stop()
-		r.wlEnd = time.Now()
 	}
 	if err := r.sys.UndoAll(cleanup); err != nil {
 		r.progress("undo: %v", err)
@@ -190,7 +213,13 @@ func Run(ctx context.Context, o Options) (rep *report.Report, err error) {
 func (r *run) progress(format string, args ...any) {
 	r.progMu.Lock()
 	defer r.progMu.Unlock()
-	fmt.Fprintf(r.o.Progress, "[%6.1fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("[%6.1fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+	if r.o.Live && r.liveStep != "" {
+		// Above the status line: clear it, print, draw it again.
+		fmt.Fprint(r.o.Progress, clearLine+line+r.statusLine())
+		return
+	}
+	fmt.Fprint(r.o.Progress, line)
 }
 
 func (r *run) steps(ctx context.Context) error {
@@ -199,6 +228,7 @@ func (r *run) steps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("aborted before step %d (%s): %w", i+1, st, err)
 		}
+		r.setStep(i, st)
 		r.progress("step %d/%d: %s", i+1, len(d.Steps), st)
 		if err := r.step(ctx, st); err != nil {
 			return fmt.Errorf("step %d (%s, %s:%s): %w", i+1, st, d.Source, st.Pos, err)
@@ -255,7 +285,8 @@ func (r *run) startWorkload(ctx context.Context) error {
 	w := r.o.Drill.Workload
 	wl, err := workload.Start(context.WithoutCancel(ctx), workload.Config{
 		Topology: r.topo, Endpoint: r.sys.Endpoint, ClientsPerRegion: w.ClientsPerRegion, WriteRate: w.WriteRate,
-		ReadAfterWrite: w.ReadAfterWrite, ReadOthers: w.ReadOthers, Seed: uint64(r.o.Seed), KeyPrefix: r.o.KeyPrefix, Recorder: r.rec, Logger: r.o.Logger,
+		ReadAfterWrite: w.ReadAfterWrite, ReadOthers: w.ReadOthers, HotKeys: w.HotKeys, ReadsPerWrite: w.ReadsPerWrite,
+		JobRate: w.JobRate, JobWorkMS: w.JobWorkMS, Seed: uint64(r.o.Seed), KeyPrefix: r.o.KeyPrefix, Recorder: r.rec, Logger: r.o.Logger,
 		UseECS: r.sys.Capabilities().ClientsNeedECS,
 	})
 	if err != nil {
@@ -275,12 +306,12 @@ func (r *run) stopWorkload() {
 	if wl == nil || !r.wlEnd.IsZero() {
 		return
 	}
-	wl.Stop()
 	r.progMu.Lock()
 	if r.wlEnd.IsZero() {
-		r.wlEnd = time.Now()
+		r.wlEnd = time.Now() // when the stop is asked for (see run's teardown)
 	}
 	r.progMu.Unlock()
+	wl.Stop()
 }
 
 // faultOp is the history entry of a fault starting (with its settings in words) or stopping.

@@ -43,6 +43,7 @@ func (r *run) sample(ctx context.Context) {
 			}
 			r.rec.Append(history.Op{Type: history.TypeLag, Node: n.Name, Region: n.Region, LagMS: n.LagMS})
 		}
+		r.recordQueues(st)
 		if p := st.Primary(r.topo, true); p.Name != "" && (p.Name != lastPrimary || p.Epoch != lastEpoch) {
 			r.rec.Append(history.Op{Type: history.TypeEpoch, Node: p.Name, Region: p.Region, Epoch: p.Epoch})
 			if lastPrimary != "" {
@@ -50,7 +51,8 @@ func (r *run) sample(ctx context.Context) {
 			}
 			lastPrimary, lastEpoch = p.Name, p.Epoch
 		}
-		if time.Since(lastProgress) >= 3*time.Second && r.wl != nil && r.wlEnd.IsZero() {
+		// A terminal shows the counters on its live status line instead.
+		if !r.o.Live && time.Since(lastProgress) >= 3*time.Second && r.wl != nil && r.wlEnd.IsZero() {
 			lastProgress = time.Now()
 			r.progress("workload: %s", counters(r.rec.Ops(), r.topo.RegionNames()))
 		}
@@ -88,6 +90,18 @@ func counters(ops []history.Op, regions []string) string {
 		out += fmt.Sprintf("%s writes ok=%d fail=%d unknown=%d  ", region, x.ok, x.fail, x.info)
 	}
 	return out
+}
+
+// recordQueues records the backlog of every queue alive and ready in st (known only while the
+// queue is alive in gossip and its JetStream answers: a queue that cannot count its backlog
+// leaves no sample, never a zero). The sampler calls it, and so does every queue condition's
+// poll: the sample that let queue_drained pass is in the history too.
+func (r *run) recordQueues(st *observe.Status) {
+	for _, n := range st.Nodes {
+		if n.Role == topology.RoleQueue && n.State == observe.StateAlive && n.Ready {
+			r.rec.Append(history.Op{Type: history.TypeQueue, Node: n.Name, Region: n.Region, Backlog: n.Backlog})
+		}
+	}
 }
 
 // finalRead waits for the healed cluster to converge, then reads every key the workload tried to

@@ -31,6 +31,12 @@ const (
 	// replica of its epoch, and every region's users sent to their own region. Drills that
 	// must work on any topology, and exploration between schedules, wait for it.
 	CondConverged = "converged"
+	// CondQueueBacklog: REGION's queue is alive and holds at least one job no worker has
+	// acknowledged (a backlog to lose).
+	CondQueueBacklog = "queue_backlog"
+	// CondQueueDrained: every region's queue is alive and holds no job: every published job
+	// has been worked and acknowledged.
+	CondQueueDrained = "queue_drained"
 )
 
 // conditionArgs is how many arguments (a region) each condition takes.
@@ -45,6 +51,8 @@ func conditionArgs() map[string]int {
 		CondReplicaCaughtUp:   1,
 		CondNoFailover:        0,
 		CondConverged:         0,
+		CondQueueBacklog:      1,
+		CondQueueDrained:      0,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/drillworks/drill/compose/fault"
 	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/topology"
 	"github.com/drillworks/drill/topology/yamlpos"
 )
 
@@ -18,6 +19,10 @@ import (
 const (
 	maxClientsPerRegion = 100
 	maxWriteRate        = 1000.0
+	maxHotKeys          = 10000
+	maxReadsPerWrite    = 1000
+	maxJobRate          = 500
+	maxJobWorkMS        = 60000
 )
 
 // Load reads and parses the drill file at path.
@@ -70,7 +75,7 @@ func (d *decoder) name(e entry, what string) (string, bool) {
 
 // topFields are the top-level fields, in documentation order.
 func topFields() []string {
-	return []string{"name", "description", "settings", "budgets", "workload", "steps"}
+	return []string{"name", "description", "topology", "settings", "budgets", "workload", "steps"}
 }
 
 // drill decodes the whole document.
@@ -87,6 +92,16 @@ func (d *decoder) drill(body ast.Node) *Drill {
 	}
 	if e, ok := present["description"]; ok {
 		dr.Description, _ = d.Str(e)
+	}
+	if e, ok := present["topology"]; ok {
+		if name, ok := d.Str(e); ok {
+			if _, found := topology.Builtin(name); found {
+				dr.Topology = name
+			} else {
+				d.Errorf(e.ValuePos(), e.Field, "%q is not a built-in topology (valid: %s); a topology file is given with --topology",
+					name, strings.Join(topology.BuiltinNames(), ", "))
+			}
+		}
 	}
 	if e, ok := present["settings"]; ok {
 		d.settings(e, dr)
@@ -166,10 +181,11 @@ func DecodeBudgets(d *yamlpos.Decoder, e yamlpos.Entry, budgets check.Budgets) {
 }
 
 func (d *decoder) workload(e entry, dr *Drill) {
-	w := Workload{ClientsPerRegion: DefaultClientsPerRegion, WriteRate: DefaultWriteRate, ReadAfterWrite: DefaultReadAfterWrite}
+	w := Workload{ClientsPerRegion: DefaultClientsPerRegion, WriteRate: DefaultWriteRate, ReadAfterWrite: DefaultReadAfterWrite,
+		JobWorkMS: DefaultJobWorkMS}
 	defer func() { dr.Workload = w }()
 	entries, ok := d.Mapping(e.Value, e.ValuePos(), e.Field,
-		[]string{"clients_per_region", "write_rate", "read_after_write", "read_others", "duration", "until"})
+		[]string{"clients_per_region", "write_rate", "read_after_write", "read_others", "hot_keys", "reads_per_write", "job_rate", "job_work_ms", "duration", "until"})
 	if !ok {
 		return
 	}
@@ -194,6 +210,25 @@ func (d *decoder) workload(e entry, dr *Drill) {
 		case "read_others":
 			if v, ok := d.Bool(f); ok {
 				w.ReadOthers = v
+			}
+		case "hot_keys":
+			if v, ok := d.Integer(f, 1, maxHotKeys); ok {
+				w.HotKeys = v
+			}
+		case "reads_per_write":
+			if v, ok := d.Integer(f, 0, maxReadsPerWrite); ok {
+				w.ReadsPerWrite = v
+			}
+		case "job_rate":
+			v, ok := d.Number(f, " (jobs per second per client)")
+			if ok && (v < 0 || v > maxJobRate) {
+				d.Errorf(f.ValuePos(), f.Field, "must be between 0 and %d jobs per second, not %s", maxJobRate, yamlpos.Describe(f.Value))
+			} else if ok {
+				w.JobRate = v
+			}
+		case "job_work_ms":
+			if v, ok := d.Integer(f, 0, maxJobWorkMS); ok {
+				w.JobWorkMS = v
 			}
 		case "duration":
 			f := f

@@ -7,6 +7,7 @@
 //
 //	name: region-outage
 //	description: Black-hole us-east; eu-west must take over within budget.
+//	topology: default            # the built-in topology it runs on without --topology (default, cache)
 //	settings:                    # topology design overrides, as for `drill up --set`
 //	  fencing: lease
 //	budgets:                     # limits of the checks (package check); the unit is in the name
@@ -18,6 +19,10 @@
 //	  write_rate: 5              # writes per second per client
 //	  read_after_write: true     # read every key back after writing it
 //	  read_others: false         # also read other regions' latest acknowledged key
+//	  hot_keys: 0                # share this many keys, overwritten by every write (cache drills)
+//	  reads_per_write: 0         # reads of random hot keys after each write (with hot_keys)
+//	  job_rate: 0                # jobs per second each job client publishes (queue drills)
+//	  job_work_ms: 50            # how long each job's work takes a worker
 //	  until: stop                # or duration: 60s; or until: end
 //	steps:
 //	  - steady: {within: 10s, expect: [region_healthy us-east, region_healthy eu-west]}
@@ -56,6 +61,9 @@ type Drill struct {
 	Name string
 	// Description says what the drill does, for people.
 	Description string
+	// Topology names the built-in topology the drill runs on when none is given (--topology);
+	// empty means the default topology.
+	Topology string
 	// Settings are topology design overrides by setting key, as for `drill up --set key=value`
 	// (e.g. fencing: none); Resolve applies them.
 	Settings map[string]string
@@ -96,6 +104,7 @@ const (
 	DefaultClientsPerRegion = 2
 	DefaultWriteRate        = 5.0
 	DefaultReadAfterWrite   = true
+	DefaultJobWorkMS        = 50
 )
 
 // Workload is what the simulated users do: each resolves app.<zone> through GeoDNS, writes unique
@@ -111,6 +120,17 @@ type Workload struct {
 	// another region (default false). It is what makes linearizability observable: a client's
 	// own keys are read back with read-your-writes.
 	ReadOthers bool
+	// HotKeys, when set, makes the clients share that many keys, each write overwriting one with a
+	// unique value (what a cache is for); 0 writes unique keys.
+	HotKeys int
+	// ReadsPerWrite is how many reads of random hot keys a client makes after each write (with
+	// HotKeys).
+	ReadsPerWrite int
+	// JobRate, when set, adds ClientsPerRegion job clients near each region, each publishing that
+	// many jobs per second (POST /jobs) to the region's queue.
+	JobRate float64
+	// JobWorkMS is how long each job's work takes a worker (default DefaultJobWorkMS).
+	JobWorkMS int
 	// Duration, when set, stops the workload that long after it started (or earlier, at a
 	// `workload: stop` step); Until is then empty.
 	Duration time.Duration

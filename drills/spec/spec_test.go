@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/drillworks/drill/compose/fault"
+	"github.com/drillworks/drill/drills/check"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -27,7 +28,7 @@ func TestParseExample(t *testing.T) {
 	if fmt.Sprint(dr.Budgets) != "map[dns_failback_early_s:0 dns_failover_s:15 lost_acked_writes:0 replication_lag_p99_ms:500 rto_s:20 split_brain_s:0 stale_reads:0]" {
 		t.Fatalf("budgets %v", dr.Budgets)
 	}
-	if dr.Workload != (Workload{ClientsPerRegion: 3, WriteRate: 2.5, ReadAfterWrite: true, Until: UntilStop}) {
+	if dr.Workload != (Workload{ClientsPerRegion: 3, WriteRate: 2.5, ReadAfterWrite: true, JobWorkMS: DefaultJobWorkMS, Until: UntilStop}) {
 		t.Fatalf("workload %+v", dr.Workload)
 	}
 	var steps []string
@@ -93,7 +94,7 @@ func TestParseDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dr.Workload != (Workload{ClientsPerRegion: 2, WriteRate: 5, Duration: time.Minute}) {
+	if dr.Workload != (Workload{ClientsPerRegion: 2, WriteRate: 5, JobWorkMS: DefaultJobWorkMS, Duration: time.Minute}) {
 		t.Fatalf("workload %+v", dr.Workload)
 	}
 }
@@ -111,7 +112,9 @@ func TestParseErrors(t *testing.T) {
 		name, src, want string
 	}{
 		{"unknown top-level field", "name: x\nbudget: {}\nsteps: [{wait: 1s}]\n",
-			`f.yaml:2:1: budget: unknown field "budget" (valid: name, description, settings, budgets, workload, steps)`},
+			`f.yaml:2:1: budget: unknown field "budget" (valid: name, description, topology, settings, budgets, workload, steps)`},
+		{"unknown topology", "name: x\ntopology: big\nsteps: [{wait: 1s}]\n",
+			`f.yaml:2:11: topology: "big" is not a built-in topology (valid: default, cache, queue); a topology file is given with --topology`},
 		{"unknown fault", "name: x\nsteps:\n  - inject: {fault: nuke, region: us-east}\n",
 			`f.yaml:3:21: steps[0].inject.fault: unknown fault "nuke" (valid: ` + kinds + `)`},
 		{"missing fault", "name: x\nsteps:\n  - inject:\n      region: us-east\n",
@@ -157,7 +160,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad region name", "name: x\nsteps:\n  - inject: {fault: blackhole, region: US East}\n",
 			`f.yaml:3:40: steps[0].inject.region: "US East" is not a region name (lower-case letters, digits and dashes)`},
 		{"unknown condition", "name: x\nsteps:\n  - expect: {condition: dns_points_at us-east, within: 5s}\n",
-			`f.yaml:3:25: steps[0].expect.condition: unknown condition "dns_points_at" (valid: converged, dns_points_away_from REGION, dns_points_to REGION, no_failover, primary_in REGION, primary_outside REGION, region_healthy REGION, region_unhealthy REGION, replica_caught_up REGION)`},
+			`f.yaml:3:25: steps[0].expect.condition: unknown condition "dns_points_at" (valid: converged, dns_points_away_from REGION, dns_points_to REGION, no_failover, primary_in REGION, primary_outside REGION, queue_backlog REGION, queue_drained, region_healthy REGION, region_unhealthy REGION, replica_caught_up REGION)`},
 		{"condition without region", "name: x\nsteps:\n  - steady:\n      within: 10s\n      expect:\n        - region_healthy us-east\n        - primary_in\n",
 			`f.yaml:7:11: steps[0].steady.expect[1]: primary_in needs a region, e.g. "primary_in us-east"`},
 		{"condition with extra words", "name: x\nsteps:\n  - expect: {condition: primary_in us-east eu-west, within: 5s}\n",
@@ -177,7 +180,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative hold", "name: x\nsteps:\n  - expect: {condition: no_failover, within: 1s, hold: -1s}\n",
 			`f.yaml:3:56: steps[0].expect.hold: must not be negative, not -1s`},
 		{"unknown budget", "name: x\nbudgets:\n  rto: 5\nsteps: [{wait: 1s}]\n",
-			`f.yaml:3:3: budgets.rto: unknown budget "rto" (valid: dns_failback_early_s, dns_failover_s, epochs_with_two_primaries, log_mismatches, lost_acked_writes, nonlinearizable_keys, replication_lag_p99_ms, rpo_beyond_lag_s, rpo_s, rto_s, split_brain_s, stale_reads)`},
+			`f.yaml:3:3: budgets.rto: unknown budget "rto" (valid: ` + strings.Join(check.BudgetNames(), ", ") + `)`},
 		{"budget with a unit", "name: x\nbudgets:\n  rto_s: 5s\nsteps: [{wait: 1s}]\n",
 			`f.yaml:3:10: budgets.rto_s: must be a number (the unit is in the budget's name), not "5s"`},
 		{"negative budget", "name: x\nbudgets:\n  stale_reads: -1\nsteps: [{wait: 1s}]\n",
@@ -225,9 +228,9 @@ func TestParseErrors(t *testing.T) {
 		{"zero write rate", "name: x\nworkload:\n  write_rate: 0\nsteps: [{wait: 1s}]\n",
 			`f.yaml:3:15: workload.write_rate: must be more than 0 and at most 1000 writes per second, not "0"`},
 		{"unknown workload field", "name: x\nworkload:\n  users: 3\nsteps: [{wait: 1s}]\n",
-			`f.yaml:3:3: workload.users: unknown field "users" (valid: clients_per_region, write_rate, read_after_write, read_others, duration, until)`},
+			`f.yaml:3:3: workload.users: unknown field "users" (valid: clients_per_region, write_rate, read_after_write, read_others, hot_keys, reads_per_write, job_rate, job_work_ms, duration, until)`},
 		{"unknown setting", "name: x\nsettings:\n  fence: none\nsteps: [{wait: 1s}]\n",
-			`f.yaml:3:3: settings.fence: unknown setting; valid settings: fencing, replication, read_your_writes, read_from, failover_after, lease_duration, dns_ttl, wan_latency, gossip_profile (or their YAML paths, e.g. design.fencing, dns.ttl)`},
+			`f.yaml:3:3: settings.fence: unknown setting; valid settings: fencing, replication, read_your_writes, read_from, failover_after, lease_duration, cache_ttl, cache_coalescing, cache_invalidation, queue_replication, queue_storage, queue_ack, worker_concurrency, dns_ttl, wan_latency, gossip_profile (or their YAML paths, e.g. design.fencing, dns.ttl)`},
 		{"bad setting value", "name: x\nsettings:\n  fencing: maybe\nsteps: [{wait: 1s}]\n",
 			`f.yaml:3:12: settings.fencing: must be lease or none, got "maybe"`},
 		{"setting out of range", "name: x\nsettings:\n  failover_after: 0s\nsteps: [{wait: 1s}]\n",

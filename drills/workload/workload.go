@@ -42,6 +42,18 @@ type Config struct {
 	// ReadOthers makes each client, after its write, read the latest key acknowledged to a client
 	// of another region (no min_lsn: what any user would see).
 	ReadOthers bool
+	// HotKeys, when positive, makes the clients share that many keys instead of writing unique
+	// ones: every write overwrites one of them (with a unique value), which is what a cache in
+	// front of the database is for.
+	HotKeys int
+	// ReadsPerWrite is how many reads of random hot keys a client makes after each write when
+	// HotKeys is set; a read of a key the client wrote asks for its own last write of it.
+	ReadsPerWrite int
+	// JobRate, when positive, adds ClientsPerRegion job clients near each region, each publishing
+	// that many jobs per second (POST /jobs) through the web tier it resolves.
+	JobRate float64
+	// JobWorkMS is the work each job asks of a worker, in milliseconds.
+	JobWorkMS int
 	// Seed makes the clients' choices (which answer address, pacing jitter) repeatable.
 	Seed uint64
 	// KeyPrefix starts every key written (e.g. "s7-"), so that runs on one cluster (exploration
@@ -107,9 +119,13 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 			w.cancel()
 			return nil, err
 		}
-		for i := range cfg.ClientsPerRegion {
+		jobClients := 0
+		if cfg.JobRate > 0 {
+			jobClients = cfg.ClientsPerRegion
+		}
+		for i := range cfg.ClientsPerRegion + jobClients {
 			c := &client{
-				w: w, region: r.Name, servers: servers,
+				w: w, region: r.Name, servers: servers, jobs: i >= cfg.ClientsPerRegion,
 				rng: rand.New(rand.NewPCG(cfg.Seed, uint64(ri*1000+i))),
 			}
 			if cfg.UseECS {
@@ -172,15 +188,39 @@ type client struct {
 	rng     *rand.Rand
 	http    *http.Client
 
+	// jobs: the client publishes jobs (JobRate) instead of writing and reading keys.
+	jobs bool
+
 	process int
 	answer  []string
 	expires time.Time
 	seq     int
+	// written holds the LSN and epoch of the client's last acknowledged write of each hot key, so
+	// that its reads of a key it wrote ask for that write (read-your-writes per key).
+	written map[string][2]uint64
 }
 
-// key is the client's current key: its region, process and sequence number after the run's prefix.
+// key is the client's current key: its region, process and sequence number after the run's
+// prefix, or a random hot key.
 func (c *client) key() string {
+	if c.w.cfg.HotKeys > 0 {
+		return c.hotKey()
+	}
 	return fmt.Sprintf("%s%s-p%d-%d", c.w.cfg.KeyPrefix, c.region, c.process, c.seq)
+}
+
+// hotKey is one of the shared hot keys, at random.
+func (c *client) hotKey() string {
+	return fmt.Sprintf("%shot-%d", c.w.cfg.KeyPrefix, c.rng.IntN(c.w.cfg.HotKeys))
+}
+
+// value is the value of the client's current write: unique in the run, so that a read's value
+// names the write that produced it.
+func (c *client) value() string {
+	if c.w.cfg.HotKeys > 0 {
+		return fmt.Sprintf("%s-p%d-v%d", c.region, c.process, c.seq)
+	}
+	return fmt.Sprintf("v%d", c.seq)
 }
 
 func (c *client) newHTTP() *http.Client {
@@ -200,7 +240,11 @@ func (c *client) newHTTP() *http.Client {
 
 func (c *client) run(ctx context.Context) {
 	c.process = c.w.proc()
-	interval := time.Duration(float64(time.Second) / c.w.cfg.WriteRate)
+	rate, step := c.w.cfg.WriteRate, c.writeAndRead
+	if c.jobs {
+		rate, step = c.w.cfg.JobRate, c.publishJob
+	}
+	interval := time.Duration(float64(time.Second) / rate)
 	// Spread clients over the first interval so their writes do not march in lock step.
 	next := time.Now().Add(time.Duration(c.rng.Int64N(int64(interval) + 1)))
 	for n := 0; n < c.w.cfg.MaxOps; n++ {
@@ -213,7 +257,7 @@ func (c *client) run(ctx context.Context) {
 		if now := time.Now(); next.Before(now) {
 			next = now // never queue up a backlog: a slow system gets fewer writes, not a burst
 		}
-		c.writeAndRead(ctx)
+		step(ctx)
 	}
 }
 
@@ -344,15 +388,18 @@ func (c *client) record(op history.Op) history.Op {
 
 // response is what the web tier answers.
 type response struct {
-	Value   string `json:"value"`
-	Found   bool   `json:"found"`
-	LSN     uint64 `json:"lsn"`
-	KeyLSN  uint64 `json:"key_lsn"`
-	Epoch   uint64 `json:"epoch"`
-	DBNode  string `json:"db_node"`
-	Node    string `json:"node"`
-	Error   string `json:"error"`
-	Outcome string `json:"outcome"`
+	Value   string              `json:"value"`
+	Found   bool                `json:"found"`
+	LSN     uint64              `json:"lsn"`
+	KeyLSN  uint64              `json:"key_lsn"`
+	Epoch   uint64              `json:"epoch"`
+	DBNode  string              `json:"db_node"`
+	Node    string              `json:"node"`
+	Region  string              `json:"region"`
+	Error   string              `json:"error"`
+	Outcome string              `json:"outcome"`
+	Cache   history.CacheSource `json:"cache"`
+	TTLMS   int64               `json:"cache_ttl_ms"`
 }
 
 func (c *client) writeAndRead(ctx context.Context) {
@@ -368,7 +415,7 @@ func (c *client) writeAndRead(ctx context.Context) {
 	ip := answer[c.rng.IntN(len(answer))]
 	c.seq++
 	key := c.key()
-	value := fmt.Sprintf("v%d", c.seq)
+	value := c.value()
 	base := "http://" + net.JoinHostPort(ip, fmt.Sprint(topology.PortWeb))
 	c.record(history.Op{Type: history.TypeInvoke, F: history.FWrite, Key: key, Value: value, DNSAnswer: answer})
 	typ, resp, err := c.do(ctx, http.MethodPut, base+"/kv/"+key, value, true)
@@ -377,6 +424,7 @@ func (c *client) writeAndRead(ctx context.Context) {
 	c.record(op)
 	if typ == history.TypeInfo {
 		c.process = c.w.proc() // Jepsen: a process with an indeterminate op never issues again
+		c.written = nil        // the new process has written nothing yet
 		c.expires = time.Time{}
 		return
 	}
@@ -388,11 +436,49 @@ func (c *client) writeAndRead(ctx context.Context) {
 	if c.w.cfg.ReadAfterWrite && ctx.Err() == nil {
 		c.read(ctx, base, key, resp.LSN, resp.Epoch, answer)
 	}
+	if c.w.cfg.HotKeys > 0 {
+		if c.written == nil {
+			c.written = map[string][2]uint64{}
+		}
+		c.written[key] = [2]uint64{resp.LSN, resp.Epoch}
+	}
+	for i := 0; c.w.cfg.HotKeys > 0 && i < c.w.cfg.ReadsPerWrite && ctx.Err() == nil; i++ {
+		k := c.hotKey()
+		own := c.written[k]
+		c.read(ctx, base, k, own[0], own[1], answer)
+	}
 	if c.w.cfg.ReadOthers && ctx.Err() == nil {
 		// Another region's latest acknowledged key, as any user might read it (no min_lsn).
 		if other := c.w.otherKey(c.region); other != "" {
 			c.read(ctx, base, other, 0, 0, answer)
 		}
+	}
+}
+
+// publishJob publishes one job with a unique id through the web tier (POST /jobs) and records
+// it: ok once the region's queue acknowledged it, info when it may have been stored.
+func (c *client) publishJob(ctx context.Context) {
+	c.seq++
+	id := fmt.Sprintf("%sjob-%s-p%d-%d", c.w.cfg.KeyPrefix, c.region, c.process, c.seq)
+	answer := c.resolve(ctx)
+	if len(answer) == 0 {
+		c.record(history.Op{Type: history.TypeInvoke, F: history.FEnqueue, Key: id})
+		c.record(history.Op{Type: history.TypeFail, F: history.FEnqueue, Key: id, Error: "no address for app"})
+		return
+	}
+	ip := answer[c.rng.IntN(len(answer))]
+	body := fmt.Sprintf(`{"id":%q,"work_ms":%d}`, id, c.w.cfg.JobWorkMS)
+	url := "http://" + net.JoinHostPort(ip, fmt.Sprint(topology.PortWeb)) + "/jobs"
+	c.record(history.Op{Type: history.TypeInvoke, F: history.FEnqueue, Key: id, DNSAnswer: answer})
+	typ, resp, err := c.do(ctx, http.MethodPost, url, body, true)
+	c.record(history.Op{Type: typ, F: history.FEnqueue, Key: id, DNSAnswer: answer, WebNode: resp.Node, Region: resp.Region,
+		Error: errText(err, resp)})
+	switch typ {
+	case history.TypeInfo:
+		c.process = c.w.proc()
+		c.expires = time.Time{}
+	case history.TypeFail:
+		c.expires = time.Time{}
 	}
 }
 
@@ -406,8 +492,8 @@ func (c *client) read(ctx context.Context, base, key string, minLSN, minEpoch ui
 	c.record(history.Op{Type: history.TypeInvoke, F: history.FRead, Key: key, MinLSN: minLSN, DNSAnswer: answer})
 	typ, r, err := c.do(ctx, http.MethodGet, url, "", false)
 	c.record(history.Op{Type: typ, F: history.FRead, Key: key, MinLSN: minLSN, Value: r.Value, Found: r.Found,
-		WebNode: r.Node, DBNode: r.DBNode, Epoch: r.Epoch, LSN: r.LSN, KeyLSN: r.KeyLSN,
-		DNSAnswer: answer, Error: errText(err, r)})
+		WebNode: r.Node, DBNode: r.DBNode, Epoch: r.Epoch, LSN: r.LSN, KeyLSN: r.KeyLSN, Region: r.Region, Cache: r.Cache,
+		CacheTTLMS: r.TTLMS, DNSAnswer: answer, Error: errText(err, r)})
 }
 
 // acked remembers key as the latest acknowledged to a client of region.

@@ -115,30 +115,99 @@ func LoopbackNet16ForProcess() string {
 // overlap well, while more would starve two cores and their timing budgets.
 const DefaultClusterSlots = 3
 
+// DefaultDockerSlots is how many of those clusters may be Docker clusters at once: a Docker 20.10
+// engine on two cores serves two drills' container starts, fault rules and teardowns in time, while
+// three at once made its network removals time out and its fault rules land a second late.
+const DefaultDockerSlots = 2
+
 // ClusterSlot waits until fewer than DRILL_TEST_CLUSTERS (default DefaultClusterSlots) clusters
 // run on this machine, across every test process, and holds a slot until t ends. Every test that
 // brings up a cluster of processes or containers takes one first.
 func ClusterSlot(t testing.TB) {
 	t.Helper()
-	n := DefaultClusterSlots
-	if v, err := strconv.Atoi(os.Getenv("DRILL_TEST_CLUSTERS")); err == nil && v > 0 {
+	slot(t, "cluster", "DRILL_TEST_CLUSTERS", DefaultClusterSlots)
+}
+
+// DockerSlot waits until fewer than DRILL_TEST_DOCKER_CLUSTERS (default DefaultDockerSlots) Docker
+// clusters run on this machine and holds a slot until t ends. A test bringing up a Docker cluster
+// takes it before its ClusterSlot (always in that order, so that no two tests wait on each other).
+func DockerSlot(t testing.TB) {
+	t.Helper()
+	slot(t, "docker", "DRILL_TEST_DOCKER_CLUSTERS", DefaultDockerSlots)
+}
+
+// DockerEngine is DockerSlot for a big Docker cluster (the queue topology's 16 containers): it
+// waits until no other Docker cluster runs and holds every Docker slot until t ends.
+func DockerEngine(t testing.TB) {
+	t.Helper()
+	slots(t, "docker", "DRILL_TEST_DOCKER_CLUSTERS", DefaultDockerSlots, true)
+}
+
+// DefaultBigSlots is how many clusters of a big topology (the queue topology's 18 processes
+// against the default's 9) the tests of one machine run at once: three at once on two cores
+// slowed their workers' draining fivefold, past the drills' budgets.
+const DefaultBigSlots = 1
+
+// BigSlot waits until fewer than DRILL_TEST_BIG_CLUSTERS (default DefaultBigSlots) clusters of a
+// big topology run on this machine and holds a slot until t ends; taken before the cluster slot.
+func BigSlot(t testing.TB) {
+	t.Helper()
+	slot(t, "big", "DRILL_TEST_BIG_CLUSTERS", DefaultBigSlots)
+}
+
+// slot holds one of n machine-wide slots of a kind (n from env, else def) until t ends.
+func slot(t testing.TB, kind, env string, def int) {
+	t.Helper()
+	slots(t, kind, env, def, false)
+}
+
+// slots holds one of n machine-wide slots of a kind (n from env, else def), or all n of them,
+// until t ends. A test that wants all first takes the kind's single "all" lock, then the slots
+// one by one as they free up, keeping each: with one such test at a time, and every other test
+// holding at most one slot and never waiting on the "all" lock, no two tests wait on each other,
+// and the slots it already has are not taken back by tests that want one.
+func slots(t testing.TB, kind, env string, def int, all bool) {
+	t.Helper()
+	n := def
+	if v, err := strconv.Atoi(os.Getenv(env)); err == nil && v > 0 {
 		n = v
 	}
 	start := time.Now()
-	for {
-		for i := range n {
-			fd, err := holdFile(fmt.Sprintf("cluster-slot-%d.lock", i))
-			if err != nil {
-				t.Fatalf("netalloc: %v", err)
-			}
-			if fd >= 0 {
-				t.Cleanup(func() { unix.Close(fd) })
-				if waited := time.Since(start); waited > time.Second {
-					t.Logf("waited %s for a cluster slot (%d at once)", waited.Round(time.Second), n)
-				}
-				return
+	var held []int
+	t.Cleanup(func() {
+		for _, fd := range held {
+			unix.Close(fd)
+		}
+	})
+	hold := func(name string) bool {
+		fd, err := holdFile(name)
+		if err != nil {
+			t.Fatalf("netalloc: %v", err)
+		}
+		if fd >= 0 {
+			held = append(held, fd)
+		}
+		return fd >= 0
+	}
+	want := 1
+	if all {
+		for !hold(kind + "-all.lock") {
+			time.Sleep(200 * time.Millisecond)
+		}
+		want = n + 1 // the slots and the "all" lock
+	}
+	have := map[int]bool{}
+	for len(held) < want {
+		for i := 0; i < n && len(held) < want; i++ {
+			if !have[i] && hold(fmt.Sprintf("%s-slot-%d.lock", kind, i)) {
+				have[i] = true
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		if len(held) < want {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Logf("waited %s for %d of %d %s slots", waited.Round(time.Second), len(have), n, kind)
 	}
 }

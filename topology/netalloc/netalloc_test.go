@@ -78,12 +78,28 @@ func TestHeldAcrossProcesses(t *testing.T) {
 func TestClusterSlotsBound(t *testing.T) {
 	t.Setenv("DRILL_TEST_CLUSTERS", "1")
 	t.Setenv("DRILL_NETALLOC_DIR", t.TempDir()) // not the slots real cluster tests hold now
+	secondWaitsForFirst(t, "group", ClusterSlot, ClusterSlot)
+}
+
+// TestDockerEngineHoldsEverySlot: DockerEngine waits while another test holds a Docker slot,
+// and, while it holds them all, a test that wants one waits until it ends.
+func TestDockerEngineHoldsEverySlot(t *testing.T) {
+	t.Setenv("DRILL_TEST_DOCKER_CLUSTERS", "2")
+	t.Setenv("DRILL_NETALLOC_DIR", t.TempDir())
+	secondWaitsForFirst(t, "engine waits for a slot", DockerSlot, DockerEngine)
+	secondWaitsForFirst(t, "a slot waits for the engine", DockerEngine, DockerSlot)
+}
+
+// secondWaitsForFirst runs two tests at once (the default -parallel of a 2-core machine): first
+// takes its slots and holds them a while; second takes its own and must get them only after
+// first has ended.
+func secondWaitsForFirst(t *testing.T, name string, first, second func(testing.TB)) {
 	held, release := make(chan struct{}), make(chan struct{})
 	var releasedAt atomic.Int64 // unix nanoseconds; set just before the first holder's test ends
-	t.Run("group", func(t *testing.T) {
+	t.Run(name, func(t *testing.T) {
 		t.Run("first", func(t *testing.T) {
 			t.Parallel()
-			ClusterSlot(t)
+			first(t)
 			close(held)
 			<-release
 			releasedAt.Store(time.Now().UnixNano())
@@ -95,9 +111,9 @@ func TestClusterSlotsBound(t *testing.T) {
 				time.Sleep(300 * time.Millisecond) // the first holder's work
 				close(release)
 			}()
-			ClusterSlot(t)
+			second(t)
 			if at := releasedAt.Load(); at == 0 || time.Now().UnixNano() < at {
-				t.Error("took the only slot while another test held it")
+				t.Error("took a slot while the first test held it")
 			}
 		})
 	})

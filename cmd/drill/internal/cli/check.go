@@ -45,7 +45,11 @@ from --budget). Exit 0 when every judged check passes, 1 when one fails.`,
 				in.Drill, in.Runtime, in.Topology, in.Seed, in.Settings = prev.Drill, prev.Runtime, prev.Topology, prev.Seed, prev.Settings
 			}
 			rep := report.Build(in)
-			if err := report.WriteSummary(g.env.Stdout, rep); err != nil {
+			write := func() error { return report.WriteSummary(g.env.Stdout, rep) }
+			if g.asJSON() {
+				write = func() error { return g.printJSON(rep) }
+			}
+			if err := write(); err != nil {
 				return harnessErr(err)
 			}
 			switch rep.Verdict {

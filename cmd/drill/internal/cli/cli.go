@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,24 @@ type globals struct {
 	topology string
 	stateDir string
 	logLevel string
+	// output is text or json (-o): what commands that print a result print.
+	output string
+}
+
+// Output formats.
+const (
+	outputText = "text"
+	outputJSON = "json"
+)
+
+// asJSON reports whether the command should print its result as JSON (-o json).
+func (g *globals) asJSON() bool { return g.output == outputJSON }
+
+// printJSON writes v as indented JSON on standard output.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.env.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func newRoot(env Env) *cobra.Command {
@@ -91,32 +110,57 @@ func newRoot(env Env) *cobra.Command {
 		Long:          "drill brings up simulated regions (web tier, primary/replica database, GeoDNS, gossip health),\ninjects faults and measures failover and replication from the user's side.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if g.output != outputText && g.output != outputJSON {
+				return usageErr(fmt.Errorf("-o %q: text or json", g.output))
+			}
+			return nil
+		},
 	}
-	root.PersistentFlags().StringVar(&g.topology, "topology", "", "topology YAML file (default: the embedded two-region topology)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", outputText, "what a command that prints a result prints: text or json")
+	root.PersistentFlags().StringVar(&g.topology, "topology", "", "topology YAML file, or a built-in topology: default (two regions) or cache (with a redis cache per region)")
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "where run directories live (default $DRILL_STATE_DIR or ~/.local/state/drill)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKVCmd(g), newVersionCmd(g), newAgentCmd(g), newToxiproxyCmd(g), newDNSCmd(g),
 		newComposeCmd(g), newRunCmd(g), newListCmd(g), newReportCmd(g), newCheckCmd(g), newRecoverCmd(g), newNftCmd(g), newImageCmd(g),
-		newGamedayCmd(g), newHistoryCmd(g), newExploreCmd(g))
+		newGamedayCmd(g), newHistoryCmd(g), newExploreCmd(g), newCacheCmd(g), newValidateCmd(g),
+		newInjectCmd(g), newHealCmd(g), newFaultsCmd(g), newSchemaCmd(g))
+	g.registerCompletions(root)
 	return root
 }
 
-func (g *globals) logger() *slog.Logger {
+func (g *globals) logger() *slog.Logger { return g.loggerTo(g.env.Stderr) }
+
+// loggerTo is the command's logger, writing to w.
+func (g *globals) loggerTo(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 		lvl = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(g.env.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
 }
 
-// loadTopology reads --topology or the embedded default; errors are usage errors (exit 2).
+// loadTopology reads --topology (a file, or a built-in topology's name) or the embedded default;
+// errors are usage errors (exit 2).
 func (g *globals) loadTopology(sets []string) (*topology.Topology, error) {
+	return g.loadTopologyOr("", sets)
+}
+
+// loadTopologyOr is loadTopology with fallback, a built-in topology's name, in place of the
+// default when --topology is not given.
+func (g *globals) loadTopologyOr(fallback string, sets []string) (*topology.Topology, error) {
 	var t *topology.Topology
-	if g.topology == "" {
+	name := g.topology
+	if name == "" {
+		name = fallback
+	}
+	if builtin, ok := topology.Builtin(name); ok && !strings.ContainsRune(name, os.PathSeparator) {
+		t = builtin
+	} else if name == "" {
 		t = topology.Default()
 	} else {
 		var err error
-		if t, err = topology.Load(g.topology); err != nil {
+		if t, err = topology.Load(name); err != nil {
 			return nil, usageErr(err)
 		}
 	}

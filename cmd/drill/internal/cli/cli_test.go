@@ -3,10 +3,16 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
+
+	"github.com/drillworks/drill/compose/local"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -139,5 +145,168 @@ func TestCheckRejudgesAHistory(t *testing.T) {
 	}
 	if code, _, _ := run(t, "check", path+".missing"); code != ExitUsage {
 		t.Fatalf("missing history: exit %d", code)
+	}
+}
+
+func TestCacheTopologyWithoutRedisExitsThree(t *testing.T) {
+	t.Setenv("DRILL_REDIS_SERVER", filepath.Join(t.TempDir(), "no-redis-server"))
+	state := t.TempDir()
+	code, _, stderr := run(t, "up", "--topology", "cache", "--runtime", "local", "--state-dir", state)
+	if code != ExitHarness || !strings.Contains(stderr, "apt-get install redis-server") {
+		t.Fatalf("exit %d, stderr %q; want %d naming Debian's redis-server package", code, stderr, ExitHarness)
+	}
+	out, _ := exec.Command("ps", "-eo", "args").Output()
+	if strings.Contains(string(out), state) {
+		t.Fatalf("a process of the refused cluster runs:\n%s", out)
+	}
+}
+
+func TestValidateTellsFilesApart(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := []struct{ path, want string }{
+		{"../../../../drills/builtin/cache-failover.yaml", "valid drill cache-failover (on topology cache)"},
+		{"../../../../topology/cache.yaml", "valid topology cache"},
+	}
+	for _, g := range good {
+		code, stdout, stderr := run(t, "validate", g.path)
+		if code != 0 || !strings.Contains(stdout, g.want) {
+			t.Errorf("validate %s: exit %d, %q %q; want 0 and %q", g.path, code, stdout, stderr, g.want)
+		}
+	}
+	bad := []struct{ path, want string }{
+		{write("bad-drill.yaml", "name: x\nsteps:\n  - inject: {fault: nuke}\n"), `bad-drill.yaml:3:21: steps[0].inject.fault: unknown fault "nuke"`},
+		{write("bad-topology.yaml", "name: t\nregions: [{name: a}]\ncache: {eviction: lru}\n"), "bad-topology.yaml:3:19: cache.eviction"},
+		{write("what.yaml", "hello: world\n"), "cannot tell what it is"},
+	}
+	for _, b := range bad {
+		code, _, stderr := run(t, "validate", b.path)
+		if code != ExitUsage || !strings.Contains(stderr, b.want) {
+			t.Errorf("validate %s: exit %d, %q; want %d and %q", b.path, code, stderr, ExitUsage, b.want)
+		}
+	}
+}
+
+func TestRunDryRunStartsNothing(t *testing.T) {
+	state := t.TempDir()
+	code, stdout, stderr := run(t, "run", "cache-stampede", "--dry-run", "--set", "cache_coalescing=off", "--budget", "read_p99_ms=500",
+		"--runtime", "local", "--state-dir", state)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"dry run: nothing is started", "topology cache", "cache_coalescing=false", "read_p99_ms=500",
+		"hot_keys=4", "inject restart:eu-west-cache-1 -> eu-west-cache-1"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("a dry run left state behind: %v", entries)
+	}
+}
+
+func TestShellCompletion(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "run", ""}, []string{"region-outage", "cache-stampede"}},
+		{[]string{"__complete", "run", "region-outage", "--set", ""}, []string{"fencing=", "cache_ttl="}},
+		{[]string{"__complete", "run", "region-outage", "--set", "cache_invalidation="}, []string{"cache_invalidation=local", "cache_invalidation=all-regions"}},
+		{[]string{"__complete", "run", "region-outage", "--budget", ""}, []string{"lost_acked_writes=", "phantom_s="}},
+		{[]string{"__complete", "up", "--topology", ""}, []string{"default", "cache"}},
+		{[]string{"__complete", "inject", ""}, []string{"blackhole", "one-way-partition"}},
+		{[]string{"__complete", "inject", "kill", "target="}, []string{"target=primary", "target=us-east-db-1"}},
+		{[]string{"__complete", "inject", "latency", ""}, []string{"regions=", "latency=", "jitter="}},
+	} {
+		code, stdout, stderr := run(t, tc.args...)
+		for _, w := range tc.want {
+			if code != 0 || !strings.Contains(stdout, w+"\n") {
+				t.Errorf("%v: exit %d, want %q among:\n%s%s", tc.args, code, w, stdout, stderr)
+			}
+		}
+	}
+}
+
+func TestSchemaCommand(t *testing.T) {
+	for _, kind := range []string{"drill", "topology", "plan"} {
+		code, stdout, stderr := run(t, "schema", kind)
+		if code != 0 || !strings.Contains(stdout, `"$schema": "https://json-schema.org/draft/2020-12/schema"`) {
+			t.Errorf("schema %s: exit %d %s", kind, code, stderr)
+		}
+	}
+	if code, _, _ := run(t, "schema", "gameday"); code != ExitUsage {
+		t.Errorf("schema gameday: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+// Commands that print a result print it as JSON with -o json; a bad -o is a usage error.
+func TestOutputJSON(t *testing.T) {
+	for _, args := range [][]string{
+		{"version"}, {"list"}, {"schema", "drill"},
+		{"validate", "../../../../topology/cache.yaml"},
+	} {
+		code, stdout, stderr := run(t, append(args, "-o", "json")...)
+		var v any
+		if code != 0 || json.Unmarshal([]byte(stdout), &v) != nil {
+			t.Errorf("%v -o json: exit %d, not JSON:\n%s%s", args, code, stdout, stderr)
+		}
+	}
+	code, stdout, _ := run(t, "list", "-o", "json")
+	var drills []struct {
+		Name, Topology string
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &drills) != nil || len(drills) < 9 {
+		t.Fatalf("list -o json: %s", stdout)
+	}
+	if code, _, _ := run(t, "version", "-o", "yaml"); code != ExitUsage {
+		t.Errorf("-o yaml: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+// TestAgentProcs: an agent gets its fair share of the machine's cores, never less than one.
+func TestAgentProcs(t *testing.T) {
+	for _, tc := range []struct{ cpus, nodes, want int }{
+		{2, 10, 1}, {2, 112, 1}, {32, 10, 3}, {64, 16, 4}, {8, 0, 8}, {1, 1, 1},
+	} {
+		if got := agentProcs(tc.cpus, tc.nodes); got != tc.want {
+			t.Errorf("agentProcs(%d cpus, %d nodes) = %d, want %d", tc.cpus, tc.nodes, got, tc.want)
+		}
+	}
+}
+
+// TestUpRefusesBeyondCapacity: a topology with more nodes than the local runtime holds on this
+// machine is refused before anything starts, with exit 2 naming both numbers.
+func TestUpRefusesBeyondCapacity(t *testing.T) {
+	limit, _ := local.Capacity(goruntime.NumCPU())
+	regions := limit/11 + 1 // 9 web + db + dns each
+	if regions > 200 {
+		t.Skipf("SKIPPED: this machine's capacity (%d nodes) is beyond the largest topology", limit)
+	}
+	var b strings.Builder
+	b.WriteString("name: too-big\nnetwork:\n  loopback_base: 127.90.0.0/16\nregions:\n")
+	for i := range regions {
+		fmt.Fprintf(&b, "  - name: r%d\n    client_subnets: [10.%d.%d.0/24]\n    nodes: {web: 9, db: 1, dns: 1}\n", i, 100+i/250, i%250)
+	}
+	b.WriteString("primary_region: r0\n")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "too-big.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	code, _, stderr := run(t, "up", "--topology", path, "--state-dir", state, "--runtime", "local")
+	want := fmt.Sprintf("has %d nodes; the local runtime holds about %d", regions*11+2, limit)
+	if code != ExitUsage || !strings.Contains(stderr, want) || !strings.Contains(stderr, "--over-capacity") {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Fatalf("state dir not empty after a refused topology: %v", entries)
 	}
 }

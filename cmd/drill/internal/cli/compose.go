@@ -33,7 +33,11 @@ control secret of this export.`,
 					return harnessErr(err)
 				}
 			}
-			im, err := docker.ImageFor(bin)
+			spec, err := docker.ImageSpecFor(t, bin)
+			if err != nil {
+				return harnessErr(fmt.Errorf("compose export: %w", err))
+			}
+			im, err := spec.Image()
 			if err != nil {
 				return harnessErr(fmt.Errorf("compose export: %w", err))
 			}

@@ -88,14 +88,8 @@ func (g *globals) explore(ctx context.Context, f *exploreFlags) error {
 	if f.up.runtime, err = g.resolveRuntime(ctx, f.up.runtime); err != nil {
 		return err
 	}
-	seed := f.seed
-	if seed == 0 {
-		seed = time.Now().UnixNano() % 1_000_000
-	}
-	dir := f.reportDir
-	if dir == "" {
-		dir = filepath.Join("drill-reports", time.Now().Format("20060102-150405")+"-explore")
-	}
+	seed := seedOrClock(f.seed)
+	dir := reportDirOrDefault(f.reportDir, "explore")
 	out := g.env.Stdout
 	fmt.Fprintf(out, "explore: bringing %s up on the %s runtime (first seed %d)\n", t.Name, f.up.runtime, seed)
 	// up brings a cluster up with its injector; a cluster whose injector cannot open comes down.
@@ -118,7 +112,7 @@ func (g *globals) explore(ctx context.Context, f *exploreFlags) error {
 	// Whatever happens, the cluster in use at the end comes down.
 	defer func() {
 		sys.Close()
-		down, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		down, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
 		defer cancel()
 		if err := c.rt.Down(down); err != nil {
 			fmt.Fprintf(g.env.Stderr, "drill: tear down: %v\n", err)
@@ -135,7 +129,7 @@ func (g *globals) explore(ctx context.Context, f *exploreFlags) error {
 		Rebuild: func(ctx context.Context) error {
 			fmt.Fprintln(out, "explore: rebuilding the cluster")
 			sys.Close()
-			down, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+			down, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
 			defer cancel()
 			if err := c.rt.Down(down); err != nil {
 				return err

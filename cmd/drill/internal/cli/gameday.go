@@ -199,7 +199,7 @@ func verdictErr(what string, v verdict.Verdict, why string) error {
 
 // loadPlan reads and checks a plan before anything starts; every problem is a usage error.
 func (g *globals) loadPlan(path string) (*gameday.Plan, error) {
-	opts := gameday.LoadOptions{CheckRuntime: g.checkRuntime}
+	opts := gameday.LoadOptions{CheckRuntime: g.checkRuntime, Getenv: g.env.Getenv}
 	if g.topology != "" {
 		t, err := g.loadTopology(nil)
 		if err != nil {
@@ -320,7 +320,7 @@ of the key numbers as an inline SVG chart.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := os.Stat(filepath.Join(dir, gameday.FileHistory)); errors.Is(err, os.ErrNotExist) {
-				if asJSON {
+				if asJSON || g.asJSON() {
 					fmt.Fprintln(g.env.Stdout, `{"runs": [], "regressions": []}`)
 					return nil
 				}
@@ -339,7 +339,7 @@ of the key numbers as an inline SVG chart.`,
 			if err := hist.WriteIndex(rule); err != nil {
 				return harnessErr(err)
 			}
-			if asJSON {
+			if asJSON || g.asJSON() {
 				regs := gameday.FindRegressions(entries, rule)
 				if entries == nil {
 					entries = []gameday.Entry{}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -9,7 +10,14 @@ import (
 
 	"github.com/drillworks/drill/compose"
 	"github.com/drillworks/drill/compose/runtime"
+	"github.com/drillworks/drill/topology"
 )
+
+// topologyImager is a runtime whose node image depends on the topology (the docker runtime's
+// TopologyImage).
+type topologyImager interface {
+	TopologyImage(ctx context.Context, t *topology.Topology) (ref string, built bool, err error)
+}
 
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -22,10 +30,11 @@ func newImageCmd(g *globals) *cobra.Command {
 		Short: "Build the node image from the drill binary (no registry; rebuilt only when the binary changes)",
 		Long: `Makes the node image of a runtime whose nodes run from an image (by default the first such
 registered runtime: docker). The docker runtime imports a root filesystem holding this drill binary
-(and, for a dynamically linked one, its loader and libraries), tagged with its content hash.`,
+(and, for a dynamically linked one, its loader and libraries), tagged with its content hash; for a
+topology with cache nodes, also this host's redis-server with its libraries.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, runDir, err := g.selected()
+			t, runDir, err := g.selected()
 			if err != nil {
 				return err
 			}
@@ -46,7 +55,13 @@ registered runtime: docker). The docker runtime imports a root filesystem holdin
 				return usageErr(errors.New("the " + rt.Name() + " runtime runs no node image"))
 			}
 			start := time.Now()
-			ref, built, err := ib.Image(cmd.Context())
+			image := ib.Image
+			// A runtime that packs per topology (docker: redis-server for cache nodes) builds
+			// the image the selected topology's nodes run.
+			if ti, ok := rt.(topologyImager); ok {
+				image = func(ctx context.Context) (string, bool, error) { return ti.TopologyImage(ctx, t) }
+			}
+			ref, built, err := image(cmd.Context())
 			if err != nil {
 				return harnessErr(err)
 			}

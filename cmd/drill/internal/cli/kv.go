@@ -85,7 +85,7 @@ func errOr(out map[string]any, def string) any {
 }
 
 func (g *globals) printKV(f *kvFlags, out map[string]any, line string) error {
-	if f.json {
+	if f.json || g.asJSON() {
 		enc := json.NewEncoder(g.env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)

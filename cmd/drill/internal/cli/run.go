@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drillworks/drill/compose"
+	"github.com/drillworks/drill/compose/inject"
 	"github.com/drillworks/drill/compose/runtime"
 	"github.com/drillworks/drill/drills/builtin"
 	"github.com/drillworks/drill/drills/report"
@@ -28,7 +29,16 @@ type runFlags struct {
 	budgets   []string
 	reportDir string
 	seed      int64
+	// dryRun prints the resolved drill and starts nothing.
+	dryRun bool
+	// keep leaves the cluster up after the run.
+	keep bool
 }
+
+// teardownTimeout bounds taking a cluster down after a run. Docker removes containers one at a
+// time (see compose/docker), each in under a second when the engine is idle but several when it
+// is busy with other clusters; a tear-down cut short leaves containers for `drill down`.
+const teardownTimeout = 2 * time.Minute
 
 func newRunCmd(g *globals) *cobra.Command {
 	f := &runFlags{}
@@ -51,6 +61,8 @@ aborted run.`,
 	cmd.Flags().StringArrayVar(&f.budgets, "budget", nil, "override a budget, name=value (e.g. lost_acked_writes=0)")
 	cmd.Flags().StringVar(&f.reportDir, "report-dir", "", "where the report goes (default ./drill-reports/<time>-<drill>)")
 	cmd.Flags().Int64Var(&f.seed, "seed", 0, "random seed of the workload (default: from the clock; printed in the report)")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the resolved drill (topology, settings, budgets, workload, steps and their targets) and start nothing")
+	cmd.Flags().BoolVar(&f.keep, "keep", false, "leave the cluster up after the run (its faults are still undone), to look at it; `drill down` takes it down")
 	return cmd
 }
 
@@ -75,7 +87,7 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	base, err := g.loadTopology(nil)
+	base, err := g.loadTopologyOr(d.Topology, nil)
 	if err != nil {
 		return err
 	}
@@ -99,19 +111,26 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 	if d.Budgets, err = applyBudgets(d.Budgets, f.budgets); err != nil {
 		return err
 	}
+	if f.dryRun {
+		return dryRun(g.env.Stdout, d, t)
+	}
 	// Resolved last: a usage error must not wait on a Docker engine that does not answer.
 	if f.up.runtime, err = g.resolveRuntime(ctx, f.up.runtime); err != nil {
 		return err
 	}
-	seed := f.seed
-	if seed == 0 {
-		seed = time.Now().UnixNano() % 1_000_000
+	seed := seedOrClock(f.seed)
+	dir := reportDirOrDefault(f.reportDir, d.Name)
+	// With -o json, progress and the summary go to stderr and the report to stdout.
+	out := g.env.Stdout
+	if g.asJSON() {
+		out = g.env.Stderr
 	}
-	dir := f.reportDir
-	if dir == "" {
-		dir = filepath.Join("drill-reports", time.Now().Format("20060102-150405")+"-"+d.Name)
+	rep, err := g.execDrill(ctx, drillJob{drill: d, topo: t, up: f.up, reportDir: dir, seed: seed, out: out, keep: f.keep})
+	if rep != nil && g.asJSON() {
+		if perr := g.printJSON(rep); perr != nil && err == nil {
+			err = harnessErr(perr)
+		}
 	}
-	rep, err := g.execDrill(ctx, drillJob{drill: d, topo: t, up: f.up, reportDir: dir, seed: seed, out: g.env.Stdout})
 	if err != nil {
 		return err
 	}
@@ -124,6 +143,23 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 		return harnessErr(fmt.Errorf("drill %s aborted: %s", d.Name, rep.Error))
 	}
 	return harnessErr(fmt.Errorf("drill %s could not be judged: %s", d.Name, rep.Error))
+}
+
+// seedOrClock is the --seed flag's value, or when it is 0 (not given) a seed from the clock.
+func seedOrClock(seed int64) int64 {
+	if seed == 0 {
+		return time.Now().UnixNano() % 1_000_000
+	}
+	return seed
+}
+
+// reportDirOrDefault is the --report-dir flag's value, or when it is empty
+// ./drill-reports/<time>-<name>.
+func reportDirOrDefault(dir, name string) string {
+	if dir == "" {
+		return filepath.Join("drill-reports", time.Now().Format("20060102-150405")+"-"+name)
+	}
+	return dir
 }
 
 // drillJob is one drill ready to run: parsed, resolved against its topology, overrides applied.
@@ -140,6 +176,8 @@ type drillJob struct {
 	seed int64
 	// out receives progress and the summary.
 	out io.Writer
+	// keep leaves the cluster up after the run (faults undone).
+	keep bool
 }
 
 // execDrill brings the cluster up, runs one drill, tears the cluster down and returns the
@@ -155,9 +193,14 @@ func (g *globals) execDrill(ctx context.Context, j drillJob) (*report.Report, er
 	if err != nil {
 		return nil, err
 	}
-	// Whatever happens from here, the cluster comes down (after the runner undid its faults).
+	// Whatever happens from here, the cluster comes down (after the runner undid its faults),
+	// unless asked to keep it.
 	defer func() {
-		down, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if j.keep {
+			fmt.Fprintf(out, "drill: kept %s up (faults undone); take it down with: %s\n", t.Name, g.downCommand(t))
+			return
+		}
+		down, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
 		defer cancel()
 		if err := c.rt.Down(down); err != nil {
 			fmt.Fprintf(g.env.Stderr, "drill: tear down: %v\n", err)
@@ -165,13 +208,19 @@ func (g *globals) execDrill(ctx context.Context, j drillJob) (*report.Report, er
 		// After Down: the docker runtime saves its containers' logs there at Down.
 		copyLogs(c.plan.RunDir, dir)
 	}()
-	sys, err := compose.NewCluster(c.plan, c.rt, g.logger())
+	live, color := g.liveOutput(out)
+	log := g.logger()
+	if live && isTerminal(g.env.Stderr) {
+		log = g.loggerTo(clearingWriter{g.env.Stderr})
+	}
+	sys, err := compose.NewCluster(c.plan, c.rt, log)
 	if err != nil {
 		return nil, harnessErr(err)
 	}
 	defer sys.Close() // before the Down above: the ledger's lock is released first
 	fmt.Fprintf(out, "drill: up in %s; running %d steps\n", time.Since(c.started).Round(time.Millisecond), len(d.Steps))
-	rep, err := runner.Run(ctx, runner.Options{Drill: d, System: sys, ReportDir: dir, Seed: j.seed, Progress: out, Logger: g.logger()})
+	rep, err := runner.Run(ctx, runner.Options{Drill: d, System: sys, ReportDir: dir, Seed: j.seed, Progress: out, Live: live, Color: color,
+		Logger: log})
 	if err != nil && rep == nil {
 		return nil, harnessErr(err)
 	}
@@ -182,6 +231,20 @@ func (g *globals) execDrill(ctx context.Context, j drillJob) (*report.Report, er
 		return rep, harnessErr(err)
 	}
 	return rep, nil
+}
+
+// downCommand is the command that takes t's cluster down: the topology as given (a file, or the
+// built-in name the drill chose) and the state directory when not the default.
+func (g *globals) downCommand(t *topology.Topology) string {
+	topo := g.topology
+	if topo == "" {
+		topo = t.Name
+	}
+	cmd := "drill down --topology " + topo
+	if g.stateDir != "" {
+		cmd += " --state-dir " + g.stateDir
+	}
+	return cmd
 }
 
 // copyLogs keeps the nodes' logs with the report, for post-mortems.
@@ -214,17 +277,31 @@ func newListCmd(g *globals) *cobra.Command {
 		Short: "List the built-in drills",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			type listed struct {
+				Name        string `json:"name"`
+				Topology    string `json:"topology"`
+				Description string `json:"description"`
+			}
+			var all []listed
 			tw := tabwriter.NewWriter(g.env.Stdout, 0, 2, 2, ' ', 0)
 			for _, n := range builtin.Names() {
 				d, err := builtin.Load(n)
 				if err != nil {
 					return harnessErr(err)
 				}
+				topo := d.Topology
+				if topo == "" {
+					topo = "default"
+				}
+				all = append(all, listed{Name: n, Topology: topo, Description: strings.TrimSpace(d.Description)})
 				desc := strings.TrimSpace(d.Description)
 				if i := strings.Index(desc, ". "); i > 0 {
 					desc = desc[:i+1]
 				}
 				fmt.Fprintf(tw, "%s\t%s\n", n, desc)
+			}
+			if g.asJSON() {
+				return g.printJSON(all)
 			}
 			return tw.Flush()
 		},
@@ -240,6 +317,9 @@ func newReportCmd(g *globals) *cobra.Command {
 			r, err := report.Load(args[0])
 			if err != nil {
 				return usageErr(err)
+			}
+			if g.asJSON() {
+				return g.printJSON(r)
 			}
 			return report.WriteSummary(g.env.Stdout, r)
 		},
@@ -269,28 +349,51 @@ func newRecoverCmd(g *globals) *cobra.Command {
 				return harnessErr(err)
 			}
 			defer sys.Close()
+			var out struct {
+				Skipped []string             `json:"skipped_ledger_lines"`
+				Undone  []string             `json:"undone"`
+				Residue []inject.ResidueItem `json:"residue"`
+				Clean   bool                 `json:"clean"`
+			}
 			for _, s := range sys.LedgerSkipped() {
-				fmt.Fprintf(g.env.Stdout, "ledger: skipped %s\n", s)
+				out.Skipped = append(out.Skipped, s.String())
+				if !g.asJSON() {
+					fmt.Fprintf(g.env.Stdout, "ledger: skipped %s\n", s)
+				}
 			}
 			undone, err := sys.Recover(cmd.Context())
 			for _, f := range undone {
-				fmt.Fprintf(g.env.Stdout, "undone: %s\n", f.ID)
+				out.Undone = append(out.Undone, f.ID)
+				if !g.asJSON() {
+					fmt.Fprintf(g.env.Stdout, "undone: %s\n", f.ID)
+				}
 			}
 			if err != nil {
 				return harnessErr(fmt.Errorf("recover: %w", err))
 			}
 			dirty := 0
-			for _, r := range sys.Residue(cmd.Context()) {
+			out.Residue = sys.Residue(cmd.Context())
+			for _, r := range out.Residue {
 				mark := "clean"
 				if !r.Clean {
 					mark, dirty = "LEFT", dirty+1
 				}
-				fmt.Fprintf(g.env.Stdout, "%-6s %s %s\n", mark, r.What, r.Detail)
+				if !g.asJSON() {
+					fmt.Fprintf(g.env.Stdout, "%-6s %s %s\n", mark, r.What, r.Detail)
+				}
+			}
+			out.Clean = dirty == 0
+			if g.asJSON() {
+				if err := g.printJSON(out); err != nil {
+					return err
+				}
 			}
 			if dirty > 0 {
 				return harnessErr(errors.New("residue left after recover"))
 			}
-			fmt.Fprintln(g.env.Stdout, "drill: nothing drill injected is left")
+			if !g.asJSON() {
+				fmt.Fprintln(g.env.Stdout, "drill: nothing drill injected is left")
+			}
 			return nil
 		},
 	}

@@ -29,6 +29,8 @@ type upFlags struct {
 	runtime string
 	binary  string
 	timeout time.Duration
+	// overCapacity brings a plan up even beyond the runtime's measured capacity here.
+	overCapacity bool
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -51,6 +53,9 @@ func newUpCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if g.asJSON() {
+				return g.printJSON(c.status)
+			}
 			fmt.Fprintf(g.env.Stdout, "drill: %s up on the %s runtime (run %s) in %s\n", t.Name, c.rt.Name(), c.plan.RunID,
 				time.Since(c.started).Round(time.Millisecond))
 			printStatus(g.env.Stdout, c.status)
@@ -68,6 +73,22 @@ func (f *upFlags) register(cmd *cobra.Command, setHelp string) {
 	cmd.Flags().StringVar(&f.runtime, "runtime", "auto", runtimeHelp())
 	cmd.Flags().StringVar(&f.binary, "agent-binary", "", agentBinaryHelp)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for the cluster to converge")
+	cmd.Flags().BoolVar(&f.overCapacity, "over-capacity", false, "bring the topology up even when it has more nodes than this machine holds converging (the runtime's measured capacity)")
+}
+
+// checkCapacity refuses, before anything starts, a topology with more nodes than the runtime
+// holds on this machine (its Capacity), unless --over-capacity: such a cluster would only time
+// out while converging, after minutes of a starved machine.
+func checkCapacity(d runtime.Descriptor, t *topology.Topology, f *upFlags) error {
+	if d.Capacity == nil || f.overCapacity {
+		return nil
+	}
+	limit, basis := d.Capacity()
+	if n := len(t.Nodes()); n > limit {
+		return usageErr(fmt.Errorf("topology %s has %d nodes; the %s runtime holds about %d converging on this machine (%s). "+
+			"Use fewer regions or nodes, a bigger machine, or --over-capacity to try anyway", t.Name, n, d.Name, limit, basis))
+	}
+	return nil
 }
 
 // cluster is a running cluster as a command sees it.
@@ -123,6 +144,9 @@ func (g *globals) upCluster(ctx context.Context, t *topology.Topology, f *upFlag
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCapacity(d, t, f); err != nil {
+		return nil, err
+	}
 	plan, err := d.NewPlan(t, runDir)
 	if err != nil {
 		return nil, harnessErr(err)
@@ -136,6 +160,7 @@ func (g *globals) upCluster(ctx context.Context, t *topology.Topology, f *upFlag
 		return nil, harnessErr(fmt.Errorf("bring up %s: %w", t.Name, err))
 	}
 	c.obs = observe.New(plan, rt)
+	c.obs.Logger = g.logger()
 	st, err := c.obs.WaitConverged(ctx, f.timeout)
 	if err != nil {
 		_ = rt.Down(context.WithoutCancel(ctx))
@@ -196,6 +221,9 @@ func newDownCmd(g *globals) *cobra.Command {
 			}
 			if err := g.down(cmd.Context(), t, runDir); err != nil {
 				return err
+			}
+			if g.asJSON() {
+				return g.printJSON(map[string]any{"topology": t.Name, "down": true})
 			}
 			fmt.Fprintf(g.env.Stdout, "drill: %s is down; nothing left running\n", t.Name)
 			return nil

@@ -31,6 +31,9 @@ func newVersionCmd(g *globals) *cobra.Command {
 			if v == "" {
 				v = "(devel)"
 			}
+			if g.asJSON() {
+				return g.printJSON(map[string]string{"version": v, "revision": rev})
+			}
 			fmt.Fprintf(g.env.Stdout, "drill %s", v)
 			if rev != "" {
 				fmt.Fprintf(g.env.Stdout, " (%s)", rev)
