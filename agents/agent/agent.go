@@ -85,7 +85,9 @@ func Run(ctx context.Context, o Options) error {
 	clk := clock.New()
 	// Its disk: the database writes its log through it, and drill's disk faults set it.
 	faults := &disk.Faults{}
-	ctl := newControl(o.Plan, node, g, clk, faults, o.DataDir, log)
+	reg := nodeRegistry(log)
+	ctl := newControl(o.Plan, node, g, clk, faults, o.DataDir, reg, log)
+	ctl.registerMetrics(reg)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -102,8 +104,6 @@ func Run(ctx context.Context, o Options) error {
 		}()
 	}
 	run("control", func(ctx context.Context) error { return ctl.Serve(ctx, bindIP) })
-	reg := nodeRegistry(log)
-	ctl.registerMetrics(reg)
 	role, err := newRole(o, node, bindIP, g, clk, faults, reg, log)
 	if err != nil {
 		cancel()

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -75,8 +76,8 @@ func TestControlEndpoint(t *testing.T) {
 	t.Cleanup(func() { _ = g.Shutdown() })
 	clk := clock.New()
 	faults := &disk.Faults{}
-	c := newControl(p, node, g, clk, faults, t.TempDir(), slog.New(slog.DiscardHandler))
 	reg := prometheus.NewRegistry()
+	c := newControl(p, node, g, clk, faults, t.TempDir(), reg, slog.New(slog.DiscardHandler))
 	c.registerMetrics(reg)
 	// active is drill_node_fault_active of the layer, as the node's /metrics would say it.
 	active := func(layer string) float64 {
@@ -121,6 +122,15 @@ func TestControlEndpoint(t *testing.T) {
 	}
 	if r := call(http.MethodGet, "/v1/info", "", nil); r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unsigned info: %s", r.Status)
+	}
+	// /metrics alone is open, and read-only.
+	if r := call(http.MethodGet, "/metrics", "", nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("unsigned GET /metrics: %s", r.Status)
+	} else if b, _ := io.ReadAll(r.Body); !bytes.Contains(b, []byte("drill_node_fault_active")) {
+		t.Fatalf("GET /metrics lacks drill_node_fault_active:\n%s", b)
+	}
+	if r := call(http.MethodPut, "/metrics", "", nil); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned PUT /metrics: %s, want 401", r.Status)
 	}
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/info", nil)
 	if _, err := peerauth.Client(peerauth.Derive("another run", peerauth.PurposeControl), time.Second, nil).Do(req); err == nil {

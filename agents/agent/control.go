@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/drillworks/drill/agents/clock"
 	"github.com/drillworks/drill/agents/db"
@@ -42,14 +43,16 @@ type control struct {
 	disk  *disk.Faults
 	// dataDir is the node's data directory (a db node's log, which disk-corrupt damages).
 	dataDir string
-	log     *slog.Logger
-	base    gossip.Rules
-	mu      sync.Mutex
-	fault   gossip.Rules
+	// reg is the node's metrics registry, served on GET /metrics (nil: not served).
+	reg   *prometheus.Registry
+	log   *slog.Logger
+	base  gossip.Rules
+	mu    sync.Mutex
+	fault gossip.Rules
 }
 
-func newControl(p *topology.Plan, n topology.Node, g *gossip.Node, clk *clock.Clock, faults *disk.Faults, dataDir string, log *slog.Logger) *control {
-	return &control{plan: p, node: n, g: g, clock: clk, disk: faults, dataDir: dataDir, log: log, base: baseRules(p.Topology, n.Site())}
+func newControl(p *topology.Plan, n topology.Node, g *gossip.Node, clk *clock.Clock, faults *disk.Faults, dataDir string, reg *prometheus.Registry, log *slog.Logger) *control {
+	return &control{plan: p, node: n, g: g, clock: clk, disk: faults, dataDir: dataDir, reg: reg, log: log, base: baseRules(p.Topology, n.Site())}
 }
 
 func (c *control) handler() http.Handler {
@@ -81,7 +84,21 @@ func (c *control) handler() http.Handler {
 		c.log.Warn("disk fault: a record of the write-ahead log damaged on disk", "lsn", lsn)
 		writeJSON(w, http.StatusOK, map[string]uint64{"lsn": lsn})
 	})
-	return peerauth.Require(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), mux)
+	signed := peerauth.Require(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), mux)
+	if c.reg == nil {
+		return signed
+	}
+	// GET /metrics is open, as on the web, database and GeoDNS ports (operational numbers, no
+	// data): it is where nodes without an HTTP port of their own (cache, queue, worker) are
+	// scraped. Everything else needs the control key.
+	metrics := promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/metrics" {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		signed.ServeHTTP(w, r)
+	})
 }
 
 // registerMetrics exports whether drill has set faults on this node, one series per layer
@@ -102,12 +119,7 @@ func (c *control) registerMetrics(reg prometheus.Registerer) {
 			Name:        "drill_node_fault_active",
 			Help:        "1 while drill has set a fault of the layer on this node (network: its gossip rules; clock; disk).",
 			ConstLabels: prometheus.Labels{"layer": layer},
-		}, func() float64 {
-			if active() {
-				return 1
-			}
-			return 0
-		}))
+		}, func() float64 { return boolFloat(active()) }))
 	}
 }
 

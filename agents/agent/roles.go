@@ -118,6 +118,9 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *
 				return err
 			}
 			defer srv.Stop()
+			if err := reg.Register(srv.Collector()); err != nil {
+				return fmt.Errorf("cache metrics: %w", err)
+			}
 			go publishLoop(ctx, g, nil, func() func(*gossip.Meta) {
 				healthy := srv.Healthy(ctx, 200*time.Millisecond)
 				return func(m *gossip.Meta) { m.Healthy = healthy }
@@ -143,15 +146,25 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *
 				return err
 			}
 			defer srv.Stop()
+			backlogGauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "drill_queue_backlog",
+				Help: "Jobs in the region's stream not yet acknowledged by a worker, at the last count that succeeded."})
+			readyGauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "drill_queue_ready",
+				Help: "1 while JetStream answers and the mirrors (queue_replication: mirror) exist."})
+			if err := errors.Join(reg.Register(backlogGauge), reg.Register(readyGauge)); err != nil {
+				return fmt.Errorf("queue metrics: %w", err)
+			}
 			go publishLoop(ctx, g, nil, func() func(*gossip.Meta) {
 				backlog, err := srv.Backlog(ctx)
 				if err != nil {
 					// Not healthy, and the backlog unknown: the last count stays published, never
 					// a zero that would read as drained.
+					readyGauge.Set(0)
 					return func(m *gossip.Meta) { m.Healthy = false }
 				}
 				// Healthy once JetStream answers and the mirrors (queue_replication: mirror) exist.
 				healthy := srv.Ready()
+				backlogGauge.Set(float64(backlog))
+				readyGauge.Set(boolFloat(healthy))
 				return func(m *gossip.Meta) { m.Healthy, m.Backlog = healthy, backlog }
 			})
 			<-ctx.Done()
@@ -174,6 +187,7 @@ func newRole(o Options, node topology.Node, bindIP string, g *gossip.Node, clk *
 			Store:         queue.NewDBStore(g, dbAddr, peerauth.Derive(p.Secret, peerauth.PurposeDB)),
 			AckBeforeWork: t.Design.QueueAck == topology.QueueAckBeforeWork,
 			AckWait:       t.Queue.AckWait.D(), Concurrency: t.Queue.WorkerConcurrency, Logger: log,
+			Registry: reg,
 		})
 		if err != nil {
 			return nil, err
@@ -372,4 +386,12 @@ func serveWitness(ctx context.Context, p *topology.Plan, dataDir, listen string,
 		return fmt.Errorf("witness: %w", err)
 	}
 	return nil
+}
+
+// boolFloat is a gauge's value for a condition: 1 or 0.
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

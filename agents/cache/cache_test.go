@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -190,5 +192,64 @@ func TestAsideCachesAbsentKeys(t *testing.T) {
 	}
 	if loads.Load() != 1 {
 		t.Errorf("%d database reads for an absent key read 3 times, want 1", loads.Load())
+	}
+}
+
+// TestCollectorReadsTheRealRedis: the node's metrics are redis's own numbers (keys, hits and
+// misses after a few commands), and a redis that does not answer reads as drill_cache_up 0.
+func TestCollectorReadsTheRealRedis(t *testing.T) {
+	s, addr := startRedis(t)
+	c := NewClient(addr, "test-password")
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	for i := range 3 {
+		if err := c.Set(ctx, fmt.Sprint("k", i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.Get(ctx, "k0").Err()      // a hit
+	_ = c.Get(ctx, "missing").Err() // a miss
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	values := func() map[string]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			m := mf.GetMetric()[0]
+			switch {
+			case m.GetGauge() != nil:
+				out[mf.GetName()] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				out[mf.GetName()] = m.GetCounter().GetValue()
+			}
+		}
+		return out
+	}
+	got := values()
+	for name, want := range map[string]float64{"drill_cache_up": 1, "drill_cache_keys": 3, "drill_cache_hits_total": 1, "drill_cache_misses_total": 1} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", name, got[name], want, got)
+		}
+	}
+	if got["drill_cache_used_memory_bytes"] <= 0 || got["drill_cache_max_memory_bytes"] != 16<<20 {
+		t.Errorf("memory: used %v, max %v, want used > 0 and max 16 MiB", got["drill_cache_used_memory_bytes"], got["drill_cache_max_memory_bytes"])
+	}
+	s.Stop()
+	if got := values(); got["drill_cache_up"] != 0 || len(got) != 1 {
+		t.Errorf("a stopped redis: %v, want drill_cache_up 0 alone", got)
+	}
+}
+
+func TestParseInfo(t *testing.T) {
+	info := parseInfo("# Stats\r\nkeyspace_hits:7\r\nkeyspace_misses:2\r\n\r\n# Keyspace\r\ndb0:keys=12,expires=12,avg_ttl=5000\r\n")
+	if info["keyspace_hits"] != "7" || info["keyspace_misses"] != "2" || keyspaceKeys(info["db0"]) != 12 {
+		t.Errorf("parsed %v", info)
+	}
+	if keyspaceKeys("") != 0 {
+		t.Error("no db0 line must read as 0 keys")
 	}
 }

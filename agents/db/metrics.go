@@ -45,6 +45,14 @@ func newNodeMetrics(reg *prometheus.Registry, n *Node) (*nodeMetrics, error) {
 		walFsyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "drill_db_wal_fsyncs_total",
 			Help: "WAL fsyncs (one per group-commit batch or replicated batch).", ConstLabels: labels}),
 	}
+	// Every known result exists from the start at 0 (the Prometheus convention), so a rate or a
+	// dashboard panel has a series before the first event of its kind.
+	for _, r := range []string{"granted", "denied"} {
+		m.leaseRenewals.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "not_primary", "no_lease", "semi_sync_timeout", "unknown", "closed", "error"} {
+		m.writes.WithLabelValues(r)
+	}
 	m.collectors = []prometheus.Collector{
 		m.writes, m.discarded, m.leaseRenewals, m.walFsyncs,
 		gauge("drill_db_applied_lsn", "Last applied (durable) log sequence number.", func(s State) float64 { return float64(s.LSN) }),

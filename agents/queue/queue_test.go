@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const testPassword = "test-password"
@@ -171,13 +172,32 @@ func TestPublishDeduplicatesAndWorkersDrain(t *testing.T) {
 	}
 
 	store := &memStore{}
-	runWorker(t, WorkerConfig{Name: "w", Region: "r1", QueueAddr: srv.addr(), Store: store, AckWait: time.Second, Concurrency: 4})
+	reg := prometheus.NewRegistry()
+	stop := runWorker(t, WorkerConfig{Name: "w", Region: "r1", QueueAddr: srv.addr(), Store: store, AckWait: time.Second, Concurrency: 4, Registry: reg})
 	waitDrained(t, srv, "backlog drained")
+	stop()
 	got := store.snapshot()
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Errorf("job %s completed %d times, want 1", id, got[id])
 		}
+	}
+	// The worker's metrics count the same jobs.
+	jobs := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "drill_worker_jobs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			jobs[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if jobs[outcomeDone]+jobs[outcomeAlreadyDone] != 40 || jobs[outcomeDropped] != 0 || len(jobs) != 4 {
+		t.Errorf("drill_worker_jobs_total by outcome: %v, want 40 done or already done, every outcome present", jobs)
 	}
 }
 

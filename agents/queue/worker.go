@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Completions is where a worker records that a job ran: the database, keyed by the job id, so
@@ -46,7 +47,18 @@ type WorkerConfig struct {
 	Concurrency int
 	// Logger receives the worker's logs.
 	Logger *slog.Logger
+	// Registry receives the worker's metrics (drill_worker_jobs_total by outcome,
+	// drill_worker_mirror_jobs_total); nil: not exported.
+	Registry prometheus.Registerer
 }
+
+// Outcomes of a delivered job (drill_worker_jobs_total's outcome label).
+const (
+	outcomeDone        = "done"         // worked, completion recorded
+	outcomeAlreadyDone = "already_done" // a redelivery of a job whose completion was recorded
+	outcomeHandedBack  = "handed_back"  // the completion store failed: redelivered later
+	outcomeDropped     = "dropped"      // not a job: terminated
+)
 
 // ConsumerName is the durable consumer every worker of a region shares on a stream.
 const ConsumerName = "workers"
@@ -64,6 +76,9 @@ type Worker struct {
 
 	// mirrorJobs counts the jobs done from other regions' mirrors (logged when the worker stops).
 	mirrorJobs atomic.Int64
+
+	jobs       *prometheus.CounterVec // by outcome
+	mirrorDone prometheus.Counter
 }
 
 // NewWorker connects to the region's queue (reconnecting in the background).
@@ -87,7 +102,22 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &Worker{cfg: cfg, nc: nc, js: js, consumers: map[string]jetstream.Consumer{}, dead: map[string]bool{}}, nil
+	w := &Worker{cfg: cfg, nc: nc, js: js, consumers: map[string]jetstream.Consumer{}, dead: map[string]bool{},
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drill_worker_jobs_total",
+			Help: "Jobs delivered to this worker, by outcome (done, already_done, handed_back, dropped)."}, []string{"outcome"}),
+		mirrorDone: prometheus.NewCounter(prometheus.CounterOpts{Name: "drill_worker_mirror_jobs_total",
+			Help: "Jobs of other regions this worker did from their mirrors while their queue was dead."}),
+	}
+	for _, o := range []string{outcomeDone, outcomeAlreadyDone, outcomeHandedBack, outcomeDropped} {
+		w.jobs.WithLabelValues(o) // every outcome exists from the start, at 0
+	}
+	if cfg.Registry != nil {
+		if err := errors.Join(cfg.Registry.Register(w.jobs), cfg.Registry.Register(w.mirrorDone)); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("queue: worker metrics: %w", err)
+		}
+	}
+	return w, nil
 }
 
 // Run works until ctx ends: Concurrency loops, each fetching one job at a time from the region's
@@ -122,6 +152,7 @@ func (w *Worker) loop(ctx context.Context) {
 		for _, r := range dead {
 			if w.fetchOne(ctx, Stream(r), 100*time.Millisecond) {
 				w.mirrorJobs.Add(1)
+				w.mirrorDone.Inc()
 			}
 		}
 	}
@@ -219,6 +250,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) bool {
 	if err := json.Unmarshal(msg.Data(), &job); err != nil || job.Validate() != nil {
 		w.cfg.Logger.Warn("job dropped: not a job", "err", err)
 		_ = msg.Term()
+		w.jobs.WithLabelValues(outcomeDropped).Inc()
 		return false
 	}
 	delivered := uint64(1)
@@ -229,6 +261,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) bool {
 		_ = msg.Ack()
 	}
 	retry := func(err error) {
+		w.jobs.WithLabelValues(outcomeHandedBack).Inc()
 		w.cfg.Logger.Debug("job handed back", "job", job.ID, "err", err)
 		if !w.cfg.AckBeforeWork {
 			_ = msg.NakWithDelay(250 * time.Millisecond)
@@ -239,7 +272,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) bool {
 		retry(err)
 		return false
 	}
+	outcome := outcomeAlreadyDone
 	if !done {
+		outcome = outcomeDone
 		select {
 		case <-ctx.Done():
 			return false // the worker stops mid-job: no ack, JetStream redelivers it
@@ -258,6 +293,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) bool {
 			w.cfg.Logger.Debug("ack", "job", job.ID, "err", err)
 		}
 	}
+	w.jobs.WithLabelValues(outcome).Inc()
 	return true
 }
 

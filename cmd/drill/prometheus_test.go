@@ -11,15 +11,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 // TestPrometheusScrapesTheCluster runs a real Prometheus (Debian's package; CI installs it) against
-// a running cluster, with the target list `drill status --prometheus-sd` writes: every web,
-// database and GeoDNS node is scraped, and a query returns each component's own series and the
-// Go runtime's.
+// a running cluster of every component (the cache topology with a queue and a worker added to
+// each region), with the target list `drill status --prometheus-sd` writes: every web,
+// database, GeoDNS, WAN, cache, queue and worker node is scraped, and a query returns each
+// component's own series and the Go runtime's.
 func TestPrometheusScrapesTheCluster(t *testing.T) {
 	prom, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -28,16 +30,34 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 		}
 		t.Skip("SKIPPED: no prometheus on PATH: the scrape of a running cluster was NOT tested")
 	}
+	needRedis(t)
 	parallelDrill(t)
-	e := newEnv(t, "prom")
+	e := newEnvOf(t, "prom", "cache")
 	dir := filepath.Dir(e.topo)
+	raw, err := os.ReadFile(e.topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	every := strings.ReplaceAll(string(raw), "cache: 1}", "cache: 1, queue: 1, worker: 1}")
+	if strings.Count(every, "worker: 1}") != 2 {
+		t.Fatalf("could not add a queue and a worker to each region of:\n%s", raw)
+	}
+	if err := os.WriteFile(e.topo, []byte(every), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := e.cmd("up", "--runtime", "local").CombinedOutput(); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
-	// A request through each region's web tier, so that the web nodes' request counters exist.
+	// Requests through each region's web tier, so that the web nodes' request counters exist and
+	// the caches count a miss and a hit.
 	for _, region := range []string{"us-east", "eu-west"} {
 		if out, err := e.cmd("kv", "put", "k-"+region, "v", "--via", region).CombinedOutput(); err != nil {
 			t.Fatalf("kv put: %v\n%s", err, out)
+		}
+		for range 2 {
+			if out, err := e.cmd("kv", "get", "k-"+region, "--via", region).CombinedOutput(); err != nil {
+				t.Fatalf("kv get: %v\n%s", err, out)
+			}
 		}
 	}
 	sd := filepath.Join(dir, "targets.json")
@@ -82,48 +102,9 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&r)
 		return r.Data.Result
 	}
-	// The jobs come from the target file's labels; each must be up on every node.
-	want := map[string]string{
-		"drill_web": `drill_web_requests_total`, "drill_db": `drill_db_applied_lsn`, "drill_dns": `drill_dns_region_admitted`,
-		"drill_wan": `process_resident_memory_bytes`, // toxiproxy's per-link byte counters appear as connections close
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		missing := []string{}
-		for job, metric := range want {
-			up := query(fmt.Sprintf(`min(up{job=%q})`, job))
-			series := query(fmt.Sprintf(`count(%s{job=%q}) or count(go_goroutines{job=%q})`, metric, job, job))
-			if len(up) == 0 || up[0]["value"].([]any)[1] != "1" || len(series) == 0 {
-				missing = append(missing, job)
-			}
-		}
-		if len(missing) == 0 && len(query(`go_goroutines{job="drill_db"}`)) > 0 && len(query(`process_resident_memory_bytes{job="drill_web"}`)) > 0 &&
-			len(query(`drill_memberlist_node_instances{job="drill_dns",node_state="alive"}`)) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus did not scrape %v within 60 s\nlogs:\n%s", missing, logs.String())
-		}
-		time.Sleep(time.Second)
-	}
-	for job, metric := range want {
-		if len(query(fmt.Sprintf(`%s{job=%q}`, metric, job))) == 0 {
-			t.Errorf("no %s series from %s", metric, job)
-		}
-	}
-	// The dashboard loads as JSON and names only metrics this Prometheus scraped.
-	scraped := map[string]bool{}
-	if resp, err := http.Get("http://" + listen + "/api/v1/label/__name__/values"); err == nil {
-		var r struct {
-			Data []string `json:"data"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&r)
-		resp.Body.Close()
-		for _, n := range r.Data {
-			scraped[n] = true
-		}
-	}
-	raw, err := os.ReadFile("../../compose/observe/grafana/drill-cluster.json")
+	// The dashboard loads as JSON; every metric its queries (the panels' and the fault
+	// annotations') name must be scraped.
+	raw, err = os.ReadFile("../../compose/observe/grafana/drill-cluster.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,24 +125,89 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil || len(dash.Panels) == 0 || len(dash.Annotations.List) == 0 {
 		t.Fatalf("dashboard JSON: %v (%d panels, %d annotations)", err, len(dash.Panels), len(dash.Annotations.List))
 	}
-	// Every query, the panels' and the fault annotations', names only scraped metrics.
-	type dashQuery struct{ where, expr string }
-	var queries []dashQuery
+	dashNames := map[string]string{} // metric name -> where the dashboard names it
+	names := regexp.MustCompile(`\b((?:drill|go|process)_[a-z0-9_]+)\b`)
+	addNames := func(where, expr string) {
+		for _, m := range names.FindAllStringSubmatch(expr, -1) {
+			dashNames[m[1]] = where
+		}
+	}
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
-			queries = append(queries, dashQuery{"panel " + p.Title, tg.Expr})
+			addNames("panel "+p.Title, tg.Expr)
 		}
 	}
 	for _, a := range dash.Annotations.List {
-		queries = append(queries, dashQuery{"annotation " + a.Name, a.Expr})
+		addNames("annotation "+a.Name, a.Expr)
 	}
-	names := regexp.MustCompile(`\b((?:drill|go|process)_[a-z0-9_]+)\b`)
-	for _, q := range queries {
-		for _, m := range names.FindAllStringSubmatch(q.expr, -1) {
-			if !scraped[m[1]] {
-				t.Errorf("dashboard %s names %s, which Prometheus did not scrape", q.where, m[1])
+	scraped := func() map[string]bool {
+		out := map[string]bool{}
+		resp, err := http.Get("http://" + listen + "/api/v1/label/__name__/values")
+		if err != nil {
+			return out
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Data []string `json:"data"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		for _, n := range r.Data {
+			out[n] = true
+		}
+		return out
+	}
+
+	// The jobs come from the target file's labels; each must be up on every node. Some series
+	// appear only after their first event (a lease renewal, a request), so the dashboard's names
+	// are polled for too, until the deadline.
+	want := map[string]string{
+		"drill_web": `drill_web_requests_total`, "drill_db": `drill_db_applied_lsn`, "drill_dns": `drill_dns_region_admitted`,
+		"drill_wan":   `process_resident_memory_bytes`, // toxiproxy's per-link byte counters appear as connections close
+		"drill_cache": `drill_cache_up`, "drill_queue": `drill_queue_ready`, "drill_worker": `drill_worker_jobs_total`,
+	}
+	var unscraped []string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		missing := []string{}
+		for job, metric := range want {
+			up := query(fmt.Sprintf(`min(up{job=%q})`, job))
+			series := query(fmt.Sprintf(`count(%s{job=%q}) or count(go_goroutines{job=%q})`, metric, job, job))
+			if len(up) == 0 || up[0]["value"].([]any)[1] != "1" || len(series) == 0 {
+				missing = append(missing, job)
 			}
 		}
+		if len(missing) > 0 && time.Now().After(deadline) {
+			t.Fatalf("prometheus did not scrape %v within 60 s\nlogs:\n%s", missing, logs.String())
+		}
+		have := scraped()
+		unscraped = unscraped[:0]
+		for name := range dashNames {
+			if !have[name] {
+				unscraped = append(unscraped, name)
+			}
+		}
+		if len(missing) == 0 && len(unscraped) == 0 && len(query(`go_goroutines{job="drill_db"}`)) > 0 &&
+			len(query(`process_resident_memory_bytes{job="drill_web"}`)) > 0 &&
+			len(query(`drill_memberlist_node_instances{job="drill_dns",node_state="alive"}`)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for job, metric := range want {
+		if len(query(fmt.Sprintf(`%s{job=%q}`, metric, job))) == 0 {
+			t.Errorf("no %s series from %s", metric, job)
+		}
+	}
+	// Both caches' redis-servers answered the scrape's INFO.
+	if up := query(`drill_cache_up == 1`); len(up) != 2 {
+		t.Errorf("drill_cache_up == 1 on %d cache nodes, want 2: %v", len(up), up)
+	}
+	slices.Sort(unscraped)
+	for _, name := range unscraped {
+		t.Errorf("dashboard %s names %s, which Prometheus did not scrape within 60 s", dashNames[name], name)
 	}
 	if out, err := e.cmd("down").CombinedOutput(); err != nil {
 		t.Fatalf("down: %v\n%s", err, out)

@@ -54,12 +54,14 @@ type sdGroup struct {
 	Labels  map[string]string `json:"labels"`
 }
 
-// writePrometheusSD writes the running cluster's metrics endpoints (web, database, GeoDNS and WAN
-// nodes serve /metrics) as a file_sd target list: one group per node, labelled with its job
-// (drill_web, drill_db, drill_dns, drill_wan), node, region, topology and run.
+// writePrometheusSD writes the running cluster's metrics endpoints as a file_sd target list: one
+// group per node, labelled with its job (drill_<role>), node, region, topology and run. Web,
+// database, GeoDNS and WAN nodes serve /metrics on their own HTTP port; cache, queue and worker
+// nodes, which have none, on their control port.
 func writePrometheusSD(path string, c *cluster) error {
 	ports := map[topology.Role]int{topology.RoleWeb: topology.PortWeb, topology.RoleDB: topology.PortDB, topology.RoleDNS: topology.PortDNSHTTP,
-		topology.RoleWAN: topology.PortWANAPI}
+		topology.RoleWAN: topology.PortWANAPI, topology.RoleCache: topology.PortControl, topology.RoleQueue: topology.PortControl,
+		topology.RoleWorker: topology.PortControl}
 	groups := []sdGroup{}
 	for _, n := range c.plan.Topology.Nodes() {
 		port, ok := ports[n.Role]
