@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,6 +91,10 @@ type Server struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	stopHold chan struct{} // closed when Serve ends: held connections are let go
+	// primaryEpochSeen is the highest epoch at which this node has seen a database claim to be
+	// the primary (Healthy): a local database that knows a higher one knows of a primary this
+	// node cannot see.
+	primaryEpochSeen atomic.Uint64
 }
 
 // New builds a web node.
@@ -199,10 +204,14 @@ func (s *Server) Serve(ctx context.Context) error {
 // region's own database can serve fresh reads. While the primary is gone (a failover in progress)
 // a lagging local replica is the best there is and counts; once a primary is alive again, a
 // local replica counts only when caught up with it (so a region returning from an outage is sent
-// users only after its database has caught up).
+// users only after its database has caught up). A region whose gossip has not yet healed after
+// an outage sees no primary either, but its database knows a newer epoch than any primary seen
+// (its old primary was deposed while it was cut off): it does not count until the new primary
+// is in view and the database has caught up with it.
 func (s *Server) Healthy() bool {
 	members := s.cfg.Members.Members() // one view for both questions (and one copy: it is per call)
 	primary, epoch := gossip.PrimaryOf(members)
+	seen := s.notePrimaryEpochs(members)
 	var local *gossip.Member
 	for _, m := range members {
 		if m.Meta.Role == topology.RoleDB && m.Alive() && m.Meta.Region == s.cfg.Region {
@@ -218,9 +227,26 @@ func (s *Server) Healthy() bool {
 	case local.Name == primary:
 		return local.Meta.Healthy // the primary may write (it holds its lease)
 	case primary == "":
-		return true
+		return local.Meta.Epoch <= seen
 	default:
 		return local.Meta.Healthy && !local.Meta.Primary && local.Meta.Epoch == epoch
+	}
+}
+
+// notePrimaryEpochs raises primaryEpochSeen to the highest epoch a database in members claims
+// to be the primary at (alive or not: a dead primary's claim still names its epoch) and returns it.
+func (s *Server) notePrimaryEpochs(members []gossip.Member) uint64 {
+	for {
+		seen := s.primaryEpochSeen.Load()
+		next := seen
+		for _, m := range members {
+			if m.Meta.Role == topology.RoleDB && m.Meta.Primary {
+				next = max(next, m.Meta.Epoch)
+			}
+		}
+		if next == seen || s.primaryEpochSeen.CompareAndSwap(seen, next) {
+			return next
+		}
 	}
 }
 

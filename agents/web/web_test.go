@@ -47,6 +47,7 @@ func TestHealthyAndPrimary(t *testing.T) {
 		{"stale old primary next to a newer one", []gossip.Member{db("us-1", "us", true, true, true, 1), db("eu-1", "eu", true, true, true, 2)}, true, "eu-1"},
 		{"no database at all", nil, false, ""},
 		{"no local db, remote primary", []gossip.Member{db("us-1", "us", true, true, true, 1)}, true, "us-1"},
+		{"deposed local primary knows a newer epoch than any primary in view", []gossip.Member{db("us-1", "us", false, false, false, 1), db("eu-1", "eu", true, false, false, 2)}, false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -62,6 +63,41 @@ func TestHealthyAndPrimary(t *testing.T) {
 				t.Errorf("Primary = %q, want %q", got, c.wantPrimary)
 			}
 		})
+	}
+}
+
+// TestHealthyAfterOutageWaitsForTheNewPrimary replays what a web node of a region returning from
+// an outage saw (region-outage on the local runtime, seed 202): its own database was the primary
+// at epoch 1; while the region was cut off the other region's database was promoted at epoch 2,
+// and the witness made the old primary step down to epoch 2, following no one. After the heal
+// the region's gossip still showed the other region dead for 4 s, so no primary was in view: the
+// web node called itself healthy and GeoDNS sent users back before the database had even
+// truncated its 79 divergent writes. It must stay unhealthy until the new primary is in view and
+// the database has caught up with it.
+func TestHealthyAfterOutageWaitsForTheNewPrimary(t *testing.T) {
+	v := &view{}
+	s, err := New(Config{Name: "eu-web-1", Region: "eu", Members: v, DBKey: testDBKey,
+		DBAddr: func(string) (string, error) { return "", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name    string
+		members []gossip.Member
+		want    bool
+	}{
+		{"before: the local database is the primary", []gossip.Member{db("eu-1", "eu", true, true, true, 1), db("us-1", "us", true, false, true, 1)}, true},
+		{"cut off: the other region looks dead", []gossip.Member{db("eu-1", "eu", true, true, true, 1), db("us-1", "us", false, false, true, 1)}, true},
+		{"deposed while cut off: no primary in view, a newer epoch known", []gossip.Member{db("eu-1", "eu", true, false, false, 2), db("us-1", "us", false, false, true, 1)}, false},
+		{"healed: the new primary in view, not caught up yet", []gossip.Member{db("eu-1", "eu", true, false, false, 2), db("us-1", "us", true, true, true, 2)}, false},
+		{"caught up with the new primary", []gossip.Member{db("eu-1", "eu", true, false, true, 2), db("us-1", "us", true, true, true, 2)}, true},
+		{"then the new primary dies: a failover in progress, the replica counts", []gossip.Member{db("eu-1", "eu", true, false, false, 2), db("us-1", "us", false, true, true, 2)}, true},
+	}
+	for _, st := range steps {
+		v.ms = st.members
+		if got := s.Healthy(); got != st.want {
+			t.Errorf("%s: Healthy = %v, want %v", st.name, got, st.want)
+		}
 	}
 }
 
