@@ -3,11 +3,14 @@ package db
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/agents/disk"
 )
 
 func walEntries(from, count int, epoch uint64) []Entry {
@@ -146,5 +149,60 @@ func TestNodeDurableAcrossRestart(t *testing.T) {
 	w := putRetry(t, cl, "after-restart", "v", 5*time.Second)
 	if w.LSN != 21 || w.Epoch != 2 {
 		t.Fatalf("write after re-promotion %+v, want lsn 21 epoch 2", w)
+	}
+}
+
+// TestWALRewriteSyncsBeforeRename: a rewrite (the truncation of a divergent suffix) fsyncs its new
+// log before it renames it over the old one, so a crash at any point leaves a whole log. While its
+// fsync is held (a disk-stall fault), the new log is written in full beside the old one, and the
+// old one is still in place, whole; once the fsync returns, the new one replaces it.
+func TestWALRewriteSyncsBeforeRename(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	faults := &disk.Faults{}
+	w, _, err := openWAL(dir, logger, func() {}, faults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := walEntries(1, 5, 1)
+	if err := w.append(old); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, walFileName)
+	oldBytes, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults.Set(disk.State{Stall: true})
+	done := make(chan error, 1)
+	go func() { done <- w.rewrite(old[:2]) }()
+	// The rewrite is held in its fsync once its temporary file holds the two records.
+	want := len(appendWALRecord(appendWALRecord(nil, old[0]), old[1]))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, err := os.Stat(path + ".tmp"); err == nil && st.Size() == int64(want) {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the rewrite finished while its fsync was stalled: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rewrite never wrote its temporary file")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if now, err := os.ReadFile(path); err != nil || string(now) != string(oldBytes) {
+		t.Fatalf("the old log changed before the new one was fsync'd (err %v): %d bytes, want the old %d", err, len(now), len(oldBytes))
+	}
+	faults.Set(disk.State{})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+	_, got, err := openWAL(dir, logger, func() {}, nil)
+	if err != nil || !reflect.DeepEqual(got, old[:2]) {
+		t.Fatalf("after the rewrite: err %v, %d entries, want the first 2", err, len(got))
 	}
 }

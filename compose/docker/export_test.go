@@ -65,6 +65,9 @@ func TestExportCompose(t *testing.T) {
 func TestExportComposeValidates(t *testing.T) {
 	tool, args := "docker-compose", []string{"config", "-q"}
 	if _, err := exec.LookPath(tool); err != nil {
+		if os.Getenv("DRILL_CI") != "" {
+			t.Fatal("docker-compose is required in CI (.ci/run installs it): the export could not be validated by Compose itself")
+		}
 		t.Skip("SKIPPED: docker-compose is not installed, so the compose file could not be validated by Compose itself")
 	}
 	dir := t.TempDir()
