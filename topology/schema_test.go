@@ -72,7 +72,7 @@ func yamlDoc(t *testing.T, data []byte) any {
 func TestBuiltinTopologiesAndPlansValidate(t *testing.T) {
 	s := compileSchema(t, TopologySchema, TopologySchemaID)
 	files, _ := filepath.Glob("testdata/good/*.yaml")
-	for _, f := range append([]string{"default.yaml", "cache.yaml"}, files...) {
+	for _, f := range append([]string{"default.yaml", "cache.yaml", "queue.yaml"}, files...) {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
