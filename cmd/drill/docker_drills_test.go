@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -134,5 +136,41 @@ func (e *env) assertNoDockerObjects() {
 	}
 	for _, n := range nets {
 		e.t.Errorf("network left: %s", n.Name)
+	}
+}
+
+// TestImageBuildCommand: `drill image build -o json` names the node image it made or found, and
+// the engine has it; a second build finds it there.
+func TestImageBuildCommand(t *testing.T) {
+	needDocker(t)
+	t.Parallel()
+	e := newEnv(t, "image-build")
+	type built struct {
+		Ref   string  `json:"ref"`
+		Built bool    `json:"built"`
+		TookS float64 `json:"took_s"`
+	}
+	build := func() built {
+		t.Helper()
+		cmd := e.cmd("image", "build", "-o", "json")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		var b built
+		if err := cmd.Run(); err != nil || json.Unmarshal(stdout.Bytes(), &b) != nil || !strings.HasPrefix(b.Ref, "drill-node:") {
+			t.Fatalf("image build -o json: %v: %+v\n%s%s", err, b, stdout.String(), stderr.String())
+		}
+		return b
+	}
+	first := build()
+	eng, err := docker.NewEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if ok, err := eng.ImageExists(context.Background(), first.Ref); err != nil || !ok {
+		t.Fatalf("the engine has no %s after the build (%v)", first.Ref, err)
+	}
+	if again := build(); again.Ref != first.Ref || again.Built {
+		t.Errorf("a second build: %+v, want %s found, not built", again, first.Ref)
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -33,9 +35,23 @@ func (e *env) exploreRun(args ...string) (int, string, *explore.Report) {
 func TestExploreDefaultDesign(t *testing.T) {
 	parallelDrill(t)
 	e := newEnv(t, "explore-default")
-	code, out, rep := e.exploreRun("--schedules", "3", "--seed", "101")
+	// With -o json: progress on stderr, the report (as report.json holds it) alone on stdout.
+	dir := filepath.Join(filepath.Dir(e.topo), "explore")
+	cmd := e.cmd("explore", "--runtime", "local", "--report-dir", dir, "--schedules", "3", "--seed", "101", "-o", "json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	code := e.exitCode(cmd.Run())
+	out := stderr.String()
+	rep, err := explore.Load(dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
 	if code != 0 || rep.Schedules != 3 || rep.Passed != 3 {
 		t.Fatalf("exit %d, %d schedules, %d passed, %d failed, %d invalid\n%s", code, rep.Schedules, rep.Passed, len(rep.Failures), rep.Invalid, out)
+	}
+	var printed explore.Report
+	if err := json.Unmarshal(stdout.Bytes(), &printed); err != nil || printed.Seed != 101 || printed.Schedules != 3 || printed.Passed != 3 {
+		t.Fatalf("-o json printed no report (%v): %+v\n%s", err, printed, stdout.String())
 	}
 	if rep.KindsExercised == 0 || len(rep.Coverage) == 0 || rep.SchedulesPerHour <= 0 {
 		t.Fatalf("report without coverage or throughput: %+v", rep)

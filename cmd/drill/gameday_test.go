@@ -446,3 +446,34 @@ func TestGamedaySIGTERMAbortsCleanly(t *testing.T) {
 		}
 	}
 }
+
+// TestGamedayRunOutputJSON: `gameday run -o json` prints the game day's summary (as summary.json
+// holds it) alone on stdout, and its progress on stderr.
+func TestGamedayRunOutputJSON(t *testing.T) {
+	parallelDrill(t)
+	e := newGamedayEnv(t, "name: json\ndrills:\n  - drill: short.yaml\n    topology: gd-json.yaml\n",
+		map[string]string{"short.yaml": shortGamedayDrill("short", 1*time.Second)}, "gd-json")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := e.command(ctx, "gameday", "run", e.plan, "--unattended", "--history-dir", e.history, "-o", "json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var s struct {
+		Plan    string `json:"plan"`
+		Verdict string `json:"verdict"`
+		Steps   []struct {
+			Verdict string `json:"verdict"`
+		} `json:"steps"`
+	}
+	if jerr := json.Unmarshal(stdout.Bytes(), &s); jerr != nil {
+		t.Fatalf("%v: stdout is not the summary (%v):\n%s\nstderr:\n%s", err, jerr, stdout.String(), stderr.String())
+	}
+	if err != nil || s.Plan != "json" || s.Verdict != "pass" || len(s.Steps) != 1 || s.Steps[0].Verdict != "pass" {
+		t.Fatalf("%v: summary %+v\nstderr:\n%s", err, s, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "short") {
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
+	}
+	e.assertNothingRunning()
+}

@@ -95,6 +95,15 @@ const (
 // asJSON reports whether the command should print its result as JSON (-o json).
 func (g *globals) asJSON() bool { return g.output == outputJSON }
 
+// progressOut is where a command's progress goes: standard output, or standard error with -o json
+// (standard output then holds the result alone).
+func (g *globals) progressOut() io.Writer {
+	if g.asJSON() {
+		return g.env.Stderr
+	}
+	return g.env.Stdout
+}
+
 // printJSON writes v as indented JSON on standard output.
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.env.Stdout)

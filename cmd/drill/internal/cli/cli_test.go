@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -209,6 +210,27 @@ func TestRunDryRunStartsNothing(t *testing.T) {
 	if entries, _ := os.ReadDir(state); len(entries) != 0 {
 		t.Errorf("a dry run left state behind: %v", entries)
 	}
+	// -o json: the same resolution, as data.
+	code, stdout, stderr = run(t, "run", "cache-stampede", "--dry-run", "--set", "cache_coalescing=off", "--budget", "read_p99_ms=500",
+		"--runtime", "local", "--state-dir", state, "-o", "json")
+	if code != 0 {
+		t.Fatalf("-o json: exit %d: %s", code, stderr)
+	}
+	var p dryRunPlan
+	if err := json.Unmarshal([]byte(stdout), &p); err != nil {
+		t.Fatalf("-o json is not a dry-run plan: %v\n%s", err, stdout)
+	}
+	restart := false
+	for _, st := range p.Steps {
+		restart = restart || (st.Step == "inject restart:eu-west-cache-1" && slices.Equal(st.Nodes, []string{"eu-west-cache-1"}))
+	}
+	if p.Drill != "cache-stampede" || p.Topology != "cache" || p.Design.CacheCoalescing || p.Budgets["read_p99_ms"] != 500 ||
+		p.Workload.HotKeys != 4 || !restart {
+		t.Errorf("-o json dry run: %+v", p)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("a dry run left state behind: %v", entries)
+	}
 }
 
 func TestShellCompletion(t *testing.T) {
@@ -235,14 +257,14 @@ func TestShellCompletion(t *testing.T) {
 }
 
 func TestSchemaCommand(t *testing.T) {
-	for _, kind := range []string{"drill", "topology", "plan"} {
+	for _, kind := range []string{"drill", "topology", "plan", "gameday"} {
 		code, stdout, stderr := run(t, "schema", kind)
 		if code != 0 || !strings.Contains(stdout, `"$schema": "https://json-schema.org/draft/2020-12/schema"`) {
 			t.Errorf("schema %s: exit %d %s", kind, code, stderr)
 		}
 	}
-	if code, _, _ := run(t, "schema", "gameday"); code != ExitUsage {
-		t.Errorf("schema gameday: exit %d, want %d", code, ExitUsage)
+	if code, _, _ := run(t, "schema", "cron"); code != ExitUsage {
+		t.Errorf("schema cron: exit %d, want %d", code, ExitUsage)
 	}
 }
 
@@ -251,6 +273,7 @@ func TestOutputJSON(t *testing.T) {
 	for _, args := range [][]string{
 		{"version"}, {"list"}, {"schema", "drill"},
 		{"validate", "../../../../topology/cache.yaml"},
+		{"compose", "export", "--out", filepath.Join(t.TempDir(), "export")},
 	} {
 		code, stdout, stderr := run(t, append(args, "-o", "json")...)
 		var v any

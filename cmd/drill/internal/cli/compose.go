@@ -65,8 +65,15 @@ control secret of this export.`,
 			if err := docker.ExportCompose(f, plan, im.Ref()); err != nil {
 				return harnessErr(err)
 			}
-			fmt.Fprintf(g.env.Stdout, "wrote %s and %s (image %s)\n", filepath.Join(out, "compose.yaml"),
-				filepath.Join(out, "plan.json"), im.Ref())
+			composeFile, planFile := filepath.Join(out, "compose.yaml"), filepath.Join(out, "plan.json")
+			if g.asJSON() {
+				return g.printJSON(struct {
+					ComposeFile string `json:"compose_file"`
+					PlanFile    string `json:"plan_file"`
+					Image       string `json:"image"`
+				}{composeFile, planFile, im.Ref()})
+			}
+			fmt.Fprintf(g.env.Stdout, "wrote %s and %s (image %s)\n", composeFile, planFile, im.Ref())
 			return nil
 		},
 	}

@@ -75,7 +75,7 @@ started), 3 harness error, aborted run, or another game day holds the history's 
 			}
 			if jitter > 0 {
 				wait := time.Duration(rand.Int64N(int64(jitter)))
-				fmt.Fprintf(g.env.Stdout, "gameday %s: starting after a jitter of %s\n", plan.Name, wait.Round(time.Millisecond))
+				fmt.Fprintf(g.progressOut(), "gameday %s: starting after a jitter of %s\n", plan.Name, wait.Round(time.Millisecond))
 				t := time.NewTimer(wait)
 				select {
 				case <-ctx.Done():
@@ -85,6 +85,12 @@ started), 3 harness error, aborted run, or another game day holds the history's 
 				}
 			}
 			s, err := gameday.Run(ctx, cfg)
+			if s != nil && g.asJSON() {
+				// The summary as summary.json holds it; progress went to stderr.
+				if perr := g.printJSON(s); perr != nil && err == nil {
+					err = perr
+				}
+			}
 			var busy *gameday.BusyError
 			switch {
 			case errors.As(err, &busy):
@@ -229,7 +235,7 @@ func (g *globals) gamedayConfig(plan *gameday.Plan, f *gamedayFlags) (gameday.Co
 	if err != nil {
 		return gameday.Config{}, harnessErr(err)
 	}
-	cfg := gameday.Config{Plan: plan, History: hist, Unattended: f.unattended, Stdout: g.env.Stdout, Logger: g.logger(),
+	cfg := gameday.Config{Plan: plan, History: hist, Unattended: f.unattended, Stdout: g.progressOut(), Logger: g.logger(),
 		RunDrill: g.gamedayDrill(f)}
 	if g.env.Stdin != nil {
 		cfg.Operator = gameday.NewOperator(g.env.Stdin)

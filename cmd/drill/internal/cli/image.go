@@ -65,11 +65,19 @@ topology with cache nodes, also this host's redis-server with its libraries.`,
 			if err != nil {
 				return harnessErr(err)
 			}
+			took := time.Since(start)
+			if g.asJSON() {
+				return g.printJSON(struct {
+					Ref   string  `json:"ref"`
+					Built bool    `json:"built"`
+					TookS float64 `json:"took_s"`
+				}{ref, built, took.Seconds()})
+			}
 			what := "already there"
 			if built {
 				what = "built"
 			}
-			fmt.Fprintf(g.env.Stdout, "%s (%s in %s)\n", ref, what, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(g.env.Stdout, "%s (%s in %s)\n", ref, what, took.Round(time.Millisecond))
 			return nil
 		},
 	}

@@ -112,7 +112,7 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 		return err
 	}
 	if f.dryRun {
-		return dryRun(g.env.Stdout, d, t)
+		return g.dryRun(d, t)
 	}
 	// Resolved last: a usage error must not wait on a Docker engine that does not answer.
 	if f.up.runtime, err = g.resolveRuntime(ctx, f.up.runtime); err != nil {
