@@ -21,15 +21,23 @@ import (
 // a running cluster of every component (the cache topology with a queue and a worker added to
 // each region), with the target list `drill status --prometheus-sd` writes: every web,
 // database, GeoDNS, WAN, cache, queue and worker node is scraped, and a query returns each
-// component's own series and the Go runtime's.
+// component's own series and the Go runtime's. The cluster is the one a short drill left up
+// (`run --keep`): Debian's node exporter serves that run's results (metrics.prom in its report
+// directory) through its textfile collector, as the README suggests, and Prometheus scrapes them
+// too, so that the dashboard's result panels are checked like the others.
 func TestPrometheusScrapesTheCluster(t *testing.T) {
-	prom, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("DRILL_CI") != "" {
-			t.Fatal("prometheus is required in CI (.ci/run installs it)")
+	need := func(tool string) string {
+		t.Helper()
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			if os.Getenv("DRILL_CI") != "" {
+				t.Fatalf("%s is required in CI (.ci/run installs it)", tool)
+			}
+			t.Skipf("SKIPPED: no %s on PATH: the scrape of a running cluster and its results was NOT tested", tool)
 		}
-		t.Skip("SKIPPED: no prometheus on PATH: the scrape of a running cluster was NOT tested")
+		return p
 	}
+	prom, nodeExporter := need("prometheus"), need("prometheus-node-exporter")
 	needRedis(t)
 	parallelDrill(t)
 	e := newEnvOf(t, "prom", "cache")
@@ -45,8 +53,13 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 	if err := os.WriteFile(e.topo, []byte(every), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := e.cmd("up", "--runtime", "local").CombinedOutput(); err != nil {
-		t.Fatalf("up: %v\n%s", err, out)
+	results := filepath.Join(dir, "results")
+	short := filepath.Join(dir, "prom-results.yaml")
+	if err := os.WriteFile(short, []byte(promResultsDrill), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.cmd("run", short, "--runtime", "local", "--keep", "--report-dir", results).CombinedOutput(); err != nil {
+		t.Fatalf("run --keep: %v\n%s", err, out)
 	}
 	// Requests through each region's web tier, so that the web nodes' request counters exist and
 	// the caches count a miss and a hit.
@@ -64,19 +77,28 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 	if out, err := e.cmd("status", "--prometheus-sd", sd).CombinedOutput(); err != nil {
 		t.Fatalf("status --prometheus-sd: %v\n%s", err, out)
 	}
+	exporter := freeLoopbackAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var exporterLogs strings.Builder
+	ne := exec.CommandContext(ctx, nodeExporter, "--web.listen-address="+exporter, "--collector.disable-defaults",
+		"--collector.textfile", "--collector.textfile.directory="+results)
+	ne.Stdout, ne.Stderr = &exporterLogs, &exporterLogs
+	if err := ne.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = ne.Wait()
+	})
 	config := fmt.Sprintf("global: {scrape_interval: 1s, scrape_timeout: 900ms}\nscrape_configs:\n"+
-		"  - job_name: drill\n    file_sd_configs: [{files: [%q], refresh_interval: 1s}]\n", sd)
+		"  - job_name: drill\n    file_sd_configs: [{files: [%q], refresh_interval: 1s}]\n"+
+		"  - job_name: drill_results\n    static_configs: [{targets: [%q]}]\n", sd, exporter)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	_ = ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
+	listen := freeLoopbackAddr(t)
 	cmd := exec.CommandContext(ctx, prom, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+listen, "--log.level=warn")
 	var logs strings.Builder
@@ -164,6 +186,7 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 		"drill_web": `drill_web_requests_total`, "drill_db": `drill_db_applied_lsn`, "drill_dns": `drill_dns_region_admitted`,
 		"drill_wan":   `process_resident_memory_bytes`, // toxiproxy's per-link byte counters appear as connections close
 		"drill_cache": `drill_cache_up`, "drill_queue": `drill_queue_ready`, "drill_worker": `drill_worker_jobs_total`,
+		"drill_results": `drill_run_verdict`, // the kept run's metrics.prom, through the node exporter
 	}
 	var unscraped []string
 	deadline := time.Now().Add(60 * time.Second)
@@ -177,7 +200,7 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 			}
 		}
 		if len(missing) > 0 && time.Now().After(deadline) {
-			t.Fatalf("prometheus did not scrape %v within 60 s\nlogs:\n%s", missing, logs.String())
+			t.Fatalf("prometheus did not scrape %v within 60 s\nlogs:\n%s\nnode exporter:\n%s", missing, logs.String(), exporterLogs.String())
 		}
 		have := scraped()
 		unscraped = unscraped[:0]
@@ -212,4 +235,30 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 	if out, err := e.cmd("down").CombinedOutput(); err != nil {
 		t.Fatalf("down: %v\n%s", err, out)
 	}
+}
+
+// promResultsDrill is a short drill whose results the Prometheus test scrapes: users write and
+// read while the regions are cut apart for a moment.
+const promResultsDrill = `name: prom-results
+workload: {clients_per_region: 2, write_rate: 5}
+steps:
+  - steady: {within: 30s, expect: [converged]}
+  - workload: start
+  - wait: 1s
+  - inject: {fault: partition, id: cut, regions: [us-east, eu-west]}
+  - wait: 1s
+  - heal: cut
+  - wait: 1s
+  - workload: stop
+`
+
+// freeLoopbackAddr is a loopback address with a port free now (for a server the test starts).
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
