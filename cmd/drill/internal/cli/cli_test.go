@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/drillworks/drill/compose/local"
+	"github.com/drillworks/drill/topology"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -171,9 +172,19 @@ func TestValidateTellsFilesApart(t *testing.T) {
 		}
 		return p
 	}
+	plan, err := topology.NewPlan(topology.Default(), topology.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	planPath := filepath.Join(dir, "plan.json")
+	if err := plan.Save(planPath); err != nil {
+		t.Fatal(err)
+	}
 	good := []struct{ path, want string }{
 		{"../../../../drills/builtin/cache-failover.yaml", "valid drill cache-failover (on topology cache)"},
 		{"../../../../topology/cache.yaml", "valid topology cache"},
+		{write("weekly.yaml", "name: weekly\ndrills:\n  - drill: region-outage\n  - human: Check the dashboards\n"), "valid game-day plan weekly"},
+		{planPath, "valid plan " + plan.RunID},
 	}
 	for _, g := range good {
 		code, stdout, stderr := run(t, "validate", g.path)
@@ -185,6 +196,8 @@ func TestValidateTellsFilesApart(t *testing.T) {
 		{write("bad-drill.yaml", "name: x\nsteps:\n  - inject: {fault: nuke}\n"), `bad-drill.yaml:3:21: steps[0].inject.fault: unknown fault "nuke"`},
 		{write("bad-topology.yaml", "name: t\nregions: [{name: a}]\ncache: {eviction: lru}\n"), "bad-topology.yaml:3:19: cache.eviction"},
 		{write("what.yaml", "hello: world\n"), "cannot tell what it is"},
+		{write("bad-gameday.yaml", "name: w\nmode: yolo\ndrills: [{drill: region-outage}]\n"), "bad-gameday.yaml:2:7: mode"},
+		{write("bad-plan.json", `{"run_id": "x", "topology": {"name": "t", "regions": []}}`), "bad-plan.json"},
 	}
 	for _, b := range bad {
 		code, _, stderr := run(t, "validate", b.path)
