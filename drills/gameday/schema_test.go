@@ -8,8 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/goccy/go-yaml"
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/drillworks/drill/drills/internal/schemagen/schematest"
 )
 
 // The checked-in schema is what the code generates (regenerate with `drill schema gameday >
@@ -44,24 +43,8 @@ func TestPlansValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdoc, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(SchemaID, sdoc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(SchemaID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := func(data string) any {
-		var v any
-		if err := yaml.Unmarshal([]byte(data), &v); err != nil {
-			t.Fatal(err)
-		}
-		j, _ := json.Marshal(v)
-		d, _ := jsonschema.UnmarshalJSON(bytes.NewReader(j))
-		return d
-	}
+	s := schematest.Compile(t, SchemaID, b)
+	doc := func(data string) any { return schematest.YAMLDoc(t, []byte(data)) }
 	good := `name: weekly-failover
 runtime: local
 topology: regions.yaml

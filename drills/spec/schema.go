@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/drillworks/drill/compose/fault"
-	"github.com/drillworks/drill/drills/check"
+	"github.com/drillworks/drill/drills/internal/schemagen"
 	"github.com/drillworks/drill/topology"
 )
 
@@ -19,23 +19,8 @@ const SchemaID = "https://github.com/drillworks/drill/raw/main/drills/spec/schem
 // names and the design settings. It checks shape and vocabulary; Parse and Resolve check the rest
 // (a region's existence, a value's range) with positions.
 func JSONSchema() ([]byte, error) {
-	duration := map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`, "description": "a duration, e.g. 150ms, 3s"}
-	str := func(desc string) map[string]any { return map[string]any{"type": "string", "description": desc} }
-	obj := func(props map[string]any, required ...string) map[string]any {
-		o := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-		if len(required) > 0 {
-			o["required"] = required
-		}
-		return o
-	}
-	budgets := map[string]any{}
-	for _, b := range check.BudgetNames() {
-		budgets[b] = map[string]any{"type": "number", "minimum": 0}
-	}
-	settings := map[string]any{}
-	for _, k := range topology.SettingKeys() {
-		settings[k] = map[string]any{"type": []string{"string", "number", "boolean"}}
-	}
+	duration := schemagen.Duration("a duration, e.g. 150ms, 3s")
+	str, obj := schemagen.String, schemagen.Object
 	injectProps := map[string]any{
 		"fault":   map[string]any{"enum": fault.KindNames(), "description": "the fault kind"},
 		"id":      str("the fault's id (default KIND:TARGET), used by heal"),
@@ -50,7 +35,7 @@ func JSONSchema() ([]byte, error) {
 			var s map[string]any
 			switch p.Type {
 			case fault.TypeDuration:
-				s = map[string]any{"type": "string", "pattern": duration["pattern"]}
+				s = map[string]any{"type": "string", "pattern": schemagen.DurationPattern}
 			case fault.TypeInt:
 				s = map[string]any{"type": []string{"integer", "string"}}
 			case fault.TypeChoice:
@@ -76,7 +61,7 @@ func JSONSchema() ([]byte, error) {
 		return obj(map[string]any{name: body}, name)
 	}
 	schema := map[string]any{
-		"$schema":     "https://json-schema.org/draft/2020-12/schema",
+		"$schema":     schemagen.Draft,
 		"$id":         SchemaID,
 		"title":       "drill file",
 		"description": "A drill: what it injects, what must hold, and its budgets (drills/spec).",
@@ -85,8 +70,8 @@ func JSONSchema() ([]byte, error) {
 			"name":        map[string]any{"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
 			"description": str("what the drill does, for people"),
 			"topology":    map[string]any{"enum": topology.BuiltinNames()},
-			"settings":    obj(settings),
-			"budgets":     obj(budgets),
+			"settings":    schemagen.Settings(),
+			"budgets":     schemagen.Budgets(),
 			"workload": obj(map[string]any{
 				"clients_per_region": map[string]any{"type": "integer", "minimum": 1},
 				"write_rate":         map[string]any{"type": "number", "exclusiveMinimum": 0},

@@ -2,13 +2,11 @@ package spec
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/goccy/go-yaml"
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/drillworks/drill/drills/internal/schemagen/schematest"
 )
 
 // The checked-in schema is what the code generates (regenerate with `drill schema drill >
@@ -32,24 +30,8 @@ func TestBuiltinDrillsValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdoc, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(SchemaID, sdoc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(SchemaID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := func(data []byte) any {
-		var v any
-		if err := yaml.Unmarshal(data, &v); err != nil {
-			t.Fatal(err)
-		}
-		j, _ := json.Marshal(v)
-		d, _ := jsonschema.UnmarshalJSON(bytes.NewReader(j))
-		return d
-	}
+	s := schematest.Compile(t, SchemaID, b)
+	doc := func(data []byte) any { return schematest.YAMLDoc(t, data) }
 	files, _ := filepath.Glob("../builtin/*.yaml")
 	if len(files) < 9 {
 		t.Fatalf("found %d built-in drills", len(files))
