@@ -1,10 +1,8 @@
 package gameday
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
-	"os"
 	"slices"
 	"testing"
 
@@ -14,17 +12,7 @@ import (
 // The checked-in schema is what the code generates (regenerate with `drill schema gameday >
 // drills/gameday/schema/gameday.schema.json`), and it names exactly the fields Parse accepts.
 func TestSchemaCheckedIn(t *testing.T) {
-	want, err := JSONSchema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile("schema/gameday.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
-		t.Error("schema/gameday.schema.json is not what the code generates: regenerate it with drill schema gameday")
-	}
+	want := schematest.CheckedIn(t, "schema/gameday.schema.json", "gameday", JSONSchema)
 	var s struct {
 		Properties map[string]any `json:"properties"`
 	}

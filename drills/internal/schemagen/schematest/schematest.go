@@ -5,6 +5,7 @@ package schematest
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/goccy/go-yaml"
@@ -45,4 +46,22 @@ func YAMLDoc(t testing.TB, data []byte) any {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// CheckedIn fails the test unless the checked-in schema file holds what gen generates now (kind
+// is the `drill schema` argument that regenerates it); it returns the generated schema.
+func CheckedIn(t testing.TB, file, kind string, gen func() ([]byte, error)) []byte {
+	t.Helper()
+	want, err := gen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
+		t.Errorf("%s is not what the code generates: regenerate it with drill schema %s > %s", file, kind, file)
+	}
+	return want
 }
