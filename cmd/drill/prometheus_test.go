@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // TestPrometheusScrapesTheCluster runs a real Prometheus (Debian's package; CI installs it) against
@@ -226,6 +228,9 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 			t.Errorf("no %s series from %s", metric, job)
 		}
 	}
+	// drill's own metrics follow the Prometheus naming conventions (promlint: units in names,
+	// _total on counters, base units); the libraries' (memberlist, toxiproxy, Go) keep theirs.
+	lintNodeMetrics(t, sd)
 	// Both caches' redis-servers answered the scrape's INFO.
 	if up := query(`drill_cache_up == 1`); len(up) != 2 {
 		t.Errorf("drill_cache_up == 1 on %d cache nodes, want 2: %v", len(up), up)
@@ -263,4 +268,49 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// lintNodeMetrics reads every node's /metrics from the file_sd target list and fails the test on
+// a naming problem promlint finds in a drill_ metric.
+func lintNodeMetrics(t *testing.T, sdFile string) {
+	t.Helper()
+	raw, err := os.ReadFile(sdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups []struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	if err := json.Unmarshal(raw, &groups); err != nil {
+		t.Fatal(err)
+	}
+	linted := map[string]bool{} // one node of each job is enough: nodes of a role export the same names
+	for _, g := range groups {
+		job := g.Labels["job"]
+		if linted[job] {
+			continue
+		}
+		linted[job] = true
+		resp, err := http.Get("http://" + g.Targets[0] + "/metrics")
+		if err != nil {
+			t.Errorf("%s: %v", g.Targets[0], err)
+			continue
+		}
+		problems, err := promlint.New(resp.Body).Lint()
+		resp.Body.Close()
+		if err != nil {
+			t.Errorf("%s (%s): %v", g.Targets[0], job, err)
+			continue
+		}
+		for _, p := range problems {
+			// drill_memberlist_* are memberlist's own names (go-metrics' sink), under drill's prefix.
+			if strings.HasPrefix(p.Metric, "drill_") && !strings.HasPrefix(p.Metric, "drill_memberlist_") {
+				t.Errorf("%s (%s): %s: %s", g.Targets[0], job, p.Metric, p.Text)
+			}
+		}
+	}
+	if len(linted) < 7 {
+		t.Errorf("linted the metrics of %d jobs, want every role's (7)", len(linted))
+	}
 }

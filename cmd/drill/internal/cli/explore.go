@@ -91,10 +91,7 @@ func (g *globals) explore(ctx context.Context, f *exploreFlags) error {
 	seed := seedOrClock(f.seed)
 	dir := reportDirOrDefault(f.reportDir, "explore")
 	// With -o json, progress and the summary go to stderr and the report to stdout.
-	out := g.env.Stdout
-	if g.asJSON() {
-		out = g.env.Stderr
-	}
+	out := g.progressOut()
 	fmt.Fprintf(out, "explore: bringing %s up on the %s runtime (first seed %d)\n", t.Name, f.up.runtime, seed)
 	// up brings a cluster up with its injector; a cluster whose injector cannot open comes down.
 	up := func(ctx context.Context) (*cluster, *compose.Cluster, error) {

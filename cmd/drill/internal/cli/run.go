@@ -121,10 +121,7 @@ func (g *globals) runDrill(ctx context.Context, arg string, f *runFlags) error {
 	seed := seedOrClock(f.seed)
 	dir := reportDirOrDefault(f.reportDir, d.Name)
 	// With -o json, progress and the summary go to stderr and the report to stdout.
-	out := g.env.Stdout
-	if g.asJSON() {
-		out = g.env.Stderr
-	}
+	out := g.progressOut()
 	rep, err := g.execDrill(ctx, drillJob{drill: d, topo: t, up: f.up, reportDir: dir, seed: seed, out: out, keep: f.keep})
 	if rep != nil && g.asJSON() {
 		if perr := g.printJSON(rep); perr != nil && err == nil {
