@@ -55,7 +55,9 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	text, err := c.s.client.Info(ctx, "stats", "memory", "clients", "keyspace").Result()
+	// INFO's default sections (stats, memory, clients and keyspace among them): asking for several
+	// sections by name needs redis 7, the default works on every version.
+	text, err := c.s.client.Info(ctx).Result()
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
 		return
