@@ -196,14 +196,14 @@ func (e *env) judge(code int, out, failCheck string) reportJSON {
 	r := e.reportJSON()
 	if failCheck == "" {
 		if code != 0 || r.Verdict != "pass" {
-			e.logNodeWarnings()
+			e.logNodeWarnings(out)
 			e.t.Fatalf("want a pass; exit %d verdict %s (%s)\n%s", code, r.Verdict, r.Error, out)
 		}
 		return r
 	}
 	v, measured, detail := r.check(e.t, failCheck)
 	if code != 1 || v != "fail" || measured <= 0 {
-		e.logNodeWarnings()
+		e.logNodeWarnings(out)
 		e.t.Fatalf("want exit 1 and %s failing with a measured flaw; exit %d, check %s measured %v (%s)\n%s",
 			failCheck, code, v, measured, detail, out)
 	}
@@ -214,7 +214,9 @@ func (e *env) judge(code int, out, failCheck string) reportJSON {
 // logNodeWarnings logs the last warnings and errors of every node's log the run left in the
 // state directory: an unexpected verdict in CI is then explained by the nodes as well as by the
 // report (which goes with the test's temporary directory).
-func (e *env) logNodeWarnings() {
+// A node the run's output names ("node X did not answer", a fault's target) gets the last lines
+// of its log whatever their level: a node that stopped answering may have logged no warning.
+func (e *env) logNodeWarnings(out string) {
 	e.t.Helper()
 	logs, _ := filepath.Glob(filepath.Join(e.state, "*", "logs", "*.log"))
 	for _, path := range logs {
@@ -222,8 +224,13 @@ func (e *env) logNodeWarnings() {
 		if err != nil {
 			continue
 		}
+		all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if node := strings.TrimSuffix(filepath.Base(path), ".log"); strings.Contains(out, "node "+node+" ") {
+			e.t.Logf("%s, named in the run's output; its last lines:\n  %s", filepath.Base(path), strings.Join(all[max(0, len(all)-15):], "\n  "))
+			continue
+		}
 		var lines []string
-		for _, l := range strings.Split(string(b), "\n") {
+		for _, l := range all {
 			if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
 				lines = append(lines, l)
 			}
