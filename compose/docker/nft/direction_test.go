@@ -78,7 +78,20 @@ func TestOneWayDrops(t *testing.T) {
 		})
 		return <-got
 	}
-	if !delivered(nsA, nsB, a, b) || !delivered(nsB, nsA, b, a) {
+	// A delivery that must happen is retried until a deadline: on a loaded machine the new link
+	// (and its ARP) can take longer than one 500 ms read. A drop is checked once: a rule that
+	// drops never delivers.
+	eventually := func(ok func() bool) bool {
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if ok() {
+				return true
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
+		}
+	}
+	if !eventually(func() bool { return delivered(nsA, nsB, a, b) && delivered(nsB, nsA, b, a) }) {
 		t.Fatal("the veth pair does not carry UDP both ways before any rule")
 	}
 	if err := Apply(Spec{Table: table, DropOut: []netip.Prefix{netip.PrefixFrom(b, 32)}}, nftables.WithNetNSFd(fdA)); err != nil {
@@ -87,13 +100,13 @@ func TestOneWayDrops(t *testing.T) {
 	if delivered(nsA, nsB, a, b) {
 		t.Error("DropOut: A's packet to B arrived")
 	}
-	if !delivered(nsB, nsA, b, a) {
+	if !eventually(func() bool { return delivered(nsB, nsA, b, a) }) {
 		t.Error("DropOut: B's packet to A was dropped too")
 	}
 	if err := Apply(Spec{Table: table, DropIn: []netip.Prefix{netip.PrefixFrom(b, 32)}}, nftables.WithNetNSFd(fdA)); err != nil {
 		t.Fatal(err)
 	}
-	if !delivered(nsA, nsB, a, b) {
+	if !eventually(func() bool { return delivered(nsA, nsB, a, b) }) {
 		t.Error("DropIn: A's packet to B was dropped")
 	}
 	if delivered(nsB, nsA, b, a) {
@@ -102,7 +115,7 @@ func TestOneWayDrops(t *testing.T) {
 	if err := Delete(table, nftables.WithNetNSFd(fdA)); err != nil {
 		t.Fatal(err)
 	}
-	if !delivered(nsA, nsB, a, b) || !delivered(nsB, nsA, b, a) {
+	if !eventually(func() bool { return delivered(nsA, nsB, a, b) && delivered(nsB, nsA, b, a) }) {
 		t.Error("not healed by deleting the table")
 	}
 }
