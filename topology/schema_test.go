@@ -7,26 +7,16 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/goccy/go-yaml"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/drillworks/drill/topology/schematest"
 )
 
 // The checked-in schemas are what the code generates (regenerate with `drill schema topology >
 // topology/schema/topology.schema.json`, and plan likewise).
 func TestSchemasCheckedIn(t *testing.T) {
-	for file, gen := range map[string]func() ([]byte, error){"schema/topology.schema.json": TopologySchema, "schema/plan.schema.json": PlanSchema} {
-		want, err := gen()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
-			t.Errorf("%s is not what the code generates: regenerate it with drill schema", file)
-		}
-	}
+	schematest.CheckedIn(t, "schema/topology.schema.json", "topology", TopologySchema)
+	schematest.CheckedIn(t, "schema/plan.schema.json", "plan", PlanSchema)
 }
 
 // compileSchema compiles a generated schema.
@@ -36,38 +26,11 @@ func compileSchema(t *testing.T, gen func() ([]byte, error), id string) *jsonsch
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(id, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return schematest.Compile(t, id, b)
 }
 
 // yamlDoc reads a YAML file as the JSON value a schema validates.
-func yamlDoc(t *testing.T, data []byte) any {
-	t.Helper()
-	var v any
-	if err := yaml.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc
-}
+func yamlDoc(t *testing.T, data []byte) any { return schematest.YAMLDoc(t, data) }
 
 func TestBuiltinTopologiesAndPlansValidate(t *testing.T) {
 	s := compileSchema(t, TopologySchema, TopologySchemaID)

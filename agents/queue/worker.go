@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Completions is where a worker records that a job ran: the database, keyed by the job id, so
@@ -74,10 +74,8 @@ type Worker struct {
 
 	dead map[string]bool // other regions' queues last seen dead (deadRegions)
 
-	// mirrorJobs counts the jobs done from other regions' mirrors (logged when the worker stops).
-	mirrorJobs atomic.Int64
-
-	jobs       *prometheus.CounterVec // by outcome
+	jobs *prometheus.CounterVec // by outcome
+	// mirrorDone counts the jobs done from other regions' mirrors (also logged when the worker stops).
 	mirrorDone prometheus.Counter
 }
 
@@ -133,7 +131,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	if n := w.mirrorJobs.Load(); n > 0 {
+	var done dto.Metric
+	if err := w.mirrorDone.Write(&done); err == nil && done.GetCounter().GetValue() > 0 {
+		n := int64(done.GetCounter().GetValue())
 		w.cfg.Logger.Info("jobs of other regions done from their mirrors while their queue was dead", "jobs", n)
 	}
 	return nil
@@ -151,7 +151,6 @@ func (w *Worker) loop(ctx context.Context) {
 		w.fetchOne(ctx, Stream(w.cfg.Region), wait)
 		for _, r := range dead {
 			if w.fetchOne(ctx, Stream(r), 100*time.Millisecond) {
-				w.mirrorJobs.Add(1)
 				w.mirrorDone.Inc()
 			}
 		}

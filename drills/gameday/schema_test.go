@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/drillworks/drill/drills/internal/schemagen/schematest"
+	"github.com/drillworks/drill/topology/schematest"
 )
 
 // The checked-in schema is what the code generates (regenerate with `drill schema gameday >

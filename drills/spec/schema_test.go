@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/drillworks/drill/drills/internal/schemagen/schematest"
+	"github.com/drillworks/drill/topology/schematest"
 )
 
 // The checked-in schema is what the code generates (regenerate with `drill schema drill >

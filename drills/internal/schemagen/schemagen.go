@@ -1,5 +1,5 @@
 // Package schemagen holds the pieces the drill-file and game-day-plan JSON Schemas share (both
-// are written by hand from the parsers' vocabularies); schematest, what their tests share.
+// are written by hand from the parsers' vocabularies); topology/schematest holds what their tests share.
 package schemagen
 
 import (

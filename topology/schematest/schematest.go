@@ -1,5 +1,6 @@
-// Package schematest is what the schema tests share: compile a schema, and read a YAML document
-// as the validator sees it.
+// Package schematest is what the schema tests of topology, drill files and game-day plans share:
+// check a checked-in schema against the code, compile a schema, and read a YAML document as the
+// validator sees it. Only tests import it.
 package schematest
 
 import (
