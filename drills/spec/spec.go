@@ -20,7 +20,7 @@
 //	  read_after_write: true     # read every key back after writing it
 //	  read_others: false         # also read other regions' latest acknowledged key
 //	  hot_keys: 0                # share this many keys, overwritten by every write (cache drills)
-//	  reads_per_write: 0         # reads of random hot keys after each write (with hot_keys)
+//	  reads_per_write: 0         # reads of random hot keys between two writes (with hot_keys)
 //	  job_rate: 0                # jobs per second each job client publishes (queue drills)
 //	  job_work_ms: 50            # how long each job's work takes a worker
 //	  until: stop                # or duration: 60s; or until: end
@@ -124,7 +124,7 @@ type Workload struct {
 	// unique value (what a cache is for); 0 writes unique keys.
 	HotKeys int
 	// ReadsPerWrite is how many reads of random hot keys a client makes after each write (with
-	// HotKeys).
+	// HotKeys), spread evenly over the time until its next write.
 	ReadsPerWrite int
 	// JobRate, when set, adds ClientsPerRegion job clients near each region, each publishing that
 	// many jobs per second (POST /jobs) to the region's queue.

@@ -198,6 +198,8 @@ type client struct {
 	// written holds the LSN and epoch of the client's last acknowledged write of each hot key, so
 	// that its reads of a key it wrote ask for that write (read-your-writes per key).
 	written map[string][2]uint64
+	// interval is the time between two of the client's steps (writes or job publications).
+	interval time.Duration
 }
 
 // key is the client's current key: its region, process and sequence number after the run's
@@ -245,6 +247,7 @@ func (c *client) run(ctx context.Context) {
 		rate, step = c.w.cfg.JobRate, c.publishJob
 	}
 	interval := time.Duration(float64(time.Second) / rate)
+	c.interval = interval
 	// Spread clients over the first interval so their writes do not march in lock step.
 	next := time.Now().Add(time.Duration(c.rng.Int64N(int64(interval) + 1)))
 	for n := 0; n < c.w.cfg.MaxOps; n++ {
@@ -442,7 +445,15 @@ func (c *client) writeAndRead(ctx context.Context) {
 		}
 		c.written[key] = [2]uint64{resp.LSN, resp.Epoch}
 	}
+	// The hot reads are spread over the time until the next write, as users who read all the
+	// time would make them, not fired in one burst after it: bursts overlap only by chance, and a
+	// cache stampede is many readers of one key at the moment its entry goes.
+	gap := c.interval / time.Duration(c.w.cfg.ReadsPerWrite+1)
+	started := time.Now()
 	for i := 0; c.w.cfg.HotKeys > 0 && i < c.w.cfg.ReadsPerWrite && ctx.Err() == nil; i++ {
+		if !sleepUntil(ctx, started.Add(time.Duration(i)*gap)) {
+			break
+		}
 		k := c.hotKey()
 		own := c.written[k]
 		c.read(ctx, base, k, own[0], own[1], answer)
@@ -556,5 +567,21 @@ func (c *client) do(ctx context.Context, method, url, body string, write bool) (
 		return history.TypeInfo, r, fmt.Errorf("%d %s", resp.StatusCode, r.Error)
 	default:
 		return history.TypeFail, r, fmt.Errorf("%d %s", resp.StatusCode, r.Error)
+	}
+}
+
+// sleepUntil waits until t (at once when it has passed); false when ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
