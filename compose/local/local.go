@@ -281,6 +281,42 @@ func procState(pid int) byte {
 
 func zombie(pid int) bool { s := procState(pid); return s == 'Z' || s == 'X' || s == 0 }
 
+// groupMembers lists the live (not zombie) processes of each process group in pgids, from
+// /proc/<pid>/stat (its fields after the command: state, ppid, pgrp).
+func groupMembers(pgids []int) map[int][]int {
+	want := map[int]bool{}
+	for _, g := range pgids {
+		want[g] = true
+	}
+	out := map[int][]int{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if g, err := strconv.Atoi(f[2]); err == nil && want[g] {
+			out[g] = append(out[g], pid)
+		}
+	}
+	return out
+}
+
 // Nodes reports every planned node with its process state.
 func (r *Runtime) Nodes(ctx context.Context) ([]runtime.NodeState, error) {
 	plan, err := r.loadPlan()
@@ -320,7 +356,7 @@ func (r *Runtime) signal(node string, sig syscall.Signal) error {
 	return nil
 }
 
-// Kill sends SIGKILL and waits until the process is gone.
+// Kill sends SIGKILL to the node's process group and waits until every process of it is gone.
 func (r *Runtime) Kill(ctx context.Context, node string) error {
 	pid, err := r.pidOf(node)
 	if err != nil {
@@ -428,14 +464,23 @@ func (r *Runtime) Down(ctx context.Context) error {
 	return nil
 }
 
-// waitGone polls until none of pids is alive (zombies count as gone: their parent reaps them).
+// waitGone polls until none of the node processes pids is alive, nor any other process of their
+// process groups (a cache node's redis-server, a queue node's children): a restarted node must
+// find its ports free, and a node's own processes hold them until they have died. Zombies count
+// as gone: their parent reaps them, and they hold no sockets.
 func waitGone(ctx context.Context, pids []int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
+		groups := groupMembers(pids)
 		var alive []string
 		for _, pid := range pids {
 			if !zombie(pid) {
 				alive = append(alive, strconv.Itoa(pid))
+			}
+			for _, m := range groups[pid] {
+				if m != pid {
+					alive = append(alive, fmt.Sprintf("%d (group %d)", m, pid))
+				}
 			}
 		}
 		if len(alive) == 0 {

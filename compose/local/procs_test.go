@@ -82,3 +82,42 @@ func TestRunFilesArePrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitGoneWaitsForTheNodesGroup: a node is gone only when every process of its group is (a
+// cache node's redis-server holds the node's cache port until it has died, and the node's next
+// start binds it). The leader here exits at once and leaves a child in its group.
+func TestWaitGoneWaitsForTheNodesGroup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The child reads from a pipe nobody writes to, so it lives until the test closes the pipe.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	cmd := exec.Command("/bin/sh", "-c", "(read x <&3) & exit 0")
+	cmd.ExtraFiles = []*os.File{pr}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leader := cmd.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-leader, syscall.SIGKILL) })
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("leader: %v", err)
+	}
+	if members := groupMembers([]int{leader})[leader]; len(members) != 1 {
+		t.Fatalf("the group should hold the child alone after the leader exited, has %v", members)
+	}
+	if err := waitGone(ctx, []int{leader}, 300*time.Millisecond); err == nil {
+		t.Fatal("waitGone returned while a process of the group was alive")
+	}
+	pw.Close() // the child's read ends: it exits
+	if err := waitGone(ctx, []int{leader}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if members := groupMembers([]int{leader})[leader]; len(members) != 0 {
+		t.Fatalf("waitGone returned with %v alive in the group", members)
+	}
+}
