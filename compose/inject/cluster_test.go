@@ -307,3 +307,19 @@ func TestNodeOfAnotherRunRefused(t *testing.T) {
 		t.Fatalf("active after the refused undo: %+v, want the kill outstanding", a)
 	}
 }
+
+// TestNodeThatExitsAtStartIsReported: a node that dies right after its start (its agent failed:
+// a port taken, say) is reported as having exited, not as slow to answer.
+func TestNodeThatExitsAtStartIsReported(t *testing.T) {
+	inj, _ := fakeCluster(t, fake.WithCrashAtStart("us-east-web-1"))
+	inj.nodeTimeout = time.Minute // the report must not wait for it
+	ctx := context.Background()
+	f := fault.Fault{ID: "kill:us-east-web-1", Kind: fault.KindKill, Node: "us-east-web-1"}
+	if err := inj.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	err := inj.Undo(ctx, f.ID)
+	if err == nil || !strings.Contains(err.Error(), "node us-east-web-1 exited after start") {
+		t.Fatalf("undo with the node dying at start: %v, want it reported as exited", err)
+	}
+}

@@ -209,6 +209,7 @@ func (inj *Injector) waitControl(ctx context.Context, names []string) error {
 			return fmt.Errorf("unknown node %q", name)
 		}
 		deadline := time.Now().Add(inj.nodeTimeout)
+		nextLook := time.Now().Add(time.Second)
 		var last error
 		for attempt := 0; attempt < 10000; attempt++ {
 			if last = inj.ping(ctx, n); last == nil {
@@ -216,6 +217,14 @@ func (inj *Injector) waitControl(ctx context.Context, names []string) error {
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				break
+			}
+			// A node that failed at start (its log says why) is reported as such at once,
+			// rather than as a node that did not answer in time.
+			if time.Now().After(nextLook) {
+				nextLook = time.Now().Add(time.Second)
+				if procs, err := inj.nodes(ctx); err == nil && !procs[name].Running {
+					return fmt.Errorf("node %s exited after start (its log says why): %w", name, last)
+				}
 			}
 			select {
 			case <-ctx.Done():

@@ -59,6 +59,8 @@ type Runtime struct {
 	autoFailover bool
 	// foreignRun: these nodes answer /v1/info as nodes of another run (WithForeignRun).
 	foreignRun map[string]bool
+	// crashAtStart: these nodes exit as soon as they are started (WithCrashAtStart).
+	crashAtStart map[string]bool
 
 	servers []*http.Server
 	dns     []*dnsgeo.Server
@@ -81,6 +83,17 @@ func WithForeignRun(nodes ...string) Option {
 		r.foreignRun = map[string]bool{}
 		for _, n := range nodes {
 			r.foreignRun[n] = true
+		}
+	}
+}
+
+// WithCrashAtStart makes the named nodes exit as soon as they are started, as a node whose agent
+// fails at start does (a port taken, a bad data directory).
+func WithCrashAtStart(nodes ...string) Option {
+	return func(r *Runtime) {
+		r.crashAtStart = map[string]bool{}
+		for _, n := range nodes {
+			r.crashAtStart[n] = true
 		}
 	}
 }
@@ -318,7 +331,7 @@ func (r *Runtime) Thaw(_ context.Context, node string) error {
 
 // Start starts a stopped node; a returning old primary comes back as a replica.
 func (r *Runtime) Start(_ context.Context, node string) error {
-	return r.op("start", node, func() error { return r.need(node, false) }, func() { r.running[node] = true })
+	return r.op("start", node, func() error { return r.need(node, false) }, func() { r.running[node] = !r.crashAtStart[node] })
 }
 
 func (r *Runtime) need(node string, running bool) error {
