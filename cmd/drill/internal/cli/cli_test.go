@@ -112,13 +112,18 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// TestDNSServeRefusesAPublicAddress: `drill dns serve` binds a reachable address only when told
-// to with --public (it would answer anyone, _status included).
+// TestDNSServeRefusesAPublicAddress: `drill dns serve` binds a reachable address, for DNS or for
+// its HTTP status and metrics, only when told to with --public (it would answer anyone, _status
+// included).
 func TestDNSServeRefusesAPublicAddress(t *testing.T) {
 	for _, listen := range []string{"0.0.0.0:5353", "[::]:5353", "192.0.2.1:5353"} {
 		code, _, stderr := run(t, "dns", "serve", "--listen", listen)
 		if code != ExitUsage || !strings.Contains(stderr, "--public") {
 			t.Errorf("--listen %s: exit %d, stderr %q; want exit %d asking for --public", listen, code, stderr, ExitUsage)
+		}
+		code, _, stderr = run(t, "dns", "serve", "--listen", "127.0.0.1:0", "--http", listen)
+		if code != ExitUsage || !strings.Contains(stderr, "--http") || !strings.Contains(stderr, "--public") {
+			t.Errorf("--http %s: exit %d, stderr %q; want exit %d asking for --public", listen, code, stderr, ExitUsage)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -47,6 +48,15 @@ func newDNSCmd(g *globals) *cobra.Command {
 			if !loopback && !public {
 				return usageErr(fmt.Errorf("--listen %s is not a loopback address: an authoritative server on a reachable address answers anyone (and _status shows the routing state); add --public to serve there", listen))
 			}
+			if httpListen != "" {
+				httpLoopback, err := serve.IsLoopback(httpListen)
+				if err != nil {
+					return usageErr(fmt.Errorf("--http: %w", err))
+				}
+				if !httpLoopback && !public {
+					return usageErr(fmt.Errorf("--http %s is not a loopback address: /status and /metrics show the routing state to anyone who can reach it; add --public to serve there", httpListen))
+				}
+			}
 			if responseRate < 0 { // auto: limit where forged sources can reach the server
 				responseRate = 0
 				if !loopback {
@@ -70,7 +80,12 @@ func newDNSCmd(g *globals) *cobra.Command {
 			if err := srv.Start(cmd.Context()); err != nil {
 				return harnessErr(err)
 			}
-			stopHTTP := serveDNSHTTP(httpListen, srv, cfg.Registry)
+			stopHTTP, err := serveDNSHTTP(httpListen, srv, cfg.Registry)
+			if err != nil {
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				return harnessErr(errors.Join(err, srv.Shutdown(sctx)))
+			}
 			defer stopHTTP()
 			fmt.Fprintf(g.env.Stdout, "drill: GeoDNS %s serving %s on %s (udp+tcp)\n", n.Name, t.DNS.Zone, srv.Addr())
 			<-cmd.Context().Done()
@@ -96,15 +111,15 @@ func newDNSCmd(g *globals) *cobra.Command {
 const publicResponseRate = 100
 
 // serveDNSHTTP serves a GeoDNS instance's metrics and _status lines over HTTP; "" = off.
-func serveDNSHTTP(addr string, srv *dnsgeo.Server, reg *prometheus.Registry) func() {
+func serveDNSHTTP(addr string, srv *dnsgeo.Server, reg *prometheus.Registry) (func(), error) {
 	if addr == "" {
-		return func() {}
+		return func() {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return func() {}
+		return nil, fmt.Errorf("--http: %w", err)
 	}
 	hs := serve.Server("", srv.HTTPHandler(reg))
 	go func() { _ = hs.Serve(ln) }()
-	return func() { _ = hs.Close() }
+	return func() { _ = hs.Close() }, nil
 }
