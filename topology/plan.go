@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -256,6 +257,30 @@ func LoadPlan(path string) (*Plan, error) {
 		return nil, fmt.Errorf("plan %s has no topology", path)
 	}
 	return &p, nil
+}
+
+// NodeAt names the node a call to hostport reaches: the node a WAN link at that address leads
+// to, else the node with that IP; "" when it is none of the plan's.
+func (p *Plan) NodeAt(hostport string) string {
+	for _, l := range p.Links {
+		if l.Listen == hostport {
+			return l.ToNode
+		}
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return ""
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	for _, n := range p.Topology.Nodes() {
+		if n.IP == ip.Unmap() {
+			return n.Name
+		}
+	}
+	return ""
 }
 
 // NodeAddr is where drill reaches a node's port: the node's own address in this plan.

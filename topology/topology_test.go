@@ -205,3 +205,30 @@ func TestCacheTopology(t *testing.T) {
 		t.Error("Builtin(nope) found something")
 	}
 }
+
+// TestNodeAt: an address names the node a call to it reaches: a node's own address names the
+// node, a WAN link's the node the link leads to; any other address names none.
+func TestNodeAt(t *testing.T) {
+	p, err := NewPlan(Default(), PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range p.Topology.Nodes() {
+		if got := p.NodeAt(n.Addr(PortControl)); got != n.Name {
+			t.Errorf("NodeAt(%s) = %q, want %s", n.Addr(PortControl), got, n.Name)
+		}
+	}
+	if len(p.Links) == 0 {
+		t.Fatal("the default plan has no WAN links")
+	}
+	for _, l := range p.Links {
+		if got := p.NodeAt(l.Listen); got != l.ToNode {
+			t.Errorf("NodeAt(link %s at %s) = %q, want %s", l.Name, l.Listen, got, l.ToNode)
+		}
+	}
+	for _, addr := range []string{"192.0.2.1:7001", "not an address", ""} {
+		if got := p.NodeAt(addr); got != "" {
+			t.Errorf("NodeAt(%q) = %q, want none", addr, got)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,7 +112,7 @@ func TestControlEndpoint(t *testing.T) {
 		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(b))
 		hc := http.DefaultClient
 		if secret != "" {
-			hc = peerauth.Client(peerauth.Derive(secret, peerauth.PurposeControl), 5*time.Second, nil)
+			hc = peerauth.ClientFor(peerauth.Derive(secret, peerauth.PurposeControl), 5*time.Second, func(string) string { return node.Name })
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -135,6 +136,15 @@ func TestControlEndpoint(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/info", nil)
 	if _, err := peerauth.Client(peerauth.Derive("another run", peerauth.PurposeControl), time.Second, nil).Do(req); err == nil {
 		t.Fatal("a call signed with another run's key was answered as if valid")
+	}
+	// Signed with this run's key but for another node (or for none): a request captured on its
+	// way to another node and replayed here is refused.
+	for _, to := range []string{"eu-west-db-1", ""} {
+		hc := peerauth.ClientFor(peerauth.Derive(p.Secret, peerauth.PurposeControl), time.Second, func(string) string { return to })
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/info", nil)
+		if _, err := hc.Do(req); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("a call signed for node %q answered by %s: %v, want 401", to, node.Name, err)
+		}
 	}
 	req.Header.Set("Authorization", "Bearer "+p.Secret) // the old bearer scheme, secret in the clear
 	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != http.StatusUnauthorized {

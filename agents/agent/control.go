@@ -84,7 +84,7 @@ func (c *control) handler() http.Handler {
 		c.log.Warn("disk fault: a record of the write-ahead log damaged on disk", "lsn", lsn)
 		writeJSON(w, http.StatusOK, map[string]uint64{"lsn": lsn})
 	})
-	signed := peerauth.Require(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), mux)
+	signed := peerauth.RequireNode(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), c.node.Name, mux)
 	if c.reg == nil {
 		return signed
 	}

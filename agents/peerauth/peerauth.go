@@ -1,8 +1,9 @@
 // Package peerauth authenticates every HTTP call between drill's parts (drill and the nodes'
 // control endpoints, the database API, lease votes, the WAN node's toxiproxy API) with the run's
 // secret, without ever sending it. A request carries a timestamp, a nonce and an HMAC-SHA256 over
-// them, the method, the URI and the hash of its body; the server refuses a request that is
-// unsigned, stale, replayed or altered, and signs its answer (status, body hash and the request's
+// them, the method, the URI, the hash of its body and the node it is for; the server refuses a
+// request that is unsigned, stale, replayed, altered or (RequireNode) meant for another node,
+// and signs its answer (status, body hash and the request's
 // nonce), so the caller also knows the answer came from a holder of the secret and not from
 // whatever bound the address first (another local user, while a node is down).
 //
@@ -33,6 +34,8 @@ const (
 	RequestHeader = "X-Drill-Auth"
 	// ReplyHeader carries an answer's signature: "s=<hmac>".
 	ReplyHeader = "X-Drill-Auth-Reply"
+	// ToHeader names the node a request is for (signed with it; see Transport.Audience).
+	ToHeader = "X-Drill-To"
 )
 
 // Purposes of derived keys.
@@ -102,6 +105,10 @@ var ErrUnsigned = errors.New("peerauth: the answer is not signed with the run's 
 type Transport struct {
 	Key  Key
 	Base http.RoundTripper
+	// Audience names the node a request is for, from the address it goes to ("" or nil: none).
+	// The name is signed with the request, so a node that requires its own name (RequireNode)
+	// refuses a request captured on its way to another node and replayed to it.
+	Audience func(hostport string) string
 	// now is the clock (tests).
 	now func() time.Time
 }
@@ -109,6 +116,11 @@ type Transport struct {
 // Client is an http.Client whose calls are signed with key and time-boxed to timeout.
 func Client(key Key, timeout time.Duration, base http.RoundTripper) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &Transport{Key: key, Base: base}}
+}
+
+// ClientFor is Client whose requests also name the node they are for (Transport.Audience).
+func ClientFor(key Key, timeout time.Duration, audience func(hostport string) string) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &Transport{Key: key, Audience: audience}}
 }
 
 // RoundTrip signs req and verifies the answer's signature.
@@ -142,7 +154,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	r2.Header.Set(RequestHeader, "t="+ts+",n="+nonce+",s="+t.Key.mac("request", req.Method, req.URL.RequestURI(), ts, nonce, bodyHash(body)))
+	var to string
+	if t.Audience != nil {
+		to = t.Audience(req.URL.Host)
+	}
+	if to != "" {
+		r2.Header.Set(ToHeader, to)
+	} else {
+		r2.Header.Del(ToHeader)
+	}
+	r2.Header.Set(RequestHeader, "t="+ts+",n="+nonce+",s="+t.Key.mac("request", req.Method, req.URL.RequestURI(), ts, nonce, bodyHash(body), to))
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport
@@ -168,7 +189,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // Server checks signed requests for one key and remembers the nonces it saw.
 type Server struct {
 	key Key
-	now func() time.Time
+	// name, when set, is the node this server is: a request must be signed for it (ToHeader).
+	name string
+	now  func() time.Time
 
 	mu     sync.Mutex
 	nonces map[string]time.Time // nonce → when it stops mattering
@@ -183,6 +206,14 @@ func NewServer(key Key) *Server {
 // Require wraps next: a request must be signed with key (else 401 and next never runs); the
 // answer is signed.
 func Require(key Key, next http.Handler) http.Handler { return NewServer(key).Wrap(next) }
+
+// RequireNode is Require for node name: a request must also be signed for that node (its
+// ToHeader), so that one captured on its way to another node of the run is refused here.
+func RequireNode(key Key, name string, next http.Handler) http.Handler {
+	s := NewServer(key)
+	s.name = name
+	return s.Wrap(next)
+}
 
 // Wrap wraps next as Require does, with this server's replay cache.
 func (s *Server) Wrap(next http.Handler) http.Handler {
@@ -238,9 +269,13 @@ func (s *Server) verify(r *http.Request) (string, int, error) {
 			return "", http.StatusRequestEntityTooLarge, errors.New("body too large")
 		}
 	}
-	want := s.key.mac("request", r.Method, r.URL.RequestURI(), ts, nonce, bodyHash(body))
+	to := r.Header.Get(ToHeader)
+	want := s.key.mac("request", r.Method, r.URL.RequestURI(), ts, nonce, bodyHash(body), to)
 	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return "", http.StatusUnauthorized, errors.New("bad signature")
+	}
+	if s.name != "" && to != s.name {
+		return "", http.StatusUnauthorized, fmt.Errorf("request signed for node %q, this is %s", to, s.name)
 	}
 	if !s.fresh(nonce, now) {
 		return "", http.StatusUnauthorized, errors.New("replayed request")

@@ -141,3 +141,44 @@ func TestImpostorAnswerRefused(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestRequestBoundToItsNode: a node that requires its name refuses a request signed for another
+// node (captured on its way there and replayed here), one signed for no node, and one whose
+// node header was rewritten after signing; it answers one signed for it.
+func TestRequestBoundToItsNode(t *testing.T) {
+	key := Derive("run-secret", PurposeControl)
+	srv := httptest.NewServer(RequireNode(key, "us-east-db-1", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	})))
+	defer srv.Close()
+	for _, tc := range []struct {
+		to      string
+		rewrite string // ToHeader set on the wire after signing ("" = left as signed)
+		ok      bool
+	}{
+		{to: "us-east-db-1", ok: true},
+		{to: "eu-west-db-1"},
+		{to: ""},
+		{to: "eu-west-db-1", rewrite: "us-east-db-1"},
+	} {
+		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if tc.rewrite != "" {
+				r.Header.Set(ToHeader, tc.rewrite)
+			}
+			return http.DefaultTransport.RoundTrip(r)
+		})
+		hc := &http.Client{Timeout: time.Second, Transport: &Transport{Key: key, Base: base, Audience: func(string) string { return tc.to }}}
+		resp, err := hc.Get(srv.URL + "/v1/info")
+		if tc.ok {
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("signed for the node: %v %v", resp, err)
+			}
+			resp.Body.Close()
+			continue
+		}
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("signed for %q (rewritten to %q) answered %s, want refused", tc.to, tc.rewrite, resp.Status)
+		}
+	}
+}

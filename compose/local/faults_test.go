@@ -84,7 +84,7 @@ func (c *cluster) gossipRules(node string) gossip.Rules {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	hc := peerauth.Client(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), 3*time.Second, nil)
+	hc := peerauth.ClientFor(peerauth.Derive(c.plan.Secret, peerauth.PurposeControl), 3*time.Second, c.plan.NodeAt)
 	resp, err := hc.Get("http://" + addr + "/v1/gossip/faults")
 	if err != nil {
 		c.t.Fatal(err)

@@ -112,7 +112,7 @@ type Observer struct {
 func New(p *topology.Plan, rt runtime.Runtime) *Observer {
 	const timeout = 800 * time.Millisecond
 	return &Observer{Plan: p, Runtime: rt,
-		HTTP:   peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeControl), timeout, nil),
+		HTTP:   peerauth.ClientFor(peerauth.Derive(p.Secret, peerauth.PurposeControl), timeout, p.NodeAt),
 		DBHTTP: peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeDB), timeout, nil)}
 }
 
