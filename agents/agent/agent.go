@@ -70,7 +70,7 @@ func Run(ctx context.Context, o Options) error {
 		// The witness is a lease voter at a third site and deliberately not a gossip member: a
 		// member that sees both sides of a partition would relay each side's liveness to the
 		// other, and the partition would never show in anyone's view.
-		return serveWitness(ctx, o.Plan, o.DataDir, net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDB)), log)
+		return serveWitness(ctx, o.Plan, node.Name, o.DataDir, net.JoinHostPort(bindIP, fmt.Sprint(topology.PortDB)), log)
 	}
 
 	epochs, err := loadEpochMemory(o.DataDir, log)

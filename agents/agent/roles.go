@@ -371,12 +371,12 @@ func dbRegions(t *topology.Topology) map[string]string {
 
 // serveWitness runs the witness: one lease voter over HTTP, for the plan's db nodes only, every
 // call signed with the run's db key.
-func serveWitness(ctx context.Context, p *topology.Plan, dataDir, listen string, log *slog.Logger) error {
+func serveWitness(ctx context.Context, p *topology.Plan, name, dataDir, listen string, log *slog.Logger) error {
 	v, err := db.OpenVoter(dataDir, slices.Sorted(maps.Keys(dbRegions(p.Topology))), nil, log)
 	if err != nil {
 		return fmt.Errorf("open witness voter: %w", err)
 	}
-	srv := serve.Server(listen, peerauth.Require(peerauth.Derive(p.Secret, peerauth.PurposeDB), v.Handler()))
+	srv := serve.Server(listen, peerauth.RequireNode(peerauth.Derive(p.Secret, peerauth.PurposeDB), name, v.Handler()))
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

@@ -28,12 +28,13 @@ func TestWitnessRefusesForgedCalls(t *testing.T) {
 	_ = ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveWitness(ctx, p, t.TempDir(), addr, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- serveWitness(ctx, p, "witness", t.TempDir(), addr, slog.New(slog.DiscardHandler)) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
-	signed := peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeDB), 2*time.Second, nil)
+	forWitness := func(string) string { return "witness" }
+	signed := peerauth.ClientFor(peerauth.Derive(p.Secret, peerauth.PurposeDB), 2*time.Second, forWitness)
 	wrongPurpose := peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeControl), 2*time.Second, nil)
 	vote := func(c *http.Client, candidate string, epoch uint64) (int, db.LeaseResponse) {
 		t.Helper()
@@ -64,6 +65,13 @@ func TestWitnessRefusesForgedCalls(t *testing.T) {
 	if _, err := wrongPurpose.Post("http://"+addr+"/v1/lease", "application/json", bytes.NewReader(b)); err == nil ||
 		!strings.Contains(err.Error(), "401") {
 		t.Errorf("lease request signed with the control key: %v, want refused with 401", err)
+	}
+	// Signed with the db key, but for another voter: a vote request captured on its way to a db
+	// node and replayed here is refused.
+	forDB := peerauth.ClientFor(peerauth.Derive(p.Secret, peerauth.PurposeDB), 2*time.Second, func(string) string { return "us-east-db-1" })
+	if _, err := forDB.Post("http://"+addr+"/v1/lease", "application/json", bytes.NewReader(b)); err == nil ||
+		!strings.Contains(err.Error(), "401") {
+		t.Errorf("lease request signed for another node: %v, want refused with 401", err)
 	}
 	if code, _ := vote(signed, "mallory", 2); code != http.StatusBadRequest {
 		t.Errorf("lease for a node the plan does not have: HTTP %d, want 400", code)

@@ -40,7 +40,7 @@ func BenchmarkPut(b *testing.B) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			hc := &http.Client{Transport: &peerauth.Transport{Key: testAuthKey, Base: &http.Transport{MaxIdleConnsPerHost: 128}}}
+			hc := &http.Client{Transport: &peerauth.Transport{Key: testAuthKey, Base: &http.Transport{MaxIdleConnsPerHost: 128}, Audience: func(string) string { return "bench" }}}
 			cl := &Client{BaseURL: "http://" + testNet + ".200.1:7000", HTTP: hc}
 			fsyncsBefore := scrapeCounter(b, hc, "drill_db_wal_fsyncs_total")
 			var seq atomic.Int64

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/drillworks/drill/agents/peerauth"
 )
 
 // Client is a small typed client of a db node's API, for the web tier and the CLI.
@@ -17,6 +19,9 @@ type Client struct {
 	BaseURL string
 	// HTTP is the HTTP client; nil uses http.DefaultClient.
 	HTTP *http.Client
+	// Node is the node's name, signed into every request (a node refuses a request signed for
+	// another).
+	Node string
 }
 
 // WriteResult is a successful PUT.
@@ -147,6 +152,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
 	if err != nil {
 		return fmt.Errorf("db request %s %s: %w", method, path, err)
+	}
+	if c.Node != "" {
+		peerauth.For(req, c.Node)
 	}
 	res, err := hc.Do(req)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/drillworks/drill/agents/peerauth"
 )
 
 // failoverTick is how often the failover loop looks at the gossip view.
@@ -408,6 +410,7 @@ func (n *Node) askVoter(ctx context.Context, voter string, req LeaseRequest) (Le
 		return LeaseResponse{}, fmt.Errorf("build lease request: %w", err)
 	}
 	httpReq.Header.Set("Content-Type", "application/json")
+	peerauth.For(httpReq, voter)
 	res, err := n.peers.Do(httpReq)
 	if err != nil {
 		return LeaseResponse{}, fmt.Errorf("ask voter %s: %w", voter, err)

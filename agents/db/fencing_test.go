@@ -19,9 +19,9 @@ type writeRecorder struct {
 	done    chan struct{}
 }
 
-func startWriter(ctx context.Context, baseURL, prefix string) *writeRecorder {
+func startWriter(ctx context.Context, node, baseURL, prefix string) *writeRecorder {
 	w := &writeRecorder{done: make(chan struct{})}
-	cl := &Client{BaseURL: baseURL, HTTP: peerauth.Client(testAuthKey, 2*time.Second, nil)}
+	cl := &Client{BaseURL: baseURL, HTTP: peerauth.Client(testAuthKey, 2*time.Second, nil), Node: node}
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(5 * time.Millisecond) // pace: failed writes return at once
@@ -78,8 +78,8 @@ func partitionDrill(t *testing.T, octet int, fencing string, pMod ...func(*Confi
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pw := startWriter(ctx, c.direct["p"], "p-")
-	rw := startWriter(ctx, c.direct["r"], "r-")
+	pw := startWriter(ctx, "p", c.direct["p"], "p-")
+	rw := startWriter(ctx, "r", c.direct["r"], "r-")
 	waitFor(t, 5*time.Second, "p to acknowledge writes", func() bool { acks, _ := pw.snapshot(); return len(acks) >= 5 })
 
 	partitionAt := time.Now()

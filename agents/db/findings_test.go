@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/drillworks/drill/agents/peerauth"
 )
 
 // The six findings of the design review (issue 11), each reproduced: every test here failed before
@@ -119,7 +121,7 @@ func TestReplicaRefusesAStalePrimary(t *testing.T) {
 	// The primary's side: a pull from a replica at a newer epoch is refused, its ack not counted.
 	q := url.Values{"from": {"2"}, "last_epoch": {"1"}, "epoch": {"5"}, "replica": {"r2"}, "region": {"c"}, "wait_ms": {"0"}}
 	req, _ := http.NewRequest(http.MethodGet, c.direct["p"]+"/v1/wal?"+q.Encode(), nil)
-	resp, err := c.client("p").HTTP.Do(req)
+	resp, err := c.client("p").HTTP.Do(peerauth.For(req, "p"))
 	if err != nil {
 		t.Fatal(err)
 	}

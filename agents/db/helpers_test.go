@@ -378,7 +378,7 @@ func (c *cluster) node(name string) *Node {
 func (c *cluster) client(name string) *Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &Client{BaseURL: c.direct[name], HTTP: peerauth.Client(testAuthKey, 10*time.Second, nil)}
+	return &Client{BaseURL: c.direct[name], HTTP: peerauth.Client(testAuthKey, 10*time.Second, nil), Node: name}
 }
 
 // putRetry writes until it succeeds or timeout passes.

@@ -52,7 +52,7 @@ func (n *Node) Handler() http.Handler {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", peerauth.Require(n.cfg.AuthKey, api))
+	mux.Handle("/", peerauth.RequireNode(n.cfg.AuthKey, n.cfg.Name, api))
 	return mux
 }
 

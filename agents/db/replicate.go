@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/drillworks/drill/agents/peerauth"
 )
 
 const (
@@ -245,6 +247,7 @@ func (n *Node) pull(ctx context.Context, primary string) (uint64, walResponse, e
 	if err != nil {
 		return from, walResponse{}, fmt.Errorf("build pull request: %w", err)
 	}
+	peerauth.For(req, primary)
 	res, err := n.peers.Do(req)
 	if err != nil {
 		return from, walResponse{}, fmt.Errorf("pull from %s: %w", primary, err)

@@ -42,6 +42,14 @@ func TestAPIRefusesUnsignedCalls(t *testing.T) {
 			t.Errorf("unsigned %s %s: %s %q", call.method, call.path, resp.Status, b)
 		}
 	}
+	// Signed with the run's key but for another node (captured on its way to r and replayed to
+	// p), or for no node: refused too.
+	for _, to := range []string{"r", ""} {
+		cl := &Client{BaseURL: base, HTTP: peerauth.ClientFor(testAuthKey, 2*time.Second, func(string) string { return to })}
+		if _, err := cl.Put(t.Context(), "secret-key", "replayed"); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Errorf("a write signed for node %q, sent to p: %v, want refused with 401", to, err)
+		}
+	}
 	if got, err := c.client("p").Get(t.Context(), "secret-key", 0); err != nil || got.Value != "secret-value" {
 		t.Fatalf("the value changed: %+v %v", got, err)
 	}
@@ -67,7 +75,7 @@ func TestSignedButForgedRequestsRefused(t *testing.T) {
 		cfg.SemiSyncTimeout = 300 * time.Millisecond
 	})
 	p := c.start("p")
-	hc := peerauth.Client(testAuthKey, 2*time.Second, nil)
+	hc := peerauth.ClientFor(testAuthKey, 2*time.Second, func(string) string { return "p" })
 	vote := func(candidate string, epoch uint64) (int, LeaseResponse) {
 		t.Helper()
 		b, _ := json.Marshal(LeaseRequest{Candidate: candidate, Epoch: epoch, DurationMS: 60_000})

@@ -105,7 +105,8 @@ var ErrUnsigned = errors.New("peerauth: the answer is not signed with the run's 
 type Transport struct {
 	Key  Key
 	Base http.RoundTripper
-	// Audience names the node a request is for, from the address it goes to ("" or nil: none).
+	// Audience names the node a request is for, from the address it goes to ("" or nil: none),
+	// unless the request names it already (For).
 	// The name is signed with the request, so a node that requires its own name (RequireNode)
 	// refuses a request captured on its way to another node and replayed to it.
 	Audience func(hostport string) string
@@ -116,6 +117,13 @@ type Transport struct {
 // Client is an http.Client whose calls are signed with key and time-boxed to timeout.
 func Client(key Key, timeout time.Duration, base http.RoundTripper) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &Transport{Key: key, Base: base}}
+}
+
+// For names the node req is for (signed with it by a Transport; a node that requires its name
+// refuses a request signed for another) and returns req.
+func For(req *http.Request, node string) *http.Request {
+	req.Header.Set(ToHeader, node)
+	return req
 }
 
 // ClientFor is Client whose requests also name the node they are for (Transport.Audience).
@@ -154,8 +162,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	var to string
-	if t.Audience != nil {
+	to := req.Header.Get(ToHeader) // a caller that knows the node names it (For)
+	if to == "" && t.Audience != nil {
 		to = t.Audience(req.URL.Host)
 	}
 	if to != "" {

@@ -45,7 +45,7 @@ func (s *DBStore) primary() (*db.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &db.Client{BaseURL: "http://" + addr, HTTP: s.HTTP}, nil
+	return &db.Client{BaseURL: "http://" + addr, HTTP: s.HTTP, Node: name}, nil
 }
 
 // Completed reads the completion record on the primary.

@@ -459,6 +459,7 @@ func (s *Server) call(ctx context.Context, method, node, path string, body []byt
 	if err != nil {
 		return http.StatusInternalServerError, map[string]any{"error": err.Error()}
 	}
+	peerauth.For(req, node)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		out := map[string]any{"error": "db " + node + ": " + err.Error(), "db_node": node}

@@ -81,7 +81,7 @@ func New(p *topology.Plan, rt runtime.Runtime, ledgerPath string, log *slog.Logg
 		plan: p, rt: rt, log: log, ledger: l, active: active, skipped: skipped,
 		toxi:        &toxi.Client{BaseURL: "http://" + api, HTTP: peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeWAN), callTimeout, nil)},
 		http:        peerauth.ClientFor(peerauth.Derive(p.Secret, peerauth.PurposeControl), callTimeout, p.NodeAt),
-		dbHTTP:      peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeDB), callTimeout, nil),
+		dbHTTP:      peerauth.ClientFor(peerauth.Derive(p.Secret, peerauth.PurposeDB), callTimeout, p.NodeAt),
 		obs:         observe.New(p, rt),
 		flappers:    map[string]*flapper{},
 		phaseOff:    map[string]bool{},

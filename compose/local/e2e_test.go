@@ -86,7 +86,7 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 		return o.State == "alive" && !o.Primary && o.Epoch == 2 && o.LSN == p.LSN
 	})
 	addr, _ := c.rt.Endpoint("us-east-db-1", topology.PortDB)
-	dbc := db.Client{BaseURL: "http://" + addr, HTTP: peerauth.Client(peerauth.Derive(c.plan.Secret, peerauth.PurposeDB), 3*time.Second, nil)}
+	dbc := db.Client{BaseURL: "http://" + addr, HTTP: peerauth.Client(peerauth.Derive(c.plan.Secret, peerauth.PurposeDB), 3*time.Second, nil), Node: "us-east-db-1"}
 	dbst, err := dbc.Status(ctx)
 	if err != nil {
 		t.Fatal(err)

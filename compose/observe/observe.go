@@ -113,7 +113,7 @@ func New(p *topology.Plan, rt runtime.Runtime) *Observer {
 	const timeout = 800 * time.Millisecond
 	return &Observer{Plan: p, Runtime: rt,
 		HTTP:   peerauth.ClientFor(peerauth.Derive(p.Secret, peerauth.PurposeControl), timeout, p.NodeAt),
-		DBHTTP: peerauth.Client(peerauth.Derive(p.Secret, peerauth.PurposeDB), timeout, nil)}
+		DBHTTP: peerauth.ClientFor(peerauth.Derive(p.Secret, peerauth.PurposeDB), timeout, p.NodeAt)}
 }
 
 func (o *Observer) getJSON(ctx context.Context, hc *http.Client, url string, out any) error {
@@ -207,7 +207,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 				if err != nil {
 					return
 				}
-				c := db.Client{BaseURL: "http://" + addr, HTTP: o.DBHTTP}
+				c := db.Client{BaseURL: "http://" + addr, HTTP: o.DBHTTP, Node: n.Name}
 				if st, err := c.Status(ctx); err == nil {
 					mu.Lock()
 					dbs[n.Name] = st

@@ -147,7 +147,7 @@ func (r *run) finalRead(ctx context.Context) error {
 		sorted = append(sorted, k)
 	}
 	sort.Strings(sorted)
-	hc := peerauth.Client(peerauth.Derive(r.sys.Plan().Secret, peerauth.PurposeDB), 3*time.Second, nil)
+	hc := peerauth.ClientFor(peerauth.Derive(r.sys.Plan().Secret, peerauth.PurposeDB), 3*time.Second, r.sys.Plan().NodeAt)
 	work := make(chan string)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -193,7 +193,7 @@ func (r *run) recordLogs(ctx context.Context, hc *http.Client) error {
 		if err != nil {
 			return err
 		}
-		entries, err := (&db.Client{BaseURL: "http://" + addr, HTTP: hc}).Log(ctx)
+		entries, err := (&db.Client{BaseURL: "http://" + addr, HTTP: hc, Node: n.Name}).Log(ctx)
 		if err != nil {
 			return fmt.Errorf("read the log of %s: %w", n.Name, err)
 		}

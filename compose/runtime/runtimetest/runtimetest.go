@@ -183,7 +183,7 @@ func contains(ps []netip.Prefix, ip netip.Addr) bool {
 func writeSome(t *testing.T, c Cluster, n int) {
 	t.Helper()
 	ctx := context.Background()
-	hc := peerauth.Client(peerauth.Derive(c.Plan.Secret, peerauth.PurposeDB), 3*time.Second, nil)
+	hc := peerauth.ClientFor(peerauth.Derive(c.Plan.Secret, peerauth.PurposeDB), 3*time.Second, c.Plan.NodeAt)
 	written := 0
 	waitFor(t, 30*time.Second, fmt.Sprintf("%d writes through the primary", n), func() string {
 		st, err := c.Observer.Status(ctx)
@@ -198,7 +198,7 @@ func writeSome(t *testing.T, c Cluster, n int) {
 		if err != nil {
 			return err.Error()
 		}
-		cl := db.Client{BaseURL: "http://" + addr, HTTP: hc}
+		cl := db.Client{BaseURL: "http://" + addr, HTTP: hc, Node: p.Name}
 		for ; written < n; written++ {
 			if _, err := cl.Put(ctx, fmt.Sprintf("conformance-%d", written), "v"); err != nil {
 				return fmt.Sprintf("write %d on %s: %v", written, p.Name, err)
