@@ -2,10 +2,10 @@
 // control endpoints, the database API, lease votes, the WAN node's toxiproxy API) with the run's
 // secret, without ever sending it. A request carries a timestamp, a nonce and an HMAC-SHA256 over
 // them, the method, the URI, the hash of its body and the node it is for; the server refuses a
-// request that is unsigned, stale, replayed, altered or (RequireNode) meant for another node,
-// and signs its answer (status, body hash and the request's
-// nonce), so the caller also knows the answer came from a holder of the secret and not from
-// whatever bound the address first (another local user, while a node is down).
+// request that is unsigned, stale, replayed, altered or (RequireNode) meant for another node, and
+// signs its answer (status, body hash and the request's nonce), so the caller also knows the
+// answer came from a holder of the secret and not from whatever bound the address first (another
+// local user, while a node is down).
 //
 // Keys are derived per purpose from the run's secret (Derive), so a key that leaks from one
 // service opens no other.
@@ -106,9 +106,9 @@ type Transport struct {
 	Key  Key
 	Base http.RoundTripper
 	// Audience names the node a request is for, from the address it goes to ("" or nil: none),
-	// unless the request names it already (For).
-	// The name is signed with the request, so a node that requires its own name (RequireNode)
-	// refuses a request captured on its way to another node and replayed to it.
+	// unless the request names it already (For). The name is signed with the request, so a node
+	// that requires its own name (RequireNode) refuses a request captured on its way to another
+	// node and replayed to it.
 	Audience func(hostport string) string
 	// now is the clock (tests).
 	now func() time.Time
