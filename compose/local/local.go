@@ -465,9 +465,9 @@ func (r *Runtime) Down(ctx context.Context) error {
 }
 
 // waitGone polls until none of the node processes pids is alive, nor any other process of their
-// process groups (a cache node's redis-server, a queue node's children): a restarted node must
-// find its ports free, and a node's own processes hold them until they have died. Zombies count
-// as gone: their parent reaps them, and they hold no sockets.
+// process groups (a cache node's redis-server): a restarted node must find its ports free, and a
+// node's processes hold them until they have died. Zombies count as gone: their parent reaps
+// them, and they hold no sockets.
 func waitGone(ctx context.Context, pids []int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
