@@ -8,12 +8,14 @@
 #   drills/accuracy.sh                          # RUNS=20 RUNTIMES="local docker"
 #   RUNS=3 RUNTIMES=local drills/accuracy.sh    # a quick sample
 #   CASES='pause|flapping' drills/accuracy.sh   # only the cases whose name matches (grep -E)
+#   FIRST_SEED=1006 RUNS=5 drills/accuracy.sh   # seeds 1006-1010: samples taken apart add up
 #
 # The report directory and log of every wrong run are kept under WRONG (default
 # ./drill-accuracy-wrong) so that a false fail or a miss can be read afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
+FIRST_SEED=${FIRST_SEED:-1001}
 RUNTIMES=${RUNTIMES:-"local docker"}
 CASES=${CASES:-.}
 WRONG=${WRONG:-$PWD/drill-accuracy-wrong}
@@ -60,7 +62,7 @@ for rt in $RUNTIMES; do
 			dir="$work/$rt-${name// /-}-$i"
 			# shellcheck disable=SC2086 # args is a word list on purpose
 			code=0
-			"$work/drill" run $args --runtime "$rt" --seed "$((1000 + i))" --state-dir "$work/state" \
+			"$work/drill" run $args --runtime "$rt" --seed "$((FIRST_SEED + i - 1))" --state-dir "$work/state" \
 				--report-dir "$dir" >"$dir.log" 2>&1 || code=$?
 			ok=1
 			if [ -z "$check" ]; then
