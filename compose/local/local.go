@@ -266,23 +266,33 @@ func ownedByMe(pid int) bool {
 	return ok && int(sys.Uid) == os.Getuid()
 }
 
-// procState is the state letter in /proc/<pid>/stat (R, S, T for stopped, Z for zombie...).
-func procState(pid int) byte {
+// statFields are the fields of /proc/<pid>/stat after the command (state, ppid, pgrp, ...); nil
+// when the process is gone.
+func statFields(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return nil
 	}
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
+	if i < 0 {
+		return nil
 	}
-	return b[i+2]
+	return strings.Fields(string(b[i+1:]))
+}
+
+// procState is the state letter in /proc/<pid>/stat (R, S, T for stopped, Z for zombie...), 0 when
+// the process is gone.
+func procState(pid int) byte {
+	if f := statFields(pid); len(f) > 0 && f[0] != "" {
+		return f[0][0]
+	}
+	return 0
 }
 
 func zombie(pid int) bool { s := procState(pid); return s == 'Z' || s == 'X' || s == 0 }
 
-// groupMembers lists the live (not zombie) processes of each process group in pgids, from
-// /proc/<pid>/stat (its fields after the command: state, ppid, pgrp).
+// groupMembers lists the live (not zombie) processes of each process group in pgids (statFields:
+// state, ppid, pgrp).
 func groupMembers(pgids []int) map[int][]int {
 	want := map[int]bool{}
 	for _, g := range pgids {
@@ -298,15 +308,7 @@ func groupMembers(pgids []int) map[int][]int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
+		f := statFields(pid)
 		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
 			continue
 		}

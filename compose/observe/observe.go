@@ -207,7 +207,7 @@ func (o *Observer) Status(ctx context.Context) (*Status, error) {
 				if err != nil {
 					return
 				}
-				c := db.Client{BaseURL: "http://" + addr, HTTP: o.DBHTTP, Node: n.Name}
+				c := db.Client{BaseURL: "http://" + addr, HTTP: o.DBHTTP}
 				if st, err := c.Status(ctx); err == nil {
 					mu.Lock()
 					dbs[n.Name] = st

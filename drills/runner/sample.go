@@ -193,7 +193,7 @@ func (r *run) recordLogs(ctx context.Context, hc *http.Client) error {
 		if err != nil {
 			return err
 		}
-		entries, err := (&db.Client{BaseURL: "http://" + addr, HTTP: hc, Node: n.Name}).Log(ctx)
+		entries, err := (&db.Client{BaseURL: "http://" + addr, HTTP: hc}).Log(ctx)
 		if err != nil {
 			return fmt.Errorf("read the log of %s: %w", n.Name, err)
 		}

@@ -251,10 +251,8 @@ func (c *client) run(ctx context.Context) {
 	// Spread clients over the first interval so their writes do not march in lock step.
 	next := time.Now().Add(time.Duration(c.rng.Int64N(int64(interval) + 1)))
 	for n := 0; n < c.w.cfg.MaxOps; n++ {
-		select {
-		case <-ctx.Done():
+		if !sleepUntil(ctx, next) {
 			return
-		case <-time.After(time.Until(next)):
 		}
 		next = next.Add(interval)
 		if now := time.Now(); next.Before(now) {

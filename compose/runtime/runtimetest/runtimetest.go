@@ -198,7 +198,7 @@ func writeSome(t *testing.T, c Cluster, n int) {
 		if err != nil {
 			return err.Error()
 		}
-		cl := db.Client{BaseURL: "http://" + addr, HTTP: hc, Node: p.Name}
+		cl := db.Client{BaseURL: "http://" + addr, HTTP: hc}
 		for ; written < n; written++ {
 			if _, err := cl.Put(ctx, fmt.Sprintf("conformance-%d", written), "v"); err != nil {
 				return fmt.Sprintf("write %d on %s: %v", written, p.Name, err)
