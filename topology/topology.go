@@ -123,12 +123,18 @@ type Network struct {
 // AddressSpace is where a runtime puts the nodes: region i's nodes in <Base>.(RegionOffset+i).0/24
 // with the same last octets as on loopback (web .10+, db .20+, dns .30+), the WAN node at
 // <Base>.(RegionOffset).1 and the witness at <Base>.250.1. The loopback layout is the topology's
-// loopback_base with RegionOffset 0.
+// loopback_base with RegionOffset 0. A runtime that spreads the regions over several address
+// blocks (one per Docker engine) places each region's /24 itself with RegionThirds.
 type AddressSpace struct {
 	// Base holds the first two octets of every address.
 	Base netip.Addr `json:"base"`
 	// RegionOffset is added to the third octet of every address but the witness's.
 	RegionOffset int `json:"region_offset,omitempty"`
+	// RegionThirds, when set, is the third octet of each region's /24 by region index (the
+	// first region's first), in place of RegionOffset+i.
+	RegionThirds []int `json:"region_thirds,omitempty"`
+	// WitnessThird, when set, is the third octet of the witness's /24 in place of 250.
+	WitnessThird int `json:"witness_third,omitempty"`
 }
 
 // Region is one data centre.
@@ -405,7 +411,12 @@ const witnessOctet = 250
 func (t *Topology) addr(third, fourth int) netip.Addr {
 	if sp := t.Network.Space; sp != nil && sp.Base.Is4() {
 		b := sp.Base.As4()
-		if third != witnessOctet { // the witness keeps .250: above every region's offset+i
+		switch {
+		case third >= 1 && third <= len(sp.RegionThirds):
+			third = sp.RegionThirds[third-1]
+		case third == witnessOctet && sp.WitnessThird != 0:
+			third = sp.WitnessThird
+		case third != witnessOctet: // the witness keeps .250: above every region's offset+i
 			third += sp.RegionOffset
 		}
 		return netip.AddrFrom4([4]byte{b[0], b[1], byte(third), byte(fourth)})

@@ -39,8 +39,11 @@ type Config struct {
 	// PacketRulesFrom says where packet rules are changed from: PacketRulesFromAuto (default),
 	// PacketRulesFromHost or PacketRulesFromHelper.
 	PacketRulesFrom string
-	// Engine is the Docker engine; nil = NewEngine() (DOCKER_HOST or the local socket).
+	// Engine is the Docker engine; nil = NewEngine() (DOCKER_HOST or the local socket). It holds
+	// the WAN node, the witness and every region without a docker_host.
 	Engine Engine
+	// DialEngine connects to the engine a region's docker_host names; nil = NewEngineAt.
+	DialEngine func(host string) (Engine, error)
 	// Logger receives the runtime's logs.
 	Logger *slog.Logger
 }
@@ -59,10 +62,13 @@ const (
 // Runtime runs nodes as containers.
 type Runtime struct {
 	cfg Config
-	eng Engine
+	eng Engine // the default engine
 	log *slog.Logger
 
 	plan runtime.PlanFile // the running plan, read once from the run directory
+
+	mu      sync.Mutex
+	remotes map[string]Engine // the engines of regions' docker_host values, dialled on first use
 }
 
 var (
@@ -89,7 +95,84 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, err
 		}
 	}
-	return &Runtime{cfg: cfg, eng: cfg.Engine, log: cfg.Logger, plan: runtime.PlanFile{Path: PlanPath(cfg.RunDir)}}, nil
+	if cfg.DialEngine == nil {
+		cfg.DialEngine = NewEngineAt
+	}
+	return &Runtime{cfg: cfg, eng: cfg.Engine, log: cfg.Logger, plan: runtime.PlanFile{Path: PlanPath(cfg.RunDir)},
+		remotes: map[string]Engine{}}, nil
+}
+
+// engineAt is the engine at host: a region's docker_host, "" for the default engine.
+func (r *Runtime) engineAt(host string) (Engine, error) {
+	if host == "" {
+		return r.eng, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.remotes[host]; ok {
+		return e, nil
+	}
+	e, err := r.cfg.DialEngine(host)
+	if err != nil {
+		return nil, fmt.Errorf("docker engine %s: %w", host, err)
+	}
+	r.remotes[host] = e
+	return e, nil
+}
+
+// engineOf is the engine a listed container is on.
+func (r *Runtime) engineOf(c Container) (Engine, error) { return r.engineAt(c.Host) }
+
+// hostsOf lists the engines of a topology (EngineHosts); the default engine alone without one.
+func hostsOf(t *topology.Topology) []string {
+	if t == nil {
+		return []string{""}
+	}
+	return EngineHosts(t)
+}
+
+// nodeHost is the engine a node runs on: its region's docker_host ("" for the WAN node, the
+// witness and regions without one).
+func nodeHost(t *topology.Topology, n topology.Node) string {
+	if r, ok := t.Region(n.Region); ok && n.Region != "" {
+		return r.DockerHost
+	}
+	return ""
+}
+
+// checkEngines makes sure every engine of the topology answers and that no two of its
+// addresses are one engine (their networks would then share one host's bridges and clash).
+func (r *Runtime) checkEngines(ctx context.Context, t *topology.Topology) error {
+	hosts := EngineHosts(t)
+	if len(hosts) == 1 {
+		return nil
+	}
+	seen := map[string]string{}
+	for _, h := range hosts {
+		e, err := r.engineAt(h)
+		if err != nil {
+			return err
+		}
+		id, err := e.ID(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", engineLabel(h), err)
+		}
+		if other, ok := seen[id]; ok {
+			return fmt.Errorf("docker runtime: %s is %s: every docker_host must name an engine of its own, not the default one (DOCKER_HOST or the local socket) nor another region's", engineLabel(h), engineLabel(other))
+		}
+		seen[id] = h
+	}
+	return nil
+}
+
+// closeRemotes closes the engines dialled for docker_host values.
+func (r *Runtime) closeRemotes() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for h, e := range r.remotes {
+		_ = e.Close()
+		delete(r.remotes, h)
+	}
 }
 
 // Available reports whether a Docker engine answers within timeout (for --runtime auto).
@@ -192,9 +275,31 @@ const wanNetwork = "wan"
 // containerName is a node container's name.
 func containerName(topo, node string) string { return "drill-" + topo + "-" + node }
 
-// nodeContainers lists the node containers carrying the labels by node name (helpers excluded).
-func (r *Runtime) nodeContainers(ctx context.Context, labels map[string]string) (map[string]Container, error) {
-	cs, err := r.eng.ContainerList(ctx, labels)
+// listContainers lists the containers carrying the labels on every engine in hosts, each tagged
+// with its engine.
+func (r *Runtime) listContainers(ctx context.Context, hosts []string, labels map[string]string) ([]Container, error) {
+	var out []Container
+	for _, h := range hosts {
+		e, err := r.engineAt(h)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := e.ContainerList(ctx, labels)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", engineLabel(h), err)
+		}
+		for _, c := range cs {
+			c.Host = h
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// nodeContainers lists the node containers carrying the labels on every engine in hosts, by
+// node name (helpers excluded).
+func (r *Runtime) nodeContainers(ctx context.Context, hosts []string, labels map[string]string) (map[string]Container, error) {
+	cs, err := r.listContainers(ctx, hosts, labels)
 	if err != nil {
 		return nil, err
 	}
@@ -214,13 +319,6 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	if !isDockerPlan(plan) {
 		return errors.New("docker runtime: the plan has no Docker addresses (make it with docker.NewPlan)")
 	}
-	for _, reg := range t.Regions {
-		if reg.DockerHost != "" {
-			// Regions on several engines need cross-host networking (an overlay or routed
-			// bridges) that cannot be tested here: refused rather than half done.
-			return fmt.Errorf("docker runtime: region %s names docker_host %q: one engine per region is not supported yet; remove docker_host", reg.Name, reg.DockerHost)
-		}
-	}
 	if _, ok := t.Region(wanNetwork); ok {
 		return fmt.Errorf("docker runtime: a region may not be called %q (the WAN network's name)", wanNetwork)
 	}
@@ -231,10 +329,14 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	if err != nil {
 		return err
 	}
+	if err := r.checkEngines(ctx, t); err != nil {
+		return err
+	}
+	hosts := EngineHosts(t)
 	// This owner's containers of the topology, whatever their run: one of them running means
 	// the topology is up already. Another owner's container of the same name makes the create
 	// below fail with a conflict; it is never removed.
-	existing, err := r.nodeContainers(ctx, ownLabels(t.Name))
+	existing, err := r.nodeContainers(ctx, hosts, ownLabels(t.Name))
 	if err != nil {
 		return fmt.Errorf("docker runtime: %w", err)
 	}
@@ -244,15 +346,22 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 		}
 	}
 	// This owner's leftovers of a crashed run (stopped containers, networks) go first.
-	if err := r.removeAll(ctx, ownLabels(t.Name), false); err != nil {
+	if err := r.removeAll(ctx, hosts, ownLabels(t.Name), false); err != nil {
 		return fmt.Errorf("docker runtime: remove leftovers: %w", err)
 	}
-	start := time.Now()
-	ref, built, err := im.Ensure(ctx, r.eng, r.log)
-	if err != nil {
-		return err
+	var ref string
+	for _, h := range hosts {
+		start := time.Now()
+		e, err := r.engineAt(h)
+		if err != nil {
+			return err
+		}
+		var built bool
+		if ref, built, err = im.Ensure(ctx, e, r.log); err != nil {
+			return fmt.Errorf("%s: %w", engineLabel(h), err)
+		}
+		r.log.Info("node image ready", "engine", engineLabel(h), "ref", ref, "built", built, "took", time.Since(start).Round(time.Millisecond))
 	}
-	r.log.Info("node image ready", "ref", ref, "built", built, "took", time.Since(start).Round(time.Millisecond))
 
 	// A fresh cluster every time: old data would carry an old epoch and divergent history.
 	for _, d := range []string{"data", "logs"} {
@@ -283,8 +392,14 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	step = time.Now()
 	nodes := t.Nodes()
 	ids := make([]string, len(nodes))
+	engs := make([]Engine, len(nodes))
+	for i, n := range nodes {
+		if engs[i], err = r.engineAt(nodeHost(t, n)); err != nil {
+			return err
+		}
+	}
 	if err := parallel(ctx, len(nodes), 4, func(i int) error {
-		id, err := r.createNode(ctx, plan, ref, nodes[i])
+		id, err := r.createNode(ctx, engs[i], plan, ref, nodes[i])
 		ids[i] = id
 		return err
 	}); err != nil {
@@ -293,7 +408,7 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	r.log.Debug("containers created", "took", time.Since(step).Round(time.Millisecond))
 	step = time.Now()
 	// The WAN node first: every cross-site link goes through it.
-	if err := r.eng.ContainerStart(ctx, ids[0]); err != nil {
+	if err := engs[0].ContainerStart(ctx, ids[0]); err != nil {
 		return fmt.Errorf("start node %s: %w", nodes[0].Name, err)
 	}
 	// The engine serializes much of a start (about 0.8 s each here, mostly network setup), so
@@ -301,7 +416,7 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	// topology, all at once 6-7 s. Bounded so that a big topology does not open hundreds of calls.
 	err = parallel(ctx, len(nodes)-1, 16, func(i int) error {
 		t0 := time.Now()
-		if err := r.eng.ContainerStart(ctx, ids[i+1]); err != nil {
+		if err := engs[i+1].ContainerStart(ctx, ids[i+1]); err != nil {
 			return fmt.Errorf("start node %s: %w", nodes[i+1].Name, err)
 		}
 		r.log.Debug("node started", "node", nodes[i+1].Name, "took", time.Since(t0).Round(time.Millisecond))
@@ -320,16 +435,18 @@ func nodeCommand(n topology.Node) []string {
 	return []string{"agent", "--plan", "/plan.json", "--node", n.Name, "--data-dir", "/data"}
 }
 
-// createNode creates one node's container: on the WAN network at the node's address first (its
-// default route and published ports go through it), then on its region's network (the WAN node:
-// on every region's network, at its link address there).
-func (r *Runtime) createNode(ctx context.Context, plan *topology.Plan, ref string, n topology.Node) (string, error) {
+// createNode creates one node's container on its engine: on the WAN network at the node's address
+// first (its default route and published ports go through it), then on its region's network (the
+// WAN node: on the network of every region of its engine, at its link address there).
+func (r *Runtime) createNode(ctx context.Context, eng Engine, plan *topology.Plan, ref string, n topology.Node) (string, error) {
 	t := plan.Topology
 	eps := []Endpoint{{Network: networkName(t.Name, wanNetwork), IP: n.IP, Aliases: []string{n.Name}}}
 	switch n.Role {
 	case topology.RoleWAN:
 		for _, reg := range t.RegionNames() {
-			eps = append(eps, Endpoint{Network: networkName(t.Name, reg), IP: regionAddr(t, reg, n)})
+			if siteEngine(t, reg) == 0 {
+				eps = append(eps, Endpoint{Network: networkName(t.Name, reg), IP: regionAddr(t, reg, n)})
+			}
 		}
 	case topology.RoleWitness:
 	default:
@@ -360,31 +477,36 @@ func (r *Runtime) createNode(ctx context.Context, plan *topology.Plan, ref strin
 		// writes no pid file (daemonize no, no pidfile).
 		Hardened: true,
 	}
-	id, err := r.eng.ContainerCreate(ctx, spec)
+	id, err := eng.ContainerCreate(ctx, spec)
 	if err != nil {
 		return id, fmt.Errorf("create node %s: %w", n.Name, err)
 	}
 	return id, nil
 }
 
-// containerOf finds a node's container.
-func (r *Runtime) containerOf(ctx context.Context, node string) (Container, error) {
+// containerOf finds a node's container and its engine.
+func (r *Runtime) containerOf(ctx context.Context, node string) (Container, Engine, error) {
 	plan, err := r.loadPlan()
 	if err != nil {
-		return Container{}, err
+		return Container{}, nil, err
 	}
 	labels := runLabels(plan.Topology.Name, plan.RunID)
 	labels[LabelNode] = node
-	cs, err := r.eng.ContainerList(ctx, labels)
+	n, ok := plan.Topology.Node(node)
+	if !ok {
+		return Container{}, nil, fmt.Errorf("unknown node %q", node)
+	}
+	cs, err := r.listContainers(ctx, []string{nodeHost(plan.Topology, n)}, labels)
 	if err != nil {
-		return Container{}, err
+		return Container{}, nil, err
 	}
 	for _, c := range cs {
 		if c.Labels[LabelRole] != RoleHelper {
-			return c, nil
+			e, err := r.engineOf(c)
+			return c, e, err
 		}
 	}
-	return Container{}, fmt.Errorf("node %s has no container", node)
+	return Container{}, nil, fmt.Errorf("node %s has no container", node)
 }
 
 // Nodes reports every planned node with its container's state.
@@ -393,7 +515,7 @@ func (r *Runtime) Nodes(ctx context.Context) ([]runtime.NodeState, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := r.nodeContainers(ctx, runLabels(plan.Topology.Name, plan.RunID))
+	cs, err := r.nodeContainers(ctx, EngineHosts(plan.Topology), runLabels(plan.Topology.Name, plan.RunID))
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +533,7 @@ func (r *Runtime) Nodes(ctx context.Context) ([]runtime.NodeState, error) {
 
 // Kill sends SIGKILL to the node's container and waits until it stopped.
 func (r *Runtime) Kill(ctx context.Context, node string) error {
-	c, err := r.containerOf(ctx, node)
+	c, eng, err := r.containerOf(ctx, node)
 	if err != nil {
 		return err
 	}
@@ -420,14 +542,14 @@ func (r *Runtime) Kill(ctx context.Context, node string) error {
 	}
 	if c.State == "paused" {
 		// The engine refuses to kill a paused container; a frozen process dies as soon as it thaws.
-		if err := r.eng.ContainerUnpause(ctx, c.ID); err != nil {
+		if err := eng.ContainerUnpause(ctx, c.ID); err != nil {
 			return fmt.Errorf("kill %s: unpause first: %w", node, err)
 		}
 	}
-	if err := r.eng.ContainerKill(ctx, c.ID, "SIGKILL"); err != nil {
+	if err := eng.ContainerKill(ctx, c.ID, "SIGKILL"); err != nil {
 		return fmt.Errorf("kill %s: %w", node, err)
 	}
-	if _, err := r.eng.ContainerWait(ctx, c.ID); err != nil {
+	if _, err := eng.ContainerWait(ctx, c.ID); err != nil {
 		return fmt.Errorf("kill %s: wait: %w", node, err)
 	}
 	return nil
@@ -435,11 +557,11 @@ func (r *Runtime) Kill(ctx context.Context, node string) error {
 
 // Freeze pauses the node's container (cgroup freezer).
 func (r *Runtime) Freeze(ctx context.Context, node string) error {
-	c, err := r.containerOf(ctx, node)
+	c, eng, err := r.containerOf(ctx, node)
 	if err != nil {
 		return err
 	}
-	if err := r.eng.ContainerPause(ctx, c.ID); err != nil {
+	if err := eng.ContainerPause(ctx, c.ID); err != nil {
 		return fmt.Errorf("freeze %s: %w", node, err)
 	}
 	return nil
@@ -447,11 +569,11 @@ func (r *Runtime) Freeze(ctx context.Context, node string) error {
 
 // Thaw unpauses the node's container.
 func (r *Runtime) Thaw(ctx context.Context, node string) error {
-	c, err := r.containerOf(ctx, node)
+	c, eng, err := r.containerOf(ctx, node)
 	if err != nil {
 		return err
 	}
-	if err := r.eng.ContainerUnpause(ctx, c.ID); err != nil {
+	if err := eng.ContainerUnpause(ctx, c.ID); err != nil {
 		return fmt.Errorf("thaw %s: %w", node, err)
 	}
 	return nil
@@ -460,14 +582,14 @@ func (r *Runtime) Thaw(ctx context.Context, node string) error {
 // Start starts the node's stopped container again, with its data (the bind-mounted data dir).
 // Its network namespace is new: packet rules must be re-applied (the injector does).
 func (r *Runtime) Start(ctx context.Context, node string) error {
-	c, err := r.containerOf(ctx, node)
+	c, eng, err := r.containerOf(ctx, node)
 	if err != nil {
 		return err
 	}
 	if c.Running() {
 		return fmt.Errorf("node %s is already running", node)
 	}
-	if err := r.eng.ContainerStart(ctx, c.ID); err != nil {
+	if err := eng.ContainerStart(ctx, c.ID); err != nil {
 		return fmt.Errorf("start %s: %w", node, err)
 	}
 	return nil
@@ -487,13 +609,16 @@ func (r *Runtime) Endpoint(node string, port int) (string, error) {
 // container (helpers included) and network of this run and this owner, and the node data.
 // Nothing without those labels is touched: not another run's, not another user's. With no plan
 // in the run directory, Config.Topology names what to remove: this owner's objects of that
-// topology (nothing is done without it).
+// topology (nothing is done without it), on the default engine only: the engines of regions'
+// docker_host values are known from the plan.
 func (r *Runtime) Down(ctx context.Context) error {
+	defer r.closeRemotes()
 	var labels map[string]string
+	hosts := hostsOf(nil)
 	plan, err := r.loadPlan()
 	switch {
 	case err == nil:
-		labels = runLabels(plan.Topology.Name, plan.RunID)
+		labels, hosts = runLabels(plan.Topology.Name, plan.RunID), hostsOf(plan.Topology)
 	case !errors.Is(err, runtime.ErrNotUp):
 		return err
 	case r.cfg.Topology != "":
@@ -501,7 +626,7 @@ func (r *Runtime) Down(ctx context.Context) error {
 	default:
 		return nil
 	}
-	if err := r.removeAll(ctx, labels, true); err != nil {
+	if err := r.removeAll(ctx, hosts, labels, true); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(filepath.Join(r.cfg.RunDir, "data")); err != nil {
@@ -511,20 +636,32 @@ func (r *Runtime) Down(ctx context.Context) error {
 }
 
 // removeAll removes the containers carrying the labels (saving node logs first if saveLogs) and
-// networks, then checks nothing with those labels is left; objects of drill's legacy label keys
-// are removed alike.
-func (r *Runtime) removeAll(ctx context.Context, labels map[string]string, saveLogs bool) error {
-	for _, sel := range selectors(labels) {
-		if err := r.removeSelected(ctx, sel, saveLogs); err != nil {
-			return err
+// networks on every engine in hosts, then checks nothing with those labels is left on any; objects
+// of drill's legacy label keys are removed alike.
+func (r *Runtime) removeAll(ctx context.Context, hosts []string, labels map[string]string, saveLogs bool) error {
+	var errs []error
+	for _, h := range hosts {
+		e, err := r.engineAt(h)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, sel := range selectors(labels) {
+			if err := r.removeSelected(ctx, e, sel, saveLogs); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", engineLabel(h), err))
+				break
+			}
 		}
 	}
-	return r.checkNothingLeft(ctx, labels)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return r.checkNothingLeft(ctx, hosts, labels)
 }
 
-// removeSelected removes the containers and networks one selector finds.
-func (r *Runtime) removeSelected(ctx context.Context, labels map[string]string, saveLogs bool) error {
-	cs, err := r.eng.ContainerList(ctx, labels)
+// removeSelected removes the containers and networks one selector finds on one engine.
+func (r *Runtime) removeSelected(ctx context.Context, eng Engine, labels map[string]string, saveLogs bool) error {
+	cs, err := eng.ContainerList(ctx, labels)
 	if err != nil {
 		return err
 	}
@@ -535,7 +672,7 @@ func (r *Runtime) removeSelected(ctx context.Context, labels map[string]string, 
 		for _, c := range cs {
 			// The label becomes a file name: only a plain node name is used.
 			if node := label(c.Labels, LabelNode); nodeNamePattern.MatchString(node) && label(c.Labels, LabelRole) != RoleHelper {
-				if err := r.saveLog(ctx, c.ID, node); err != nil {
+				if err := r.saveLog(ctx, eng, c.ID, node); err != nil {
 					r.log.Warn("save node log", "node", node, "err", err)
 				}
 			}
@@ -545,27 +682,27 @@ func (r *Runtime) removeSelected(ctx context.Context, labels map[string]string, 
 	// containers on one network release their endpoints at once (moby/moby#46661; seen here on
 	// 20.10.24: every network call hung until dockerd was restarted).
 	for _, c := range cs {
-		if err := r.eng.ContainerRemove(ctx, c.ID); err != nil && !IsNotFound(err) {
+		if err := eng.ContainerRemove(ctx, c.ID); err != nil && !IsNotFound(err) {
 			return fmt.Errorf("remove container %s: %w", c.Name, err)
 		}
 	}
-	nets, err := r.eng.NetworkList(ctx, labels)
+	nets, err := eng.NetworkList(ctx, labels)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, n := range nets {
-		errs = append(errs, r.removeNetwork(ctx, n))
+		errs = append(errs, removeNetwork(ctx, eng, n))
 	}
 	return errors.Join(errs...)
 }
 
 // removeNetwork removes one network, retrying while the engine still sees endpoints of
 // containers being removed.
-func (r *Runtime) removeNetwork(ctx context.Context, n Network) error {
+func removeNetwork(ctx context.Context, eng Engine, n Network) error {
 	var err error
 	for attempt := 0; attempt < 50; attempt++ {
-		err = r.eng.NetworkRemove(ctx, n.ID)
+		err = eng.NetworkRemove(ctx, n.ID)
 		if err == nil || IsNotFound(err) {
 			return nil
 		}
@@ -581,30 +718,37 @@ func (r *Runtime) removeNetwork(ctx context.Context, n Network) error {
 	return fmt.Errorf("remove network %s: %w", n.Name, err)
 }
 
-// checkNothingLeft fails if a container or network with the labels remains.
-func (r *Runtime) checkNothingLeft(ctx context.Context, labels map[string]string) error {
-	var cs []Container
-	var nets []Network
-	for _, sel := range selectors(labels) {
-		c, err := r.eng.ContainerList(ctx, sel)
-		if err != nil {
-			return err
-		}
-		n, err := r.eng.NetworkList(ctx, sel)
-		if err != nil {
-			return err
-		}
-		cs, nets = append(cs, c...), append(nets, n...)
-	}
-	if len(cs)+len(nets) == 0 {
-		return nil
-	}
+// checkNothingLeft fails if a container or network with the labels remains on an engine in hosts.
+func (r *Runtime) checkNothingLeft(ctx context.Context, hosts []string, labels map[string]string) error {
 	var left []string
-	for _, c := range cs {
-		left = append(left, "container "+c.Name)
+	for _, h := range hosts {
+		e, err := r.engineAt(h)
+		if err != nil {
+			return err
+		}
+		where := ""
+		if h != "" {
+			where = " on " + engineLabel(h)
+		}
+		for _, sel := range selectors(labels) {
+			cs, err := e.ContainerList(ctx, sel)
+			if err != nil {
+				return err
+			}
+			nets, err := e.NetworkList(ctx, sel)
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				left = append(left, "container "+c.Name+where)
+			}
+			for _, n := range nets {
+				left = append(left, "network "+n.Name+where)
+			}
+		}
 	}
-	for _, n := range nets {
-		left = append(left, "network "+n.Name)
+	if len(left) == 0 {
+		return nil
 	}
 	slices.Sort(left)
 	return fmt.Errorf("still there after removal: %v", left)
@@ -616,12 +760,12 @@ var nodeNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // saveLog writes a container's whole log (stdout and stderr) to the node's log file (0600: logs
 // name keys and addresses).
-func (r *Runtime) saveLog(ctx context.Context, id, node string) error {
+func (r *Runtime) saveLog(ctx context.Context, eng Engine, id, node string) error {
 	f, err := os.OpenFile(r.LogPath(node), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	lerr := r.eng.ContainerLogs(ctx, id, f, f)
+	lerr := eng.ContainerLogs(ctx, id, f, f)
 	return errors.Join(lerr, f.Close())
 }
 

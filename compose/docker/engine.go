@@ -23,6 +23,9 @@ import (
 type Engine interface {
 	// Ping checks the engine answers (and negotiates the API version).
 	Ping(ctx context.Context) error
+	// ID is the engine's identity: its ID (from the host's /etc/docker/key.json, so two engines
+	// of one host share it) and its data root. Two addresses of one engine give the same.
+	ID(ctx context.Context) (string, error)
 	// ImageExists reports whether ref is a local image.
 	ImageExists(ctx context.Context, ref string) (bool, error)
 	// ImageImport makes image ref from a root-filesystem tar, with Dockerfile-style changes.
@@ -143,7 +146,10 @@ const hardenedTmpfs, hardenedTmpfsOpts = "/tmp", "rw,noexec,nosuid,size=64m"
 // Container is a container as the engine describes it.
 type Container struct {
 	ID, Name string
-	Labels   map[string]string
+	// Host is the engine the container is on: a region's docker_host, "" for the default engine
+	// (set by the runtime, which lists every engine of a topology).
+	Host   string
+	Labels map[string]string
 	// Image is the image the container was created from.
 	Image string
 	// State is created, running, paused, restarting, removing, exited or dead.
@@ -181,6 +187,32 @@ func NewEngine() (Engine, error) {
 	return &apiEngine{c: c}, nil
 }
 
+// NewEngineAt connects to the engine at host, written as DOCKER_HOST is (a region's docker_host):
+// unix:///path, tcp://host:port (with TLS when DOCKER_TLS_VERIFY or DOCKER_CERT_PATH say so, as
+// for DOCKER_HOST) or ssh://[user@]host[:port], which runs `docker system dial-stdio` on the host
+// over ssh as the docker CLI does.
+func NewEngineAt(host string) (Engine, error) {
+	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	if strings.HasPrefix(host, "ssh://") {
+		dial, err := sshDialer(host)
+		if err != nil {
+			return nil, err
+		}
+		// The HTTP host is a placeholder: every connection is the ssh command's stdio.
+		opts = append(opts, client.WithHost("http://docker.example"), client.WithDialContext(dial))
+	} else {
+		if strings.HasPrefix(host, "tcp://") {
+			opts = append(opts, client.WithTLSClientConfigFromEnv())
+		}
+		opts = append(opts, client.WithHost(host))
+	}
+	c, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", host, err)
+	}
+	return &apiEngine{c: c}, nil
+}
+
 func (e *apiEngine) Close() error { return e.c.Close() }
 
 func (e *apiEngine) Ping(ctx context.Context) error {
@@ -188,6 +220,14 @@ func (e *apiEngine) Ping(ctx context.Context) error {
 		return fmt.Errorf("docker engine: %w", err)
 	}
 	return nil
+}
+
+func (e *apiEngine) ID(ctx context.Context) (string, error) {
+	info, err := e.c.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return "", fmt.Errorf("docker engine info: %w", err)
+	}
+	return info.Info.ID + " " + info.Info.DockerRootDir, nil
 }
 
 func (e *apiEngine) ImageExists(ctx context.Context, ref string) (bool, error) {

@@ -65,12 +65,18 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 	if !isDockerPlan(plan) {
 		return fmt.Errorf("compose export: the plan has no Docker addresses")
 	}
+	for _, r := range t.Regions {
+		if r.DockerHost != "" {
+			// A Compose file runs on one engine; the runtime spreads such a topology itself.
+			return fmt.Errorf("compose export: region %s runs on docker_host %s: a Compose file describes one engine (use drill up, which places each region on its engine)", r.Name, r.DockerHost)
+		}
+	}
 	f := composeFile{Services: map[string]composeService{}, Networks: map[string]composeNetwork{}}
 	netLabels := func() map[string]string {
 		return objectLabels(t.Name, plan.RunID, RoleNetwork, "")
 	}
 	f.Networks[wanNetwork] = composeNetwork{Name: networkName(t.Name, wanNetwork), Labels: netLabels(),
-		IPAM: composeIPAM{Config: []composeIPAMConfig{{Subnet: wanNetworkPrefix(t).String(), Gateway: wanGateway(t).String()}}}}
+		IPAM: composeIPAM{Config: []composeIPAMConfig{{Subnet: wanNetworkPrefix(t, 0).String(), Gateway: wanGateway(t, 0).String()}}}}
 	for _, reg := range t.RegionNames() {
 		p := regionNetwork(t, reg)
 		gw := p.Addr().As4()

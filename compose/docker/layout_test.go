@@ -30,7 +30,7 @@ func TestPlanAddresses(t *testing.T) {
 			t.Errorf("node %s at %v, want %s", name, n.IP, ip)
 		}
 	}
-	wanNet := wanNetworkPrefix(dt)
+	wanNet := wanNetworkPrefix(dt, 0)
 	for _, n := range dt.Nodes() {
 		if !wanNet.Contains(n.IP) {
 			t.Errorf("node %s at %s is outside the WAN network %s", n.Name, n.IP, wanNet)

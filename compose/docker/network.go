@@ -9,21 +9,34 @@ import (
 	"github.com/drillworks/drill/topology"
 )
 
-// ensureNetworks creates the WAN network and every region's network, or reuses ones this topology
-// already has (created concurrently, or left from a crash).
+// ensureNetworks creates, on every engine of the topology, its WAN network and the networks of
+// its regions, or reuses ones this topology already has (created concurrently, or left from a
+// crash).
 func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error {
 	t := plan.Topology
-	specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: wanNetworkPrefix(t), Gateway: wanGateway(t)}}
-	for _, reg := range t.RegionNames() {
-		p := regionNetwork(t, reg)
-		gw := p.Addr().As4()
-		gw[3] = 1
-		specs = append(specs, NetworkSpec{Name: networkName(t.Name, reg), Subnet: p, Gateway: netip.AddrFrom4(gw)})
-	}
-	for _, s := range specs {
-		s.Labels = objectLabels(t.Name, plan.RunID, RoleNetwork, "")
-		if err := r.ensureNetwork(ctx, s); err != nil {
+	for k, h := range EngineHosts(t) {
+		eng, err := r.engineAt(h)
+		if err != nil {
 			return err
+		}
+		specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: wanNetworkPrefix(t, k), Gateway: wanGateway(t, k)}}
+		for _, reg := range t.RegionNames() {
+			if siteEngine(t, reg) != k {
+				continue
+			}
+			p := regionNetwork(t, reg)
+			gw := p.Addr().As4()
+			gw[3] = 1
+			specs = append(specs, NetworkSpec{Name: networkName(t.Name, reg), Subnet: p, Gateway: netip.AddrFrom4(gw)})
+		}
+		for _, s := range specs {
+			s.Labels = objectLabels(t.Name, plan.RunID, RoleNetwork, "")
+			if err := ensureNetwork(ctx, eng, s); err != nil {
+				if h != "" {
+					return fmt.Errorf("%s: %w", engineLabel(h), err)
+				}
+				return err
+			}
 		}
 	}
 	return nil
@@ -34,8 +47,8 @@ func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error
 // never takes over a network it did not make. A concurrent create may fail with a conflict on the
 // name or, when the engine allocated the other caller's address pool first, with a pool overlap:
 // either way the name is looked up until the other create finishes.
-func (r *Runtime) ensureNetwork(ctx context.Context, s NetworkSpec) error {
-	_, err := r.eng.NetworkCreate(ctx, s)
+func ensureNetwork(ctx context.Context, eng Engine, s NetworkSpec) error {
+	_, err := eng.NetworkCreate(ctx, s)
 	if err == nil {
 		return nil
 	}
@@ -44,7 +57,7 @@ func (r *Runtime) ensureNetwork(ctx context.Context, s NetworkSpec) error {
 	var ierr error
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		var n Network
-		n, ierr = r.eng.NetworkInspect(ctx, s.Name)
+		n, ierr = eng.NetworkInspect(ctx, s.Name)
 		if ierr == nil {
 			if n.Labels[LabelTopology] != s.Labels[LabelTopology] || n.Labels[LabelOwner] != s.Labels[LabelOwner] || n.Subnet != s.Subnet {
 				return fmt.Errorf("network %s exists and is not this topology's or not this owner's (labels %v, subnet %s)", s.Name, n.Labels, n.Subnet)

@@ -48,7 +48,7 @@ func TestEnsureNetworkIsRaceSafe(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = r.ensureNetwork(ctx, spec)
+			errs[i] = ensureNetwork(ctx, r.eng, spec)
 		}()
 	}
 	wg.Wait()
@@ -66,13 +66,13 @@ func TestEnsureNetworkIsRaceSafe(t *testing.T) {
 	}
 	other := spec
 	other.Labels = map[string]string{LabelTopology: "someone-else"}
-	if err := r.ensureNetwork(ctx, other); err == nil || !strings.Contains(err.Error(), "not this topology's") {
+	if err := ensureNetwork(ctx, r.eng, other); err == nil || !strings.Contains(err.Error(), "not this topology's") {
 		t.Fatalf("taking over another topology's network: %v", err)
 	}
 	// The same topology's network made by another owner is not taken over either.
 	other.Labels = objectLabels("dtest-net", "run-1", RoleNetwork, "")
 	other.Labels[LabelOwner] = "uid-4242@elsewhere"
-	if err := r.ensureNetwork(ctx, other); err == nil || !strings.Contains(err.Error(), "not this owner's") {
+	if err := ensureNetwork(ctx, r.eng, other); err == nil || !strings.Contains(err.Error(), "not this owner's") {
 		t.Fatalf("taking over another owner's network: %v", err)
 	}
 }

@@ -56,7 +56,7 @@ func (r *Runtime) ApplyPacketRules(ctx context.Context, id string, rules map[str
 		return err
 	}
 	t := plan.Topology
-	cs, err := r.nodeContainers(ctx, runLabels(t.Name, plan.RunID))
+	cs, err := r.nodeContainers(ctx, EngineHosts(t), runLabels(t.Name, plan.RunID))
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (r *Runtime) ApplyPacketRules(ctx context.Context, id string, rules map[str
 			DropIn:      rule.DropIn,
 			DropOut:     rule.DropOut,
 			Keep:        []netip.Prefix{t.SitePrefix(n.Site())},
-			Manage:      []netip.Prefix{netip.PrefixFrom(wanGateway(t), 32)},
+			Manage:      wanGateways(t),
 			ManagePorts: managePorts,
 			LossPercent: rule.LossPercent,
 		}})
@@ -100,7 +100,7 @@ func (r *Runtime) RemovePacketRules(ctx context.Context, id string, nodes []stri
 	if err != nil {
 		return err
 	}
-	cs, err := r.nodeContainers(ctx, runLabels(plan.Topology.Name, plan.RunID))
+	cs, err := r.nodeContainers(ctx, EngineHosts(plan.Topology), runLabels(plan.Topology.Name, plan.RunID))
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (r *Runtime) FlushPacketRules(ctx context.Context) error {
 
 // runningNodes are the running node containers, in a stable order.
 func (r *Runtime) runningNodes(ctx context.Context, plan *topology.Plan) ([]Container, error) {
-	cs, err := r.nodeContainers(ctx, runLabels(plan.Topology.Name, plan.RunID))
+	cs, err := r.nodeContainers(ctx, EngineHosts(plan.Topology), runLabels(plan.Topology.Name, plan.RunID))
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +244,11 @@ func (r *Runtime) hostNetNS(ctx context.Context, target Container) (int, error) 
 	if os.Geteuid() != 0 {
 		return -1, errors.New("not root")
 	}
-	c, err := r.eng.ContainerInspect(ctx, target.ID)
+	eng, err := r.engineOf(target)
+	if err != nil {
+		return -1, err
+	}
+	c, err := eng.ContainerInspect(ctx, target.ID)
 	if err != nil {
 		return -1, err
 	}
@@ -280,11 +284,15 @@ func (r *Runtime) runHelper(ctx context.Context, plan *topology.Plan, target Con
 		Hardened: true,
 		CapAdd:   []string{"NET_ADMIN"},
 	}
-	id, err := r.eng.ContainerCreate(ctx, spec)
+	eng, err := r.engineOf(target)
+	if err != nil {
+		return "", err
+	}
+	id, err := eng.ContainerCreate(ctx, spec)
 	if id != "" {
 		defer func() {
 			// Removed even if ctx was cancelled: a helper must never outlive its call.
-			if err := r.eng.ContainerRemove(context.WithoutCancel(ctx), id); err != nil && !IsNotFound(err) {
+			if err := eng.ContainerRemove(context.WithoutCancel(ctx), id); err != nil && !IsNotFound(err) {
 				r.log.Warn("remove nft helper", "node", node, "err", err)
 			}
 		}()
@@ -292,15 +300,15 @@ func (r *Runtime) runHelper(ctx context.Context, plan *topology.Plan, target Con
 	if err != nil {
 		return "", fmt.Errorf("nft helper for %s: create: %w", node, err)
 	}
-	if err := r.eng.ContainerStart(ctx, id); err != nil {
+	if err := eng.ContainerStart(ctx, id); err != nil {
 		return "", fmt.Errorf("nft helper for %s: start: %w", node, err)
 	}
-	code, err := r.eng.ContainerWait(ctx, id)
+	code, err := eng.ContainerWait(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("nft helper for %s: wait: %w", node, err)
 	}
 	var stdout, stderr strings.Builder
-	if err := r.eng.ContainerLogs(ctx, id, &stdout, &stderr); err != nil {
+	if err := eng.ContainerLogs(ctx, id, &stdout, &stderr); err != nil {
 		return "", fmt.Errorf("nft helper for %s: logs: %w", node, err)
 	}
 	if code != 0 {

@@ -60,7 +60,7 @@ func TestSavedLogsStayInTheLogsDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.removeAll(context.Background(), map[string]string{LabelTopology: "t"}, true); err != nil {
+	if err := r.removeAll(context.Background(), hostsOf(nil), map[string]string{LabelTopology: "t"}, true); err != nil {
 		t.Fatal(err)
 	}
 	var files []string
@@ -122,7 +122,7 @@ func TestLegacyLabelledObjectsRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.removeAll(context.Background(), ownLabels("t"), true); err != nil {
+	if err := r.removeAll(context.Background(), hostsOf(nil), ownLabels("t"), true); err != nil {
 		t.Fatal(err)
 	}
 	var left []string

@@ -169,6 +169,12 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	if pids := r.agentPIDs(); len(pids) > 0 {
 		return runtime.ErrAlreadyUp
 	}
+	for _, reg := range plan.Topology.Regions {
+		if reg.DockerHost != "" {
+			// Processes on this host cannot honour a region placed on another engine.
+			return fmt.Errorf("local runtime: region %s names docker_host %s, which only the docker runtime can place (--runtime docker)", reg.Name, reg.DockerHost)
+		}
+	}
 	if plan.Topology.HasCache() {
 		// Cache nodes run the host's redis-server: refused before anything starts without one.
 		if _, err := cache.FindBinary(); err != nil {
