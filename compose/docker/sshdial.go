@@ -53,7 +53,7 @@ func sshDialer(host string) (func(ctx context.Context, network, addr string) (ne
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("docker engine %s: start %s: %w", host, prog, err)
 		}
-		return &cmdConn{cmd: cmd, r: stdout, w: stdin, stderr: stderr, host: host}, nil
+		return &cmdConn{cmd: cmd, r: stdout, w: stdin, stderr: stderr, host: host, exited: make(chan struct{})}, nil
 	}, nil
 }
 
@@ -65,12 +65,27 @@ type cmdConn struct {
 	stderr *limitedWriter
 	host   string
 
-	once sync.Once
+	closeOnce, waitOnce sync.Once
+	exited              chan struct{} // closed when the command has exited (wait)
+}
+
+// wait reaps the command once; its error output is complete after it.
+func (c *cmdConn) wait() {
+	c.waitOnce.Do(func() {
+		_ = c.cmd.Wait()
+		close(c.exited)
+	})
 }
 
 func (c *cmdConn) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if err == io.EOF && n == 0 {
+		// The command ended its output: once it has exited, its error output says why.
+		go c.wait()
+		select {
+		case <-c.exited:
+		case <-time.After(2 * time.Second):
+		}
 		if msg := strings.TrimSpace(c.stderr.String()); msg != "" {
 			return 0, fmt.Errorf("docker engine %s: ssh: %s", c.host, msg)
 		}
@@ -82,15 +97,14 @@ func (c *cmdConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 // Close ends the command: its stdin first (dial-stdio then exits), then a kill if it lingers.
 func (c *cmdConn) Close() error {
-	c.once.Do(func() {
+	c.closeOnce.Do(func() {
 		_ = c.w.Close()
-		done := make(chan struct{})
-		go func() { _ = c.cmd.Wait(); close(done) }()
+		go c.wait()
 		select {
-		case <-done:
+		case <-c.exited:
 		case <-time.After(2 * time.Second):
 			_ = c.cmd.Process.Kill()
-			<-done
+			<-c.exited
 		}
 	})
 	return nil
