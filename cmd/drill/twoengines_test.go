@@ -89,9 +89,13 @@ func TestDockerTwoEngines(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			cs, err := en.ContainerList(ctx, owned)
 			nets, nerr := en.NetworkList(ctx, owned)
+			vols, verr := en.VolumeList(ctx, owned)
 			cancel()
-			if err := errors.Join(err, nerr); err != nil {
+			if err := errors.Join(err, nerr, verr); err != nil {
 				t.Fatal(err)
+			}
+			for _, v := range vols {
+				t.Errorf("%s: volume %s left on %s", when, v, label)
 			}
 			for _, c := range cs {
 				t.Errorf("%s: container %s left on %s", when, c.Name, label)
@@ -102,12 +106,17 @@ func TestDockerTwoEngines(t *testing.T) {
 		}
 	}
 
-	// Placement: eu-west's nodes on the second engine, everything else on the default one.
+	// Placement: eu-west's nodes on the second engine, everything else on the default one; the
+	// second engine's nodes keep their data (and their copy of the plan) in volumes of their own.
 	if out, err := e.cmd("up", "--runtime", "docker").CombinedOutput(); err != nil {
 		t.Fatalf("up on two engines: %v\n%s", err, out)
 	}
 	onSecond, onDefault := nodesOn(eng), nodesOn(def)
+	euWest := 0
 	for _, n := range topo.Nodes() {
+		if n.Region == "eu-west" {
+			euWest++
+		}
 		want, other := onDefault, onSecond
 		if n.Region == "eu-west" {
 			want, other = onSecond, onDefault
@@ -115,6 +124,12 @@ func TestDockerTwoEngines(t *testing.T) {
 		if !slices.Contains(want, n.Name) || slices.Contains(other, n.Name) {
 			t.Errorf("node %s: on the second engine %v, on the default %v", n.Name, onSecond, onDefault)
 		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	vols, err := eng.VolumeList(ctx, owned)
+	cancel()
+	if err != nil || len(vols) != euWest {
+		t.Errorf("data volumes on the second engine: %v (%v), want one per eu-west node", vols, err)
 	}
 	if out, err := e.cmd("down").CombinedOutput(); err != nil {
 		t.Fatalf("down: %v\n%s", err, out)

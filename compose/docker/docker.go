@@ -11,6 +11,8 @@
 package docker
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -428,12 +430,29 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 
 // nodeCommand is what a node's container runs: the WAN node is the embedded toxiproxy, every
 // other node the agent.
-func nodeCommand(n topology.Node) []string {
+// It reads the plan at planPath in its container.
+func nodeCommand(n topology.Node, planPath string) []string {
 	if n.Role == topology.RoleWAN {
-		return []string{"toxiproxy", "--plan", "/plan.json", "--data-dir", "/data"}
+		return []string{"toxiproxy", "--plan", planPath, "--data-dir", "/data"}
 	}
-	return []string{"agent", "--plan", "/plan.json", "--node", n.Name, "--data-dir", "/data"}
+	return []string{"agent", "--plan", planPath, "--node", n.Name, "--data-dir", "/data"}
 }
+
+// Where a node's plan is in its container: bind-mounted read-only from the run directory on the
+// default engine; copied into its data volume on another engine, whose host does not have the run
+// directory.
+const (
+	boundPlanPath  = "/plan.json"
+	volumePlanPath = "/data/plan.json"
+)
+
+// volumeNodeUID is the user a node on another engine runs as, and owns its data volume: the
+// invoking user's id means nothing on another host, and root is not needed. It is the uid
+// distroless images call nonroot.
+const volumeNodeUID = 65532
+
+// dataVolume is the name of the named volume holding the data of a node on another engine.
+func dataVolume(topo, node string) string { return "drill-" + topo + "-" + node + "-data" }
 
 // createNode creates one node's container on its engine: on the WAN network at the node's address
 // first (its default route and published ports go through it), then on its region's network (the
@@ -462,13 +481,13 @@ func (r *Runtime) createNode(ctx context.Context, eng Engine, plan *topology.Pla
 	spec := ContainerSpec{
 		Name:     containerName(t.Name, n.Name),
 		Image:    ref,
-		Cmd:      nodeCommand(n),
+		Cmd:      nodeCommand(n, boundPlanPath),
 		Hostname: n.Name,
 		Labels:   objectLabels(t.Name, plan.RunID, string(n.Role), n.Name),
 		// The node writes its data as the invoking user, so `drill down` can remove it.
 		User:     fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
 		Init:     true,
-		Binds:    []string{r.planPath() + ":/plan.json:ro", r.dataDir(n.Name) + ":/data"},
+		Binds:    []string{r.planPath() + ":" + boundPlanPath + ":ro", r.dataDir(n.Name) + ":/data"},
 		Ports:    ports,
 		Networks: eps,
 		// A node needs no capability (its ports are above 1024, it runs as the invoking user)
@@ -477,11 +496,54 @@ func (r *Runtime) createNode(ctx context.Context, eng Engine, plan *topology.Pla
 		// writes no pid file (daemonize no, no pidfile).
 		Hardened: true,
 	}
+	remote := nodeHost(t, n) != ""
+	if remote {
+		// The run directory is on this host only: the node's data is a volume of its engine,
+		// made private to the node's user by the image's /data, and its plan is copied in.
+		vol := dataVolume(t.Name, n.Name)
+		if err := eng.VolumeCreate(ctx, vol, objectLabels(t.Name, plan.RunID, RoleVolume, n.Name)); err != nil {
+			return "", fmt.Errorf("create node %s: %w", n.Name, err)
+		}
+		spec.Cmd = nodeCommand(n, volumePlanPath)
+		spec.User = fmt.Sprintf("%d:%d", volumeNodeUID, volumeNodeUID)
+		spec.Binds = []string{vol + ":/data"}
+	}
 	id, err := eng.ContainerCreate(ctx, spec)
 	if err != nil {
 		return id, fmt.Errorf("create node %s: %w", n.Name, err)
 	}
+	if remote {
+		archive, err := planArchive(r.planPath())
+		if err != nil {
+			return id, fmt.Errorf("create node %s: %w", n.Name, err)
+		}
+		if err := eng.CopyToContainer(ctx, id, "/data", bytes.NewReader(archive)); err != nil {
+			return id, fmt.Errorf("create node %s: copy its plan: %w", n.Name, err)
+		}
+	}
 	return id, nil
+}
+
+// planArchive is a tar of the plan file as plan.json, for a node's data volume. Its entry is
+// owned by root and readable by all: only the node's user can enter the volume's directory
+// (0700), so that is the node alone.
+func planArchive(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "plan.json", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0)}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // containerOf finds a node's container and its engine.
@@ -694,6 +756,15 @@ func (r *Runtime) removeSelected(ctx context.Context, eng Engine, labels map[str
 	for _, n := range nets {
 		errs = append(errs, removeNetwork(ctx, eng, n))
 	}
+	vols, err := eng.VolumeList(ctx, labels)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, v := range vols {
+		if err := eng.VolumeRemove(ctx, v); err != nil && !IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", v, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -744,6 +815,13 @@ func (r *Runtime) checkNothingLeft(ctx context.Context, hosts []string, labels m
 			}
 			for _, n := range nets {
 				left = append(left, "network "+n.Name+where)
+			}
+			vols, err := e.VolumeList(ctx, sel)
+			if err != nil {
+				return err
+			}
+			for _, v := range vols {
+				left = append(left, "volume "+v+where)
 			}
 		}
 	}

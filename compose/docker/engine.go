@@ -63,6 +63,16 @@ type Engine interface {
 	ContainerLogs(ctx context.Context, id string, stdout, stderr io.Writer) error
 	// ContainerRemove removes a container, killing it first if it runs.
 	ContainerRemove(ctx context.Context, id string) error
+	// CopyToContainer extracts a tar archive into dir of a (created or stopped) container,
+	// volumes included; entries are owned by root.
+	CopyToContainer(ctx context.Context, id, dir string, archive io.Reader) error
+
+	// VolumeCreate creates a named local volume.
+	VolumeCreate(ctx context.Context, name string, labels map[string]string) error
+	// VolumeList lists the names of the volumes carrying every given label.
+	VolumeList(ctx context.Context, labels map[string]string) ([]string, error)
+	// VolumeRemove removes a volume.
+	VolumeRemove(ctx context.Context, name string) error
 	// Close releases the client.
 	Close() error
 }
@@ -424,6 +434,37 @@ func (e *apiEngine) ContainerInspect(ctx context.Context, id string) (Container,
 			slices.Contains(hc.SecurityOpt, "no-new-privileges") && hc.ReadonlyRootfs
 	}
 	return out, nil
+}
+
+func (e *apiEngine) CopyToContainer(ctx context.Context, id, dir string, archive io.Reader) error {
+	if _, err := e.c.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: dir, Content: archive}); err != nil {
+		return fmt.Errorf("copy into %s:%s: %w", id, dir, err)
+	}
+	return nil
+}
+
+func (e *apiEngine) VolumeCreate(ctx context.Context, name string, labels map[string]string) error {
+	if _, err := e.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Driver: "local", Labels: labels}); err != nil {
+		return fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return nil
+}
+
+func (e *apiEngine) VolumeList(ctx context.Context, labels map[string]string) ([]string, error) {
+	vs, err := e.c.VolumeList(ctx, client.VolumeListOptions{Filters: labelFilter(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	var out []string
+	for _, v := range vs.Items {
+		out = append(out, v.Name)
+	}
+	return out, nil
+}
+
+func (e *apiEngine) VolumeRemove(ctx context.Context, name string) error {
+	_, err := e.c.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
+	return err
 }
 
 func (e *apiEngine) ContainerStart(ctx context.Context, id string) error {

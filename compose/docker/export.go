@@ -87,7 +87,7 @@ func ExportCompose(w io.Writer, plan *topology.Plan, imageRef string) error {
 	for _, n := range t.Nodes() {
 		s := composeService{
 			Image: imageRef, ContainerName: containerName(t.Name, n.Name), Hostname: n.Name, Init: true,
-			Command: nodeCommand(n),
+			Command: nodeCommand(n, boundPlanPath),
 			Labels:  objectLabels(t.Name, plan.RunID, string(n.Role), n.Name),
 			// As the docker runtime's containers (ContainerSpec.Hardened).
 			CapDrop: hardenedCapDrop, SecurityOpt: hardenedSecurityOpt, ReadOnly: true,

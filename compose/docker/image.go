@@ -201,7 +201,10 @@ func rootfsTar(files []PackedFile) ([]byte, error) {
 	epoch := time.Unix(0, 0)
 	dirs := map[string]bool{}
 	headers := []*tar.Header{
-		{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o777, ModTime: epoch},
+		// /data is where a node's data directory is mounted. A bind mount (the default engine)
+		// covers it; a named volume (another engine's node) starts as a copy of it: private to
+		// the user such a node runs as.
+		{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o700, Uid: volumeNodeUID, Gid: volumeNodeUID, ModTime: epoch},
 		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: epoch},
 	}
 	for _, h := range headers {

@@ -60,6 +60,9 @@ const RoleHelper = "nft-helper"
 // RoleNetwork is the role label of drill's networks.
 const RoleNetwork = "network"
 
+// RoleVolume is the role label of the data volumes of nodes on another engine than the default.
+const RoleVolume = "volume"
+
 // Owner is this process's owner label: its uid on its host ("uid-1000@build-7"). The engine does
 // not say who made an object, so drill records it; a user who can reach the engine's socket can
 // fake it (the socket is root-equivalent anyway), so this prevents accidents, not attacks.

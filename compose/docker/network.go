@@ -19,7 +19,8 @@ func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error
 		if err != nil {
 			return err
 		}
-		specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: wanNetworkPrefix(t, k), Gateway: wanGateway(t, k)}}
+		ranges := EngineRanges(t, k)
+		specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: ranges[0], Gateway: wanGateway(t, k)}}
 		for _, reg := range t.RegionNames() {
 			if siteEngine(t, reg) != k {
 				continue
@@ -28,6 +29,12 @@ func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error
 			gw := p.Addr().As4()
 			gw[3] = 1
 			specs = append(specs, NetworkSpec{Name: networkName(t.Name, reg), Subnet: p, Gateway: netip.AddrFrom4(gw)})
+		}
+		if len(EngineHosts(t)) > 1 {
+			// What the hosts must do for packets to cross engines (README, "Regions on
+			// several engines"); when they do not, the cluster does not converge.
+			r.log.Info("engine networks: route these ranges to this engine's host from the other engines' hosts, and let every host forward "+
+				netip.PrefixFrom(netip.AddrFrom4(dockerBase(t)), 16).String()+" between its bridges", "engine", engineLabel(h), "ranges", ranges)
 		}
 		for _, s := range specs {
 			s.Labels = objectLabels(t.Name, plan.RunID, RoleNetwork, "")

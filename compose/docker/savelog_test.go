@@ -45,6 +45,10 @@ func (e *logEngine) NetworkList(context.Context, map[string]string) ([]Network, 
 	return nil, nil
 }
 
+func (e *logEngine) VolumeList(context.Context, map[string]string) ([]string, error) {
+	return nil, nil
+}
+
 // A container whose node label is a path (another user's container, or a forged label) must
 // never turn into a log file outside the run's logs directory; a plain node name does.
 func TestSavedLogsStayInTheLogsDirectory(t *testing.T) {
