@@ -234,3 +234,23 @@ func TestRuntimeUsesEachNodesEngine(t *testing.T) {
 		t.Errorf("one engine under two addresses: %v", err)
 	}
 }
+
+// Black holes spare drill's management traffic from every engine's gateway, and from whatever
+// address this host sends from towards each engine (its own interface's for an engine elsewhere).
+func TestManagersCoverEveryEngine(t *testing.T) {
+	p, err := NewPlan(spread(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := managers(p.Topology)
+	for k := range EngineHosts(p.Topology) {
+		if !slices.Contains(got, netip.PrefixFrom(wanGateway(p.Topology, k), 32)) {
+			t.Errorf("engine %d's gateway is not among the managers %v", k, got)
+		}
+	}
+	for _, m := range got {
+		if m.Bits() != 32 {
+			t.Errorf("manager %s is a range, not a host", m)
+		}
+	}
+}

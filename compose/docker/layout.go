@@ -2,7 +2,9 @@ package docker
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/drillworks/drill/topology"
 )
@@ -202,11 +204,29 @@ func wanGateway(t *topology.Topology, k int) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// wanGateways are the WAN networks' gateways on every engine: the hosts drill manages nodes from.
-func wanGateways(t *topology.Topology) []netip.Prefix {
+// managers are the addresses drill's own traffic to the nodes comes from, which black holes
+// spare on the management ports: every engine's WAN gateway (the engine's host, which reaches its
+// nodes on-link), and the address this host sends from towards each engine's block (its own
+// interface's when the engine is on another host, routed there).
+func managers(t *topology.Topology) []netip.Prefix {
 	var out []netip.Prefix
+	add := func(a netip.Addr) {
+		if p := netip.PrefixFrom(a, 32); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
 	for k := range EngineHosts(t) {
-		out = append(out, netip.PrefixFrom(wanGateway(t, k), 32))
+		gw := wanGateway(t, k)
+		add(gw)
+		// A UDP "connection" sends nothing: it only asks the kernel which source it would use.
+		if c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(gw, 9))); err == nil {
+			if la, ok := c.LocalAddr().(*net.UDPAddr); ok {
+				if a, ok := netip.AddrFromSlice(la.IP.To4()); ok {
+					add(a)
+				}
+			}
+			_ = c.Close()
+		}
 	}
 	return out
 }

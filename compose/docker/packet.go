@@ -64,6 +64,7 @@ func (r *Runtime) ApplyPacketRules(ctx context.Context, id string, rules map[str
 		c    Container
 		spec nft.Spec
 	}
+	manage := managers(t)
 	var jobs []job
 	for node, rule := range rules {
 		n, ok := t.Node(node)
@@ -83,7 +84,7 @@ func (r *Runtime) ApplyPacketRules(ctx context.Context, id string, rules map[str
 			DropIn:      rule.DropIn,
 			DropOut:     rule.DropOut,
 			Keep:        []netip.Prefix{t.SitePrefix(n.Site())},
-			Manage:      wanGateways(t),
+			Manage:      manage,
 			ManagePorts: managePorts,
 			LossPercent: rule.LossPercent,
 		}})
