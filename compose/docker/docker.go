@@ -136,7 +136,7 @@ func hostsOf(t *topology.Topology) []string {
 // nodeHost is the engine a node runs on: its region's docker_host ("" for the WAN node, the
 // witness and regions without one).
 func nodeHost(t *topology.Topology, n topology.Node) string {
-	if r, ok := t.Region(n.Region); ok && n.Region != "" {
+	if r, ok := t.Region(n.Region); ok {
 		return r.DockerHost
 	}
 	return ""
