@@ -125,14 +125,6 @@ func (r *Runtime) engineAt(host string) (Engine, error) {
 // engineOf is the engine a listed container is on.
 func (r *Runtime) engineOf(c Container) (Engine, error) { return r.engineAt(c.Host) }
 
-// hostsOf lists the engines of a topology (EngineHosts); the default engine alone without one.
-func hostsOf(t *topology.Topology) []string {
-	if t == nil {
-		return []string{""}
-	}
-	return EngineHosts(t)
-}
-
 // nodeHost is the engine a node runs on: its region's docker_host ("" for the WAN node, the
 // witness and regions without one).
 func nodeHost(t *topology.Topology, n topology.Node) string {
@@ -392,6 +384,12 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	}
 	r.log.Debug("networks ready", "took", time.Since(step).Round(time.Millisecond))
 	step = time.Now()
+	var planTar []byte // for the nodes on other engines, made once
+	if len(hosts) > 1 {
+		if planTar, err = planArchive(r.planPath()); err != nil {
+			return err
+		}
+	}
 	nodes := t.Nodes()
 	ids := make([]string, len(nodes))
 	engs := make([]Engine, len(nodes))
@@ -401,7 +399,7 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 		}
 	}
 	if err := parallel(ctx, len(nodes), 4, func(i int) error {
-		id, err := r.createNode(ctx, engs[i], plan, ref, nodes[i])
+		id, err := r.createNode(ctx, engs[i], plan, ref, nodes[i], planTar)
 		ids[i] = id
 		return err
 	}); err != nil {
@@ -428,9 +426,8 @@ func (r *Runtime) Up(ctx context.Context, plan *topology.Plan) error {
 	return err
 }
 
-// nodeCommand is what a node's container runs: the WAN node is the embedded toxiproxy, every
-// other node the agent.
-// It reads the plan at planPath in its container.
+// nodeCommand is what a node's container runs, reading the plan at planPath in its container: the
+// WAN node is the embedded toxiproxy, every other node the agent.
 func nodeCommand(n topology.Node, planPath string) []string {
 	if n.Role == topology.RoleWAN {
 		return []string{"toxiproxy", "--plan", planPath, "--data-dir", "/data"}
@@ -456,8 +453,9 @@ func dataVolume(topo, node string) string { return "drill-" + topo + "-" + node 
 
 // createNode creates one node's container on its engine: on the WAN network at the node's address
 // first (its default route and published ports go through it), then on its region's network (the
-// WAN node: on the network of every region of its engine, at its link address there).
-func (r *Runtime) createNode(ctx context.Context, eng Engine, plan *topology.Plan, ref string, n topology.Node) (string, error) {
+// WAN node: on the network of every region of its engine, at its link address there). A node on
+// another engine than the default gets planTar (planArchive) copied into its data volume.
+func (r *Runtime) createNode(ctx context.Context, eng Engine, plan *topology.Plan, ref string, n topology.Node, planTar []byte) (string, error) {
 	t := plan.Topology
 	eps := []Endpoint{{Network: networkName(t.Name, wanNetwork), IP: n.IP, Aliases: []string{n.Name}}}
 	switch n.Role {
@@ -478,24 +476,10 @@ func (r *Runtime) createNode(ctx context.Context, eng Engine, plan *topology.Pla
 	case topology.RoleWAN:
 		ports = []PortBinding{{Port: topology.PortWANAPI, Proto: "tcp", HostIP: "127.0.0.1"}}
 	}
-	spec := ContainerSpec{
-		Name:     containerName(t.Name, n.Name),
-		Image:    ref,
-		Cmd:      nodeCommand(n, boundPlanPath),
-		Hostname: n.Name,
-		Labels:   objectLabels(t.Name, plan.RunID, string(n.Role), n.Name),
-		// The node writes its data as the invoking user, so `drill down` can remove it.
-		User:     fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
-		Init:     true,
-		Binds:    []string{r.planPath() + ":" + boundPlanPath + ":ro", r.dataDir(n.Name) + ":/data"},
-		Ports:    ports,
-		Networks: eps,
-		// A node needs no capability (its ports are above 1024, it runs as the invoking user)
-		// and writes only to /data. A cache node's redis-server too: its config, working
-		// directory and any persistence files are in /data/redis, it logs to stdout, and it
-		// writes no pid file (daemonize no, no pidfile).
-		Hardened: true,
-	}
+	// On the default engine the node writes its data as the invoking user into the run
+	// directory, so `drill down` can remove it, and reads the plan from there.
+	planPath, user := boundPlanPath, fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	binds := []string{r.planPath() + ":" + boundPlanPath + ":ro", r.dataDir(n.Name) + ":/data"}
 	remote := nodeHost(t, n) != ""
 	if remote {
 		// The run directory is on this host only: the node's data is a volume of its engine,
@@ -504,44 +488,57 @@ func (r *Runtime) createNode(ctx context.Context, eng Engine, plan *topology.Pla
 		if err := eng.VolumeCreate(ctx, vol, objectLabels(t.Name, plan.RunID, RoleVolume, n.Name)); err != nil {
 			return "", fmt.Errorf("create node %s: %w", n.Name, err)
 		}
-		spec.Cmd = nodeCommand(n, volumePlanPath)
-		spec.User = fmt.Sprintf("%d:%d", volumeNodeUID, volumeNodeUID)
-		spec.Binds = []string{vol + ":/data"}
+		planPath, user = volumePlanPath, fmt.Sprintf("%d:%d", volumeNodeUID, volumeNodeUID)
+		binds = []string{vol + ":/data"}
+	}
+	spec := ContainerSpec{
+		Name:     containerName(t.Name, n.Name),
+		Image:    ref,
+		Cmd:      nodeCommand(n, planPath),
+		Hostname: n.Name,
+		Labels:   objectLabels(t.Name, plan.RunID, string(n.Role), n.Name),
+		User:     user,
+		Init:     true,
+		Binds:    binds,
+		Ports:    ports,
+		Networks: eps,
+		// A node needs no capability (its ports are above 1024, it runs as an unprivileged
+		// user) and writes only to /data. A cache node's redis-server too: its config, working
+		// directory and any persistence files are in /data/redis, it logs to stdout, and it
+		// writes no pid file (daemonize no, no pidfile).
+		Hardened: true,
 	}
 	id, err := eng.ContainerCreate(ctx, spec)
 	if err != nil {
 		return id, fmt.Errorf("create node %s: %w", n.Name, err)
 	}
 	if remote {
-		archive, err := planArchive(r.planPath())
-		if err != nil {
-			return id, fmt.Errorf("create node %s: %w", n.Name, err)
-		}
-		if err := eng.CopyToContainer(ctx, id, "/data", bytes.NewReader(archive)); err != nil {
+		if err := eng.CopyToContainer(ctx, id, "/data", bytes.NewReader(planTar)); err != nil {
 			return id, fmt.Errorf("create node %s: copy its plan: %w", n.Name, err)
 		}
 	}
 	return id, nil
 }
 
-// planArchive is a tar of the plan file as plan.json, for a node's data volume. Its entry is
-// owned by root and readable by all: only the node's user can enter the volume's directory
-// (0700), so that is the node alone.
+// planArchive is a tar of the saved plan file as plan.json (the same bytes the default engine's
+// nodes read), for the data volumes of nodes on other engines. Its entry is owned by root and
+// readable by all: only the node's user can enter the volume's directory (0700), so that is the
+// node alone.
 func planArchive(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read plan: %w", err)
+		return nil, fmt.Errorf("plan archive: %w", err)
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	if err := tw.WriteHeader(&tar.Header{Name: "plan.json", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0)}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan archive: %w", err)
 	}
 	if _, err := tw.Write(b); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan archive: %w", err)
 	}
 	if err := tw.Close(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan archive: %w", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -676,11 +673,11 @@ func (r *Runtime) Endpoint(node string, port int) (string, error) {
 func (r *Runtime) Down(ctx context.Context) error {
 	defer r.closeRemotes()
 	var labels map[string]string
-	hosts := hostsOf(nil)
+	hosts := []string{""} // the default engine: only a plan names the others
 	plan, err := r.loadPlan()
 	switch {
 	case err == nil:
-		labels, hosts = runLabels(plan.Topology.Name, plan.RunID), hostsOf(plan.Topology)
+		labels, hosts = runLabels(plan.Topology.Name, plan.RunID), EngineHosts(plan.Topology)
 	case !errors.Is(err, runtime.ErrNotUp):
 		return err
 	case r.cfg.Topology != "":

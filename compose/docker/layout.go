@@ -240,16 +240,3 @@ func linkAddr(t *topology.Topology, site string) netip.Addr {
 	b := dockerBase(t)
 	return netip.AddrFrom4([4]byte{b[0], b[1], wanOffset, 1})
 }
-
-// EngineRanges are the address ranges engine k's networks hold: its WAN block and its regions'
-// own networks. With several engines, each engine's host must be the route to its ranges from the
-// others' hosts.
-func EngineRanges(t *topology.Topology, k int) []netip.Prefix {
-	out := []netip.Prefix{wanNetworkPrefix(t, k)}
-	for _, reg := range t.RegionNames() {
-		if siteEngine(t, reg) == k {
-			out = append(out, regionNetwork(t, reg))
-		}
-	}
-	return out
-}

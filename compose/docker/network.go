@@ -19,8 +19,7 @@ func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error
 		if err != nil {
 			return err
 		}
-		ranges := EngineRanges(t, k)
-		specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: ranges[0], Gateway: wanGateway(t, k)}}
+		specs := []NetworkSpec{{Name: networkName(t.Name, wanNetwork), Subnet: wanNetworkPrefix(t, k), Gateway: wanGateway(t, k)}}
 		for _, reg := range t.RegionNames() {
 			if siteEngine(t, reg) != k {
 				continue
@@ -33,6 +32,10 @@ func (r *Runtime) ensureNetworks(ctx context.Context, plan *topology.Plan) error
 		if len(EngineHosts(t)) > 1 {
 			// What the hosts must do for packets to cross engines (README, "Regions on
 			// several engines"); when they do not, the cluster does not converge.
+			var ranges []netip.Prefix
+			for _, s := range specs {
+				ranges = append(ranges, s.Subnet)
+			}
 			r.log.Info("engine networks: route these ranges to this engine's host from the other engines' hosts, and let every host forward "+
 				netip.PrefixFrom(netip.AddrFrom4(dockerBase(t)), 16).String()+" between its bridges", "engine", engineLabel(h), "ranges", ranges)
 		}

@@ -64,7 +64,7 @@ func TestSavedLogsStayInTheLogsDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.removeAll(context.Background(), hostsOf(nil), map[string]string{LabelTopology: "t"}, true); err != nil {
+	if err := r.removeAll(context.Background(), []string{""}, map[string]string{LabelTopology: "t"}, true); err != nil {
 		t.Fatal(err)
 	}
 	var files []string
@@ -126,7 +126,7 @@ func TestLegacyLabelledObjectsRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.removeAll(context.Background(), hostsOf(nil), ownLabels("t"), true); err != nil {
+	if err := r.removeAll(context.Background(), []string{""}, ownLabels("t"), true); err != nil {
 		t.Fatal(err)
 	}
 	var left []string
