@@ -44,6 +44,9 @@ type Injector struct {
 	// plane must not hang an undo.
 	callTimeout time.Duration
 	// nodeTimeout bounds one runtime operation on a node (kill, start and wait for it to answer).
+	// 30 s: Docker 20.10 on 2 cores has taken more than 15 s to start one container while two
+	// clusters were busy (a cache-stampede run ended in ERROR that way); a longer bound costs
+	// nothing when starts are quick, and only delays the error of a start that truly hangs.
 	nodeTimeout time.Duration
 
 	mu       sync.Mutex
@@ -86,7 +89,7 @@ func New(p *topology.Plan, rt runtime.Runtime, ledgerPath string, log *slog.Logg
 		flappers:    map[string]*flapper{},
 		phaseOff:    map[string]bool{},
 		callTimeout: callTimeout,
-		nodeTimeout: 15 * time.Second,
+		nodeTimeout: 30 * time.Second,
 	}, nil
 }
 
